@@ -93,6 +93,10 @@ type Result struct {
 	// been reaped (procs) or joined (goroutines).
 	Setup, Compute, Teardown time.Duration
 
+	// Elapsed is the wall time of the whole check: serial phase, setup,
+	// scan and teardown.
+	Elapsed time.Duration
+
 	// StopLatency is the time from the stop flag being set to the last
 	// worker stopping. It is meaningful only when FlagSet is true.
 	StopLatency time.Duration
@@ -105,6 +109,13 @@ func Check(ctx context.Context, n uint64, mode Mode, cfg Config) (Result, error)
 	if err := cfg.validate(); err != nil {
 		return Result{}, fmt.Errorf("check %d: %w", n, err)
 	}
+	start := time.Now()
+	res, err := check(ctx, n, mode, cfg)
+	res.Elapsed = time.Since(start)
+	return res, err
+}
+
+func check(ctx context.Context, n uint64, mode Mode, cfg Config) (Result, error) {
 	res := Result{N: n, Mode: mode, FoundBy: -1}
 	root := Isqrt(n)
 	factor, tried := serial(n, root)

@@ -1,0 +1,12 @@
+package main
+
+import (
+	"ipcplay/cmd/ipcplay/internal/primes"
+	"ipcplay/procs"
+)
+
+// registerRoles is the one place the real binary registers its child roles.
+// Each package's TestMain registers the roles its own tests start.
+func registerRoles() {
+	procs.Register(primes.WorkerRole, primes.WorkerMain)
+}
