@@ -321,6 +321,7 @@ type primesResultJSON struct {
 	FullScan uint64  `json:"full_scan"`
 	// StopLatencySeconds is null when no worker set the stop flag.
 	StopLatencySeconds *float64     `json:"stop_latency_seconds"`
+	ElapsedSeconds     float64      `json:"elapsed_seconds"`
 	SetupSeconds       float64      `json:"setup_seconds"`
 	TeardownSeconds    float64      `json:"teardown_seconds"`
 	Workers            []workerJSON `json:"workers"`
@@ -363,8 +364,9 @@ func (r *primesReport) json() primesJSON {
 		res := primesResultJSON{
 			Label: row.Label, N: row.N, Mode: string(row.Mode), Prime: row.Prime, Factor: row.Factor,
 			Seconds: row.Compute.Seconds(), Checked: row.Checked, FullScan: row.FullScan,
-			SetupSeconds: row.Setup.Seconds(), TeardownSeconds: row.Teardown.Seconds(),
-			Workers: []workerJSON{},
+			ElapsedSeconds: row.Elapsed.Seconds(), SetupSeconds: row.Setup.Seconds(),
+			TeardownSeconds: row.Teardown.Seconds(),
+			Workers:         []workerJSON{},
 		}
 		if !row.Prime && row.N >= 2 {
 			res.FoundBy = "serial"
