@@ -35,7 +35,10 @@ type Cmd struct {
 	Index int
 
 	// ExtraFiles are inherited by the child: entry i becomes fd 3+i. A nil
-	// entry leaves that descriptor closed in the child. As with os/exec, the
+	// entry is closed in the child at exec, but the child's Go runtime may
+	// open files of its own into the free number (since Go 1.25 it keeps
+	// its cgroup CPU limit files open), so a role must not count on a slot
+	// being closed. As with os/exec, the
 	// files stay open in the parent: the caller closes its copy of a pipe or
 	// socket end meant for the child right after Start, or the other end
 	// never sees EOF.
