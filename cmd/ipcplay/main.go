@@ -15,9 +15,14 @@ import (
 func main() {
 	registerRoles()
 	procs.Init() // runs and exits here when this process is a child role
+	os.Exit(cli(os.Args[1:]))
+}
 
+// cli runs ipcplay with args on the process's own streams and returns the
+// exit status. SIGINT and SIGTERM cancel the running lab, which stops its
+// children before cli returns.
+func cli(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], newEnv(os.Stdout, os.Stderr))
-	stop()
-	os.Exit(code)
+	defer stop()
+	return run(ctx, args, newEnv(os.Stdout, os.Stderr))
 }
