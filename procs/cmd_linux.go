@@ -144,7 +144,10 @@ func (c *Cmd) Wait() error {
 			}
 		}
 	}
-	if c.ctx.Err() != nil {
+	// A child that died of a signal once its context was done was, as
+	// far as we can tell, stopped by us. One that exited with a status
+	// failed on its own, even if the context ended meanwhile.
+	if c.ctx.Err() != nil && ce.Signal != nil {
 		ce.Cause = context.Cause(c.ctx)
 	}
 	return ce

@@ -16,7 +16,7 @@ type ChildError struct {
 	Signal   os.Signal // the signal that killed it, or nil
 	Stderr   []byte    // the head and tail of what it wrote to stderr
 	Err      error     // the error from os/exec
-	Cause    error     // why the context was done, if it was
+	Cause    error     // why the context was done, if it was and the child died of a signal
 }
 
 func (e *ChildError) Error() string {

@@ -414,3 +414,34 @@ func startPiped(t *testing.T, c *Cmd) (stdin *os.File, stdout *os.File) {
 	})
 	return inW, outR
 }
+
+// TestOwnFailureHasNoCause cancels the context of a child that has
+// already exited with a status of its own: the error is the child's, not
+// the cancellation's.
+func TestOwnFailureHasNoCause(t *testing.T) {
+	ctx, cancel := context.WithCancel(testContext(t))
+	c := Command(ctx, roleExit, "3")
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		state, err := procState(c.Pid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if state == 'Z' {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("child still in state %c after 10s", state)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	err := c.Wait()
+	var ce *ChildError
+	if !errors.As(err, &ce) || ce.ExitCode != 3 || ce.Cause != nil || errors.Is(err, context.Canceled) {
+		t.Fatalf("Wait = %v, want exit status 3 and no cause", err)
+	}
+}

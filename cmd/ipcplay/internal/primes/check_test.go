@@ -246,3 +246,26 @@ func assertNoChildren(t *testing.T) {
 		t.Fatalf("child processes left: %v", kids)
 	}
 }
+
+// TestWorkerFailureStopsTheRest starts four workers of which one rejects
+// its arguments: the check fails with that worker's error, and the three
+// others are not left waiting for a start signal that never comes.
+func TestWorkerFailureStopsTheRest(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	const n = 100109100129162907
+	var jobs []job
+	for i, r := range Split(21, Isqrt(n), 4) {
+		jobs = append(jobs, job{n: n, r: r, every: 1000, useFlag: true, index: i})
+	}
+	jobs[2].every = 0 // the worker refuses it
+	_, err := runCheck(ctx, &procRunner{}, jobs, &Config{Workers: 4, CheckEvery: 1000}, Procs)
+	var ce *procs.ChildError
+	if !errors.As(err, &ce) || ce.Index != 2 || ce.ExitCode != 1 || !strings.Contains(err.Error(), "every = 0") {
+		t.Fatalf("runCheck with a bad worker: %v, want worker 2's exit status 1 about every = 0", err)
+	}
+	if strings.Contains(err.Error(), "[0]") || strings.Contains(err.Error(), "[3]") {
+		t.Errorf("error blames the workers that were stopped: %v", err)
+	}
+	assertNoChildren(t)
+}
