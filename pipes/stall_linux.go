@@ -281,3 +281,25 @@ func ParseSyscallNr(s string) int {
 	}
 	return n
 }
+
+var syscallNames = map[int]string{
+	unix.SYS_READ:        "read",
+	unix.SYS_WRITE:       "write",
+	unix.SYS_WRITEV:      "writev",
+	unix.SYS_FUTEX:       "futex",
+	unix.SYS_NANOSLEEP:   "nanosleep",
+	unix.SYS_EPOLL_PWAIT: "epoll_pwait",
+	unix.SYS_WAIT4:       "wait4",
+	unix.SYS_WAITID:      "waitid",
+	unix.SYS_PPOLL:       "ppoll",
+}
+
+// SyscallName names the system calls a sleeping thread is most often in,
+// by their number on this architecture, and returns "syscall N" for the
+// others.
+func SyscallName(nr int) string {
+	if name, ok := syscallNames[nr]; ok {
+		return name
+	}
+	return "syscall " + strconv.Itoa(nr)
+}

@@ -101,3 +101,16 @@ func TestThreshold(t *testing.T) {
 		}
 	}
 }
+
+func TestCapacity(t *testing.T) {
+	rep, err := Capacity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Default != rep.Measured || rep.Resized != rep.ResizedMeasured || rep.Resized < rep.ResizeRequest {
+		t.Errorf("%+v", rep)
+	}
+	if rep.OddResized < rep.OddRequest || rep.OverMaxErr == "" {
+		t.Errorf("%+v", rep)
+	}
+}
