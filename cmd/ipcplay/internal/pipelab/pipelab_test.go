@@ -12,6 +12,7 @@ import (
 
 func TestMain(m *testing.M) {
 	procs.Register(ChildRole, ChildMain)
+	procs.Register(BenchRole, BenchMain)
 	procs.Init()
 	os.Exit(m.Run())
 }
