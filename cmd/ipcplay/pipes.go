@@ -17,7 +17,7 @@ var pipesCommand = &command{
 	run:   runPipes,
 }
 
-const pipesUsage = "pipes <deadlock|capacity> [flags]"
+const pipesUsage = "pipes <deadlock|capacity|bench> [flags]"
 
 const pipesLong = `
 The pipes lab. Subcommands:
@@ -27,24 +27,29 @@ The pipes lab. Subcommands:
              run the fixed code
   capacity   the capacity of a pipe: default, measured, system maximum, and
              what a resize does
+  bench      ping-pong latency and throughput over pipes between processes,
+             through Go's poller and through raw blocking syscalls, against
+             goroutines
 
 Run 'ipcplay pipes <subcommand> -h' for its flags.`
 
 func runPipes(ctx context.Context, env *env, args []string) error {
 	if len(args) == 0 {
-		return usagef("missing subcommand: want deadlock or capacity")
+		return usagef("missing subcommand: want deadlock, capacity or bench")
 	}
 	switch args[0] {
 	case "deadlock":
 		return runPipesDeadlock(ctx, env, args[1:])
 	case "capacity":
 		return runPipesCapacity(ctx, env, args[1:])
+	case "bench":
+		return runPipesBench(ctx, env, args[1:])
 	case "-h", "-help", "--help", "help":
 		fs := newFlagSet(env, "pipes", pipesUsage, pipesLong)
 		_, err := parseFlags(env, fs, []string{"-h"})
 		return err
 	}
-	return usagef("unknown subcommand %q: want deadlock or capacity", args[0])
+	return usagef("unknown subcommand %q: want deadlock, capacity or bench", args[0])
 }
 
 const deadlockUsage = "pipes deadlock [--scenario wait-then-read|stdout-then-stderr|both-directions|all] [--bytes N[,N...]] [--timeout D] [--json]"

@@ -18,6 +18,8 @@ func TestPipesUsageErrors(t *testing.T) {
 		{[]string{"pipes", "deadlock", "--bytes", "0"}, `size "0"`},
 		{[]string{"pipes", "deadlock", "--timeout", "1ns"}, "--timeout 1ns"},
 		{[]string{"pipes", "capacity", "extra"}, `unexpected argument "extra"`},
+		{[]string{"pipes", "bench", "--rounds", "0"}, "--rounds 0"},
+		{[]string{"pipes", "bench", "--bytes", "1M,2M"}, "want one size"},
 	} {
 		code, _, stderr := runHere(t, tc.args...)
 		if code != 2 || !strings.Contains(stderr, tc.want) {
@@ -63,5 +65,52 @@ func TestPipesCapacity(t *testing.T) {
 	code, stdout, stderr := runHere(t, "pipes", "capacity")
 	if code != 0 || !strings.Contains(stdout, "verdict: ") || !strings.Contains(stdout, "agrees") {
 		t.Errorf("exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+func TestPipesBenchJSON(t *testing.T) {
+	code, stdout, stderr := runHere(t, "pipes", "bench", "--rounds", "200", "--bytes", "2M", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var doc struct {
+		Runs []struct {
+			Test        string   `json:"test"`
+			Path        string   `json:"path"`
+			Mode        string   `json:"mode"`
+			PipeSize    int      `json:"pipe_size"`
+			RTTMedianUS *float64 `json:"rtt_median_us"`
+			RTTP99US    *float64 `json:"rtt_p99_us"`
+			GBps        *float64 `json:"gbps"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+		t.Fatalf("%v\n%s", err, stdout)
+	}
+	seen := map[string]bool{}
+	for _, r := range doc.Runs {
+		seen[r.Test+"/"+r.Mode+"/"+r.Path] = true
+		switch r.Test {
+		case "pingpong":
+			if r.RTTMedianUS == nil || r.RTTP99US == nil || *r.RTTMedianUS <= 0 {
+				t.Errorf("%+v", r)
+			}
+		case "throughput":
+			if r.GBps == nil || *r.GBps <= 0 {
+				t.Errorf("%+v", r)
+			}
+		default:
+			t.Errorf("unknown test %q", r.Test)
+		}
+	}
+	for _, want := range []string{"pingpong/procs/raw", "pingpong/procs/file", "pingpong/goroutines/chan",
+		"throughput/procs/raw", "throughput/procs/file", "throughput/goroutines/io.Pipe", "throughput/goroutines/chan"} {
+		if !seen[want] {
+			t.Errorf("no %s run in %s", want, stdout)
+		}
+	}
+	code, stdout, _ = runHere(t, "pipes", "bench", "--rounds", "100", "--bytes", "1M")
+	if code != 0 || !strings.Contains(stdout, "verdict: ") {
+		t.Errorf("exit %d:\n%s", code, stdout)
 	}
 }

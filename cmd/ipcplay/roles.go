@@ -11,4 +11,5 @@ import (
 func registerRoles() {
 	procs.Register(primes.WorkerRole, primes.WorkerMain)
 	procs.Register(pipelab.ChildRole, pipelab.ChildMain)
+	procs.Register(pipelab.BenchRole, pipelab.BenchMain)
 }
