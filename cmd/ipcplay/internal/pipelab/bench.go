@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,6 +48,11 @@ type BenchRun struct {
 	Bytes   int64
 	Chunk   int
 	Elapsed time.Duration
+
+	// Note says how the run differs from the plain one, and Skipped why
+	// it could not run on this system ("" if it ran).
+	Note    string
+	Skipped string
 }
 
 // GBps is the throughput in 10^9 bytes per second.
@@ -231,11 +237,92 @@ func (r *BenchRun) stats(samples []time.Duration) {
 // to a pipe of pipeSize bytes (0: the default) that the parent reads with
 // chunk-sized reads, both sides using path.
 func ThroughputProcs(ctx context.Context, path string, pipeSize int, n int64, chunk int) (BenchRun, error) {
-	c, err := startBench(ctx, path, pipeSize, "-test", "throughput", "-bytes", strconv.FormatInt(n, 10), "-chunk", strconv.Itoa(chunk))
-	if err != nil {
-		return BenchRun{}, err
+	return throughput(ctx, path, path, pipeSize, n, chunk, false, HugeNone)
+}
+
+// Zero-copy throughput variants, all on the raw path.
+const (
+	// PathVmsplice: the writer hands its pages to the pipe with
+	// vmsplice(2) instead of copying them with write(2); the reader reads.
+	PathVmsplice = "vmsplice"
+	// PathVmspliceSplice: the reader also splices the pipe's pages to
+	// /dev/null instead of reading them: the data never reaches its
+	// memory, so this is the ceiling of a pipe, not a usable transfer.
+	PathVmspliceSplice = "vmsplice+splice"
+	// PathVmspliceSpliceHuge: as PathVmspliceSplice, with the writer's
+	// buffer on huge pages (see HugeBacking).
+	PathVmspliceSpliceHuge = "vmsplice+splice+hugepages"
+)
+
+// ZeroCopyPaths lists the zero-copy variants in the order the lab runs them.
+func ZeroCopyPaths() []string {
+	return []string{PathVmsplice, PathVmspliceSplice, PathVmspliceSpliceHuge}
+}
+
+// HugeBacking says how the system can give a process huge pages: HugeTLB
+// if the reserved pool has free pages, HugeTHP if transparent huge pages
+// are enabled (always or madvise), and an error otherwise.
+func HugeBacking() (string, error) {
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "HugePages_Free:"); ok {
+				if n, _ := strconv.Atoi(strings.TrimSpace(rest)); n > 0 {
+					return HugeTLB, nil
+				}
+			}
+		}
 	}
-	run := BenchRun{Test: "throughput", Path: path, Mode: ModeProcs, PipeSize: c.pipeSize, Bytes: n, Chunk: chunk}
+	b, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
+	if err != nil {
+		return "", fmt.Errorf("no huge pages: no free hugetlb pages and %w", err)
+	}
+	if strings.Contains(string(b), "[never]") {
+		return "", errors.New("no huge pages: no free hugetlb pages and transparent huge pages are off")
+	}
+	return HugeTHP, nil
+}
+
+// ThroughputZeroCopy is ThroughputProcs on the raw path with one of the
+// zero-copy variants (PathVmsplice and its siblings).
+func ThroughputZeroCopy(ctx context.Context, variant string, pipeSize int, n int64, chunk int) (BenchRun, error) {
+	huge := HugeNone
+	switch variant {
+	case PathVmsplice, PathVmspliceSplice:
+	case PathVmspliceSpliceHuge:
+		var err error
+		if huge, err = HugeBacking(); err != nil {
+			return BenchRun{Test: "throughput", Path: variant, Mode: ModeProcs, Skipped: err.Error()}, nil
+		}
+	default:
+		return BenchRun{}, fmt.Errorf("unknown zero-copy variant %q", variant)
+	}
+	return throughput(ctx, variant, PathRaw, pipeSize, n, chunk, variant != PathVmsplice, huge)
+}
+
+func throughput(ctx context.Context, name, path string, pipeSize int, n int64, chunk int, splice bool, huge string) (BenchRun, error) {
+	args := []string{"-test", "throughput", "-bytes", strconv.FormatInt(n, 10), "-chunk", strconv.Itoa(chunk), "-huge", huge}
+	if name != path {
+		args = append(args, "-writer", "vmsplice")
+	}
+	run := BenchRun{Test: "throughput", Path: name, Mode: ModeProcs, Bytes: n, Chunk: chunk}
+	if huge != HugeNone {
+		run.Note = "buffer on " + huge + " huge pages"
+	}
+	var sink int = -1
+	if splice {
+		fd, err := unix.Open("/dev/null", unix.O_WRONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return run, fmt.Errorf("open /dev/null: %w", err)
+		}
+		sink = fd
+		defer unix.Close(sink)
+		run.Note = strings.TrimPrefix(run.Note+"; reader splices to /dev/null", "; ")
+	}
+	c, err := startBench(ctx, path, pipeSize, args...)
+	if err != nil {
+		return run, err
+	}
+	run.PipeSize = c.pipeSize
 	run.Elapsed, err = func() (time.Duration, error) {
 		if path == PathRaw {
 			runtime.LockOSThread()
@@ -247,7 +334,13 @@ func ThroughputProcs(ctx context.Context, path string, pipeSize int, n int64, ch
 			return 0, err
 		}
 		for got := int64(0); got < n; {
-			k, err := c.fromChld.Read(buf)
+			var k int
+			var err error
+			if splice {
+				k, err = spliceOnce(int(c.fromChld.(rawFD)), sink, chunk)
+			} else {
+				k, err = c.fromChld.Read(buf)
+			}
 			got += int64(k)
 			if err != nil {
 				return 0, fmt.Errorf("after %d bytes: %w", got, err)
@@ -259,9 +352,30 @@ func ThroughputProcs(ctx context.Context, path string, pipeSize int, n int64, ch
 		err = werr
 	}
 	if err != nil {
-		return run, fmt.Errorf("throughput %s: %w", path, err)
+		if huge != HugeNone {
+			// The system may refuse huge pages: a fact, not a failure.
+			run.Skipped = err.Error()
+			return run, nil
+		}
+		return run, fmt.Errorf("throughput %s: %w", name, err)
 	}
 	return run, nil
+}
+
+func spliceOnce(from, to, n int) (int, error) {
+	for {
+		k, err := unix.Splice(from, nil, to, nil, n, unix.SPLICE_F_MOVE)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("splice: %w", err)
+		}
+		if k == 0 {
+			return 0, io.EOF
+		}
+		return int(k), nil
+	}
 }
 
 // ThroughputGoroutines moves n bytes in chunk-sized pieces between two
@@ -362,6 +476,14 @@ func Bench(ctx context.Context, cfg BenchConfig, progress func(string)) ([]Bench
 			}
 			runs = append(runs, r)
 		}
+	}
+	for _, variant := range ZeroCopyPaths() {
+		say(fmt.Sprintf("throughput procs %s pipe %d", variant, cfg.BigPipe))
+		r, err := ThroughputZeroCopy(ctx, variant, cfg.BigPipe, cfg.Bytes, cfg.Chunk)
+		if err != nil {
+			return runs, err
+		}
+		runs = append(runs, r)
 	}
 	for _, path := range []string{PathIOPipe, PathChan} {
 		say("throughput goroutines " + path)

@@ -8,6 +8,9 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strconv"
+	"strings"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -37,6 +40,8 @@ func BenchMain(ctx context.Context, args []string) error {
 	path := fs.String("path", PathRaw, "file or raw")
 	n := fs.Int64("bytes", 0, "bytes to write (throughput)")
 	chunk := fs.Int("chunk", 64<<10, "bytes per write (throughput)")
+	writer := fs.String("writer", "write", "write or vmsplice (throughput, raw path)")
+	huge := fs.String("huge", HugeNone, "back the buffer with huge pages: none, hugetlb or thp")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -78,7 +83,20 @@ func BenchMain(ctx context.Context, args []string) error {
 		if _, err := io.ReadFull(in, b[:]); err != nil {
 			return fmt.Errorf("wait for go: %w", err)
 		}
-		buf := make([]byte, *chunk)
+		buf, release, err := writeBuffer(*chunk, *huge)
+		if err != nil {
+			return err
+		}
+		defer release()
+		for i := range buf {
+			buf[i] = 'a' + byte(i%26)
+		}
+		if *writer == "vmsplice" {
+			if *path != PathRaw {
+				return errors.New("vmsplice needs -path raw")
+			}
+			return vmspliceN(1, buf, *n)
+		}
 		for left := *n; left > 0; {
 			k, err := out.Write(buf[:min(int64(len(buf)), left)])
 			left -= int64(k)
@@ -130,4 +148,93 @@ func (fd rawFD) Write(p []byte) (int, error) {
 		done += n
 	}
 	return done, nil
+}
+
+// Huge-page backings of the writer's buffer.
+const (
+	HugeNone    = "none"
+	HugeTLB     = "hugetlb" // MAP_HUGETLB, from the reserved pool
+	HugeTHP     = "thp"     // madvise(MADV_HUGEPAGE): transparent huge pages
+	hugePageLen = 2 << 20
+)
+
+// writeBuffer returns a buffer of n bytes, backed by huge pages if huge
+// says so, and the function that releases it.
+func writeBuffer(n int, huge string) ([]byte, func(), error) {
+	switch huge {
+	case HugeNone, "":
+		return make([]byte, n), func() {}, nil
+	case HugeTLB:
+		size := (n + hugePageLen - 1) / hugePageLen * hugePageLen
+		m, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_HUGETLB)
+		if err != nil {
+			return nil, nil, fmt.Errorf("mmap MAP_HUGETLB: %w", err)
+		}
+		return m[:n], func() { unix.Munmap(m) }, nil
+	case HugeTHP:
+		// Map one huge page more than needed, so that an aligned run of
+		// whole huge pages fits inside.
+		size := (n + hugePageLen - 1) / hugePageLen * hugePageLen
+		m, err := unix.Mmap(-1, 0, size+hugePageLen, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+		if err != nil {
+			return nil, nil, fmt.Errorf("mmap: %w", err)
+		}
+		release := func() { unix.Munmap(m) }
+		off := 0
+		if r := int(uintptr(unsafe.Pointer(&m[0])) % hugePageLen); r != 0 {
+			off = hugePageLen - r
+		}
+		buf := m[off : off+size]
+		if err := unix.Madvise(buf, unix.MADV_HUGEPAGE); err != nil {
+			release()
+			return nil, nil, fmt.Errorf("madvise MADV_HUGEPAGE: %w", err)
+		}
+		for i := 0; i < len(buf); i += 4096 {
+			buf[i] = 1 // fault the pages in
+		}
+		if kb, err := anonHugeKB(); err != nil || kb < int64(size>>10) {
+			release()
+			return nil, nil, fmt.Errorf("transparent huge pages not granted (AnonHugePages %d kB, %v)", kb, err)
+		}
+		return buf[:n], release, nil
+	}
+	return nil, nil, fmt.Errorf("-huge %q: want none, hugetlb or thp", huge)
+}
+
+// anonHugeKB reads AnonHugePages from /proc/self/smaps_rollup.
+func anonHugeKB() (int64, error) {
+	b, err := os.ReadFile("/proc/self/smaps_rollup")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "AnonHugePages:"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+		}
+	}
+	return 0, errors.New("no AnonHugePages in smaps_rollup")
+}
+
+// vmspliceN hands n bytes from buf, again and again, to the pipe fd with
+// vmsplice(2): the pipe references the buffer's pages instead of copying
+// them. The caller must not change buf until the reader has consumed it;
+// here its contents never change.
+func vmspliceN(fd int, buf []byte, n int64) error {
+	for left := n; left > 0; {
+		p := buf[:min(int64(len(buf)), left)]
+		for len(p) > 0 {
+			iov := []unix.Iovec{{Base: &p[0]}}
+			iov[0].SetLen(len(p))
+			k, err := unix.Vmsplice(fd, iov, 0)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("vmsplice: %w", err)
+			}
+			p = p[k:]
+			left -= int64(k)
+		}
+	}
+	return nil
 }
