@@ -53,12 +53,14 @@ type Evidence struct {
 	// State, Wchan, Syscall and SyscallNr are those of the thread that
 	// tells the most: one in write(2) or sleeping in a pipe function if
 	// there is one, else the thread group leader.
-	State      string   `json:"state"`
-	Wchan      string   `json:"wchan"`
-	Syscall    string   `json:"syscall,omitempty"`
-	SyscallNr  int      `json:"syscall_nr"`
-	SyscallErr string   `json:"syscall_err,omitempty"`
-	Threads    []Thread `json:"threads,omitempty"`
+	State     string `json:"state"`
+	Wchan     string `json:"wchan"`
+	Syscall   string `json:"syscall,omitempty"`
+	SyscallNr int    `json:"syscall_nr"`
+	// SyscallName names SyscallNr on this architecture ("write").
+	SyscallName string   `json:"syscall_name,omitempty"`
+	SyscallErr  string   `json:"syscall_err,omitempty"`
+	Threads     []Thread `json:"threads,omitempty"`
 
 	PipeBuffered int `json:"pipe_buffered"`
 	PipeCapacity int `json:"pipe_capacity"`
@@ -129,6 +131,9 @@ func Observe(ctx context.Context, w Watch) (Verdict, error) {
 	ev.Threads = ths
 	if th, ok := pick(ths); ok {
 		ev.State, ev.Wchan, ev.Syscall, ev.SyscallNr, ev.SyscallErr = th.State, th.Wchan, th.Syscall, th.SyscallNr, th.SyscallErr
+		if th.SyscallNr >= 0 {
+			ev.SyscallName = SyscallName(th.SyscallNr)
+		}
 	}
 	if ev.State == "Z" || ev.State == "X" {
 		ev.Gone = true

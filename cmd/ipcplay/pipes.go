@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"strconv"
 	"strings"
@@ -45,9 +46,8 @@ func runPipes(ctx context.Context, env *env, args []string) error {
 	case "bench":
 		return runPipesBench(ctx, env, args[1:])
 	case "-h", "-help", "--help", "help":
-		fs := newFlagSet(env, "pipes", pipesUsage, pipesLong)
-		_, err := parseFlags(env, fs, []string{"-h"})
-		return err
+		fmt.Fprintf(env.stdout, "usage: ipcplay %s\n\n%s\n", pipesUsage, strings.TrimSpace(pipesLong))
+		return flag.ErrHelp
 	}
 	return usagef("unknown subcommand %q: want deadlock, capacity or bench", args[0])
 }

@@ -114,3 +114,12 @@ func TestPipesBenchJSON(t *testing.T) {
 		t.Errorf("exit %d:\n%s", code, stdout)
 	}
 }
+
+func TestPipesHelp(t *testing.T) {
+	for _, args := range [][]string{{"pipes", "-h"}, {"help", "pipes"}, {"pipes", "deadlock", "-h"}, {"pipes", "bench", "-h"}} {
+		code, stdout, _ := runHere(t, args...)
+		if code != 0 || !strings.HasPrefix(stdout, "usage: ipcplay pipes") {
+			t.Errorf("%v: exit %d, %q", args, code, stdout)
+		}
+	}
+}
