@@ -66,7 +66,8 @@ wrong thing.
 A watchdog fires after --timeout without progress (the child publishes the
 bytes it wrote in shared memory), reads /proc/PID/task/*/{stat,wchan,syscall}
 and the pipe's fill level (FIONREAD), and says "deadlocked" only if the child
-sleeps in a write to a full pipe. Then it kills the child and runs the fixed
+sleeps in a write to a full pipe (a child that is merely slow gets more time,
+up to three looks). Then it kills the child and runs the fixed
 code: drain goroutines on every output pipe, and a writer goroutine for stdin.
 
 Sizes take K and M suffixes (powers of 1024). Sweep them to see the threshold:

@@ -83,7 +83,8 @@ type Run struct {
 	// PipeCapacity is the capacity of the pipes the run used.
 	PipeCapacity int
 	// Hung is true when the broken code had not finished when the
-	// watchdog fired.
+	// watchdog gave up on it: at once if the stall detector proved a
+	// deadlock, else after maxLooks inconclusive looks.
 	Hung bool
 	// Deadlocked is true when the stall detector's evidence showed the
 	// child blocked writing to a full pipe.
@@ -294,6 +295,7 @@ func broken(ctx context.Context, sc Scenario, n int64, cfg Config, run *Run) err
 	}()
 	progress := func() int64 { return c.prog.Load(slotWritten) }
 	last, lastChange := progress()+parentProgress.Load(), time.Now()
+	looks := 0
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -317,13 +319,30 @@ func broken(ctx context.Context, sc Scenario, n int64, cfg Config, run *Run) err
 		if time.Since(lastChange) < cfg.timeout() {
 			continue
 		}
-		run.Hung = true
 		v, err := pipes.Observe(ctx, pipes.Watch{PID: c.cmd.Pid(), Pipe: c.watched(), Progress: progress, Window: cfg.window()})
 		if err != nil {
 			c.kill()
 			<-done
 			return fmt.Errorf("stall detector: %w", err)
 		}
+		select {
+		case <-done:
+			// It finished while we looked: slow, not stuck.
+			c.wait()
+			run.BrokenElapsed = time.Since(start)
+			run.BlockedAfterBytes = progress()
+			run.ParentWritten = parentProgress.Load()
+			return nil
+		default:
+		}
+		if !v.Blocked && looks < maxLooks {
+			// No proof of a deadlock: a child that is merely slow (or
+			// slow to start on a loaded machine) gets more time.
+			looks++
+			last, lastChange = progress()+parentProgress.Load(), time.Now()
+			continue
+		}
+		run.Hung = true
 		run.Deadlocked, run.Verdict, run.Evidence = v.Blocked, v.Reason, &v.Evidence
 		run.BlockedAfterBytes = progress()
 		if sc == BothDirections {
@@ -339,6 +358,11 @@ func broken(ctx context.Context, sc Scenario, n int64, cfg Config, run *Run) err
 		return nil
 	}
 }
+
+// maxLooks is how many times the watchdog looks at a child that makes no
+// progress without the evidence of a deadlock before it gives up on it and
+// kills it anyway.
+const maxLooks = 3
 
 // fixedLimit bounds how long the fixed code may take: far longer than it
 // needs, so that only a real hang trips it.
