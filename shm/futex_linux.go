@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -60,18 +59,22 @@ func slice(ctx context.Context) time.Duration {
 	return d
 }
 
-// self identifies this process in a lock word: its pid, and its start time
-// in clock ticks since boot (field 22 of /proc/PID/stat), which tells a
-// live process apart from a new one that reused a dead owner's pid.
-var self = sync.OnceValue(func() procID {
+// selfRec identifies this process in a lock: its pid in the high 32 bits,
+// and the low 32 bits of its start time in clock ticks since boot (field 22
+// of /proc/PID/stat), which tells a live process apart from a new one that
+// reused a dead owner's pid. It is read on every Lock, so it is a plain
+// atomic word rather than a sync.OnceValue; zero means not yet known.
+var selfRec atomic.Uint64
+
+func self() uint64 {
+	if rec := selfRec.Load(); rec != 0 {
+		return rec
+	}
 	pid := os.Getpid()
 	st, _ := readStat(pid)
-	return procID{pid: uint32(pid), start: st.start}
-})
-
-type procID struct {
-	pid   uint32
-	start uint32 // low 32 bits of the start time: enough to compare
+	rec := uint64(pid)<<32 | uint64(st.start)
+	selfRec.Store(rec)
+	return rec
 }
 
 type procStat struct {

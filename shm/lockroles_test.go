@@ -37,6 +37,7 @@ const (
 	roleSem     = "shm-test-sem"     // wait on the semaphore, count the pass
 	roleEvent   = "shm-test-event"   // wait for the event, count the pass
 	roleBarrier = "shm-test-barrier" // args: index rounds; meet the others at the barrier
+	roleSpin    = "shm-test-spin"    // lock and unlock until the event is set, counting in valTotal
 )
 
 type lockBoard struct {
@@ -139,6 +140,24 @@ func registerLockRoles() {
 			return err
 		}
 		b.vals.Add(valPassed, 1)
+		return nil
+	})
+	procs.Register(roleSpin, func(ctx context.Context, args []string) error {
+		b, err := childBoard()
+		if err != nil {
+			return err
+		}
+		defer b.r.Close()
+		b.vals.Add(valWaiting, 1)
+		n := int64(0)
+		for !b.ev.IsSet() {
+			if err := b.mu.Lock(ctx); err != nil {
+				return err
+			}
+			b.mu.Unlock()
+			n++
+		}
+		b.vals.Add(valTotal, n)
 		return nil
 	})
 	procs.Register(roleBarrier, func(ctx context.Context, args []string) error {

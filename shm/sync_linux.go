@@ -84,32 +84,42 @@ func MutexAt(mem []byte, off int) (*Mutex, error) {
 // held; or, without the lock, an error wrapping ctx's error.
 func (m *Mutex) Lock(ctx context.Context) error {
 	me := self()
-	if m.state.CompareAndSwap(0, me.pid) {
-		m.owner.Store(uint64(me.pid)<<32 | uint64(me.start))
+	if m.state.CompareAndSwap(0, uint32(me>>32)) {
+		m.record(me)
 		return nil
 	}
 	return m.lockSlow(ctx, me)
+}
+
+// record notes the owner's identity once it holds the lock. The store is
+// skipped when the record is already ours, as it is when one process locks
+// over and over: that keeps the uncontended path at two atomic writes.
+func (m *Mutex) record(me uint64) {
+	if m.owner.Load() != me {
+		m.owner.Store(me)
+	}
 }
 
 // TryLock locks m if it is free and reports whether it did. It never waits
 // and never takes over from a dead owner.
 func (m *Mutex) TryLock() bool {
 	me := self()
-	if m.state.CompareAndSwap(0, me.pid) {
-		m.owner.Store(uint64(me.pid)<<32 | uint64(me.start))
+	if m.state.CompareAndSwap(0, uint32(me>>32)) {
+		m.record(me)
 		return true
 	}
 	return false
 }
 
-func (m *Mutex) lockSlow(ctx context.Context, me procID) error {
+func (m *Mutex) lockSlow(ctx context.Context, me uint64) error {
+	mypid := uint32(me >> 32)
 	checked := time.Now()
 	for {
 		v := m.state.Load()
 		if v == 0 {
 			// Others may still sleep: keep the bit so Unlock wakes one.
-			if m.state.CompareAndSwap(0, me.pid|waitersBit) {
-				m.owner.Store(uint64(me.pid)<<32 | uint64(me.start))
+			if m.state.CompareAndSwap(0, mypid|waitersBit) {
+				m.record(me)
 				return nil
 			}
 			continue
@@ -132,15 +142,15 @@ func (m *Mutex) lockSlow(ctx context.Context, me procID) error {
 		checked = time.Now()
 		v = m.state.Load()
 		pid := v &^ waitersBit
-		if v == 0 || pid == me.pid {
+		if v == 0 || pid == mypid {
 			continue
 		}
 		var start uint32
 		if rec := m.owner.Load(); uint32(rec>>32) == pid {
 			start = uint32(rec)
 		}
-		if !alive(pid, start) && m.state.CompareAndSwap(v, me.pid|waitersBit) {
-			m.owner.Store(uint64(me.pid)<<32 | uint64(me.start))
+		if !alive(pid, start) && m.state.CompareAndSwap(v, mypid|waitersBit) {
+			m.record(me)
 			return &OwnerDeadError{PID: int(pid)}
 		}
 	}

@@ -26,7 +26,7 @@ func newLockBoard(t *testing.T) *lockBoard {
 
 // startChildren starts n children of role sharing b's region; the returned
 // function waits for them all and reports the first failure.
-func startChildren(t *testing.T, ctx context.Context, b *lockBoard, n int, role string, args func(i int) []string) func() error {
+func startChildren(t testing.TB, ctx context.Context, b *lockBoard, n int, role string, args func(i int) []string) func() error {
 	t.Helper()
 	var cmds []*procs.Cmd
 	for i := range n {
