@@ -35,6 +35,7 @@ type BenchResult struct {
 	Bytes    int64
 	Rounds   int
 	Elapsed  time.Duration // the fastest round
+	Times    []time.Duration // every round, in order
 	Verified bool          // every round's checksum matched on the receiving side
 	PipeSize int           // the pipe's capacity, for PathPipe
 }
@@ -95,6 +96,7 @@ func benchCopy(_ context.Context, cfg BenchConfig, src []byte) (BenchResult, err
 }
 
 func (r *BenchResult) best(d time.Duration) {
+	r.Times = append(r.Times, d)
 	if r.Elapsed == 0 || d < r.Elapsed {
 		r.Elapsed = d
 	}
