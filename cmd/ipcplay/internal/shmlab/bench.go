@@ -34,10 +34,10 @@ type BenchResult struct {
 	Path     string
 	Bytes    int64
 	Rounds   int
-	Elapsed  time.Duration // the fastest round
+	Elapsed  time.Duration   // the fastest round
 	Times    []time.Duration // every round, in order
-	Verified bool          // every round's checksum matched on the receiving side
-	PipeSize int           // the pipe's capacity, for PathPipe
+	Verified bool            // every round's checksum matched on the receiving side
+	PipeSize int             // the pipe's capacity, for PathPipe
 }
 
 // GBps returns the rate of the fastest round in gigabytes (1e9 bytes) per
