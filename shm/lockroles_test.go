@@ -2,6 +2,7 @@ package shm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"strconv"
@@ -38,6 +39,7 @@ const (
 	roleEvent   = "shm-test-event"   // wait for the event, count the pass
 	roleBarrier = "shm-test-barrier" // args: index rounds; meet the others at the barrier
 	roleSpin    = "shm-test-spin"    // lock and unlock until the event is set, counting in valTotal
+	roleWaiter  = "shm-test-waiter"  // lock within 10s; print "owner dead PID", "locked" or the error
 )
 
 type lockBoard struct {
@@ -113,7 +115,10 @@ func registerLockRoles() {
 		}
 		b.vals.Store(valTotal, -1) // a half-done update the next owner must repair
 		fmt.Println("locked")
-		<-ctx.Done()
+		// Not <-ctx.Done(): a role's context may never end, and a
+		// process with every goroutine blocked on channels is killed by
+		// the runtime's deadlock check. The test kills this one.
+		time.Sleep(time.Hour)
 		return nil
 	})
 	procs.Register(roleSem, func(ctx context.Context, args []string) error {
@@ -158,6 +163,29 @@ func registerLockRoles() {
 			n++
 		}
 		b.vals.Add(valTotal, n)
+		return nil
+	})
+	procs.Register(roleWaiter, func(ctx context.Context, args []string) error {
+		b, err := childBoard()
+		if err != nil {
+			return err
+		}
+		defer b.r.Close()
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		b.vals.Add(valWaiting, 1)
+		err = b.mu.Lock(ctx)
+		var od *OwnerDeadError
+		switch {
+		case errors.As(err, &od):
+			fmt.Println("owner dead", od.PID)
+		case err == nil:
+			fmt.Println("locked")
+		default:
+			fmt.Println(err)
+			return nil
+		}
+		b.mu.Unlock()
 		return nil
 	})
 	procs.Register(roleBarrier, func(ctx context.Context, args []string) error {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -198,6 +199,64 @@ func TestMutexOwnerDies(t *testing.T) {
 	}
 }
 
+// TestMutexOwnerDiesChildWaiter: the waiter is another child, already
+// asleep on the lock when the holder is killed.
+func TestMutexOwnerDiesChildWaiter(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	b := newLockBoard(t)
+	holder := procs.Command(ctx, roleHold)
+	holder.ExtraFiles = []*os.File{nil, b.r.File()}
+	hout, hw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hout.Close()
+	holder.Stdout = hw
+	err = holder.Start()
+	hw.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Wait()
+	defer holder.Process().Kill()
+	if line, err := bufio.NewReader(hout).ReadString('\n'); line != "locked\n" {
+		t.Fatalf("holder said %q, %v", line, err)
+	}
+	waiter := procs.Command(ctx, roleWaiter)
+	waiter.ExtraFiles = []*os.File{nil, b.r.File()}
+	var wout strings.Builder
+	waiter.Stdout = &wout
+	if err := waiter.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer waiter.Wait()
+	defer waiter.Process().Kill()
+	if !waitFor(ctx, func() bool { return b.vals.Load(valWaiting) == 1 }) {
+		t.Fatal("the waiter did not start waiting")
+	}
+	time.Sleep(50 * time.Millisecond) // let it fall asleep on the futex
+	if b.mu.Owner() != holder.Pid() {
+		t.Fatalf("before the kill the owner is %d, not the holder %d", b.mu.Owner(), holder.Pid())
+	}
+	killed := time.Now()
+	holder.Process().Signal(syscall.SIGKILL)
+	if err := waiter.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(killed)
+	if want := fmt.Sprintf("owner dead %d\n", holder.Pid()); wout.String() != want {
+		t.Fatalf("waiter said %q, want %q", wout.String(), want)
+	}
+	if took > 5*time.Second {
+		t.Errorf("the waiter took %v to take over", took)
+	}
+	t.Logf("a child took over %v after the kill", took)
+	if b.mu.Owner() != 0 {
+		t.Errorf("owner %d after the waiter unlocked", b.mu.Owner())
+	}
+}
+
 func TestSemaphoreCounts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -381,5 +440,24 @@ func TestSyncViewErrors(t *testing.T) {
 		if bad() == nil {
 			t.Error("a bad view was made")
 		}
+	}
+}
+
+// TestAlive: a live process is alive only with its own start time, so a
+// new process that reuses a dead owner's pid is not taken for the owner.
+func TestAlive(t *testing.T) {
+	me := self()
+	pid, start := uint32(me>>32), uint32(me)
+	if int(pid) != os.Getpid() || start == 0 {
+		t.Fatalf("self = pid %d start %d", pid, start)
+	}
+	if !alive(pid, start) || !alive(pid, 0) {
+		t.Error("this process is not alive")
+	}
+	if alive(pid, start+1) {
+		t.Error("this process with another start time is alive: pid reuse would go unnoticed")
+	}
+	if alive(1<<22+1, 0) {
+		t.Error("a pid above pid_max is alive")
 	}
 }
