@@ -363,8 +363,8 @@ func TestShmSquareAndBench(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
 		t.Fatalf("stdout is not one JSON document: %v\n%s", err, stdout)
 	}
-	if len(doc.Paths) != 3 {
-		t.Fatalf("%d paths, want copy, shm and pipe", len(doc.Paths))
+	if len(doc.Paths) != 4 {
+		t.Fatalf("%d paths, want copy, shm, pipe and msgpack", len(doc.Paths))
 	}
 	for _, p := range doc.Paths {
 		if p.Bytes != 1<<20 || !p.Verified || p.Seconds <= 0 || p.GBps <= 0 {

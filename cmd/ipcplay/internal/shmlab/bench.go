@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"ipcplay/ipc"
 	"ipcplay/procs"
 	"ipcplay/shm"
 )
@@ -27,7 +28,15 @@ const (
 	PathCopy = "copy" // copy() between two buffers of one process
 	PathShm  = "shm"  // the sender copies into a shared byte array the receiver maps
 	PathPipe = "pipe" // the sender writes into a pipe, the receiver reads into its buffer
+	// PathMsgpack sends MsgpackChunk-byte msgpack values over a Unix
+	// socket with ipc.Conn; the receiver decodes and copies them into its
+	// buffer.
+	PathMsgpack = "msgpack"
 )
+
+// MsgpackChunk is the size of one value on PathMsgpack, well under
+// ipc.DefaultMaxFrame.
+const MsgpackChunk = 1 << 20
 
 // BenchResult is one path's best round.
 type BenchResult struct {
@@ -56,8 +65,9 @@ type BenchConfig struct {
 }
 
 // Bench moves cfg.Size bytes from this process to a child through a shared
-// array and through a pipe, and from one buffer to another in this process
-// with copy, the bound set by memory bandwidth. A round's time runs from
+// array, through a pipe and as msgpack values over a Unix socket, and from
+// one buffer to another in this process with copy, the bound set by memory
+// bandwidth. A round's time runs from
 // the sender's first byte until the bytes are in the receiver's memory and
 // it has said so; the receiver then checksums them, untimed, and the
 // sender compares. Every round sends different bytes, so stale data cannot
@@ -72,7 +82,7 @@ func Bench(ctx context.Context, cfg BenchConfig) ([]BenchResult, error) {
 	}
 	src := make([]byte, cfg.Size)
 	var out []BenchResult
-	for _, run := range []func(context.Context, BenchConfig, []byte) (BenchResult, error){benchCopy, benchShm, benchPipe} {
+	for _, run := range benchPaths {
 		r, err := run(ctx, cfg, src)
 		if err != nil {
 			return out, err
@@ -81,6 +91,8 @@ func Bench(ctx context.Context, cfg BenchConfig) ([]BenchResult, error) {
 	}
 	return out, nil
 }
+
+var benchPaths = []func(context.Context, BenchConfig, []byte) (BenchResult, error){benchCopy, benchShm, benchPipe, benchMsgpack}
 
 func benchCopy(_ context.Context, cfg BenchConfig, src []byte) (BenchResult, error) {
 	res := BenchResult{Path: PathCopy, Bytes: cfg.Size, Rounds: cfg.Rounds, Verified: true}
@@ -157,25 +169,43 @@ func benchViews(mem []byte, size int64, path string, create bool) (*benchBoard, 
 	return &b, nil
 }
 
+// transport is what a sender has to reach the receiving child.
+type transport struct {
+	b    *benchBoard
+	w    *os.File  // PathPipe
+	conn *ipc.Conn // PathMsgpack
+}
+
 func benchShm(ctx context.Context, cfg BenchConfig, src []byte) (BenchResult, error) {
-	return benchChild(ctx, cfg, src, PathShm, func(b *benchBoard, _ *os.File) error {
-		copy(b.data.Bytes(), src)
-		b.filled.Post()
+	return benchChild(ctx, cfg, src, PathShm, func(_ context.Context, t transport) error {
+		copy(t.b.data.Bytes(), src)
+		t.b.filled.Post()
 		return nil
 	})
 }
 
 func benchPipe(ctx context.Context, cfg BenchConfig, src []byte) (BenchResult, error) {
-	return benchChild(ctx, cfg, src, PathPipe, func(_ *benchBoard, w *os.File) error {
-		_, err := w.Write(src)
+	return benchChild(ctx, cfg, src, PathPipe, func(_ context.Context, t transport) error {
+		_, err := t.w.Write(src)
 		return err
+	})
+}
+
+func benchMsgpack(ctx context.Context, cfg BenchConfig, src []byte) (BenchResult, error) {
+	return benchChild(ctx, cfg, src, PathMsgpack, func(ctx context.Context, t transport) error {
+		for off := 0; off < len(src); off += MsgpackChunk {
+			if err := t.conn.SendContext(ctx, src[off:min(off+MsgpackChunk, len(src))]); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
 // benchChild runs the rounds of one path against a receiving child; send
 // moves one round's bytes.
 func benchChild(ctx context.Context, cfg BenchConfig, src []byte, path string,
-	send func(*benchBoard, *os.File) error) (BenchResult, error) {
+	send func(context.Context, transport) error) (BenchResult, error) {
 	res := BenchResult{Path: path, Bytes: cfg.Size, Rounds: cfg.Rounds, Verified: true}
 	r, err := shm.New("ipcplay-shm-bench", benchRegionSize(cfg.Size, path))
 	if err != nil {
@@ -186,9 +216,10 @@ func benchChild(ctx context.Context, cfg BenchConfig, src []byte, path string,
 	if err != nil {
 		return res, err
 	}
+	t := transport{b: b}
 	files := []*os.File{nil, r.File()}
-	var w *os.File
-	if path == PathPipe {
+	switch path {
+	case PathPipe:
 		pr, pw, err := os.Pipe()
 		if err != nil {
 			return res, fmt.Errorf("bench pipe: %w", err)
@@ -197,7 +228,16 @@ func benchChild(ctx context.Context, cfg BenchConfig, src []byte, path string,
 		defer pw.Close()
 		res.PipeSize = growPipe(pw)
 		files = append(files, pr)
-		w = pw
+		t.w = pw
+	case PathMsgpack:
+		conn, f, err := ipc.Pair(ipc.Stream)
+		if err != nil {
+			return res, fmt.Errorf("bench msgpack: %w", err)
+		}
+		defer conn.Close()
+		defer f.Close()
+		files = append(files, f)
+		t.conn = conn
 	}
 	args := []string{"-path", path, "-size", strconv.FormatInt(cfg.Size, 10), "-rounds", strconv.Itoa(cfg.Rounds)}
 	g, err := startGroup(ctx, 1, BenchRole, func(int) []string { return args }, files)
@@ -205,17 +245,19 @@ func benchChild(ctx context.Context, cfg BenchConfig, src []byte, path string,
 		return res, err
 	}
 	defer g.stop()
-	if w != nil {
-		files[2].Close() // the child has its own read end
+	if len(files) > 2 {
+		files[2].Close() // the child has its own copy of its end
+	}
+	if t.w != nil {
 		// A write to a pipe whose reader hangs would block past the
 		// context: a deadline unblocks it.
-		stop := context.AfterFunc(g.ctx, func() { w.SetWriteDeadline(time.Now()) })
+		stop := context.AfterFunc(g.ctx, func() { t.w.SetWriteDeadline(time.Now()) })
 		defer stop()
 	}
 	for round := range cfg.Rounds {
 		want := fill(src, uint64(round)+1)
 		t0 := time.Now()
-		if err := send(b, w); err != nil {
+		if err := send(g.ctx, t); err != nil {
 			return res, g.failed(fmt.Errorf("bench %s: send round %d: %w", path, round, err))
 		}
 		if err := b.received.Wait(g.ctx); err != nil {
@@ -250,13 +292,13 @@ func growPipe(w *os.File) int {
 // benchMain is the entry point of BenchRole: the receiving side.
 func benchMain(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet(BenchRole, flag.ContinueOnError)
-	path := fs.String("path", "", "shm or pipe")
+	path := fs.String("path", "", "shm, pipe or msgpack")
 	size := fs.Int64("size", 0, "bytes per round")
 	rounds := fs.Int("rounds", 1, "rounds")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *size < 1 || *size > MaxBenchSize || (*path != PathShm && *path != PathPipe) {
+	if *size < 1 || *size > MaxBenchSize || (*path != PathShm && *path != PathPipe && *path != PathMsgpack) {
 		return fmt.Errorf("bench child: path %q, size %d", *path, *size)
 	}
 	f, err := procs.ChildFile(procs.FDShm, procs.Memfd, "bench")
@@ -274,23 +316,48 @@ func benchMain(ctx context.Context, args []string) error {
 		return err
 	}
 	var pipe *os.File
-	var buf []byte
-	if *path == PathPipe {
+	var conn *ipc.Conn
+	var buf, chunk []byte
+	switch *path {
+	case PathPipe:
 		if pipe, err = procs.ChildFile(procs.FDExtra, procs.Pipe, "bench pipe"); err != nil {
 			return err
 		}
 		defer pipe.Close()
+	case PathMsgpack:
+		f, err := procs.ChildFile(procs.FDExtra, procs.Socket, "bench socket")
+		if err != nil {
+			return err
+		}
+		if conn, err = ipc.FileConn(f); err != nil {
+			return err
+		}
+		defer conn.Close()
+		chunk = make([]byte, 0, MsgpackChunk)
+	}
+	if *path != PathShm {
 		buf = make([]byte, *size)
 		for i := 0; i < len(buf); i += 4096 {
 			buf[i] = 1 // fault the pages in now, not in the first round
 		}
 	}
 	for range *rounds {
-		if pipe != nil {
+		switch *path {
+		case PathPipe:
 			if _, err := io.ReadFull(pipe, buf); err != nil {
 				return fmt.Errorf("read pipe: %w", err)
 			}
-		} else {
+		case PathMsgpack:
+			for got := 0; got < len(buf); {
+				if err := conn.RecvContext(ctx, &chunk); err != nil {
+					return fmt.Errorf("receive msgpack: %w", err)
+				}
+				if len(chunk) > len(buf)-got {
+					return fmt.Errorf("receive msgpack: %d bytes past the %d expected", len(chunk)-(len(buf)-got), len(buf))
+				}
+				got += copy(buf[got:], chunk)
+			}
+		default:
 			if err := b.filled.Wait(ctx); err != nil {
 				return err
 			}

@@ -21,7 +21,7 @@ func BenchmarkTransfer(b *testing.B) {
 			src := make([]byte, size)
 			cfg := BenchConfig{Size: size, Rounds: b.N + 1}
 			rate := map[string]float64{}
-			for _, run := range []func(context.Context, BenchConfig, []byte) (BenchResult, error){benchCopy, benchShm, benchPipe} {
+			for _, run := range benchPaths {
 				r, err := run(ctx, cfg, src)
 				if err != nil {
 					b.Fatal(err)
@@ -38,6 +38,7 @@ func BenchmarkTransfer(b *testing.B) {
 			}
 			b.ReportMetric(rate[PathShm]/rate[PathCopy], "shm/copy")
 			b.ReportMetric(rate[PathPipe]/rate[PathCopy], "pipe/copy")
+			b.ReportMetric(rate[PathMsgpack]/rate[PathCopy], "msgpack/copy")
 			b.ReportMetric(0, "ns/op") // the op mixes three paths and untimed setup
 		})
 	}

@@ -9,7 +9,8 @@
 //   - [Square]: the classic example, a child squares a list into a shared
 //     array and writes the sum into a shared value.
 //   - [Bench]: moving bytes to another process through a shared array and
-//     through a pipe, against a copy within one process.
+//     through a pipe and as msgpack over a socket, against a copy within
+//     one process.
 //
 // The children are this binary run again (see package procs); call
 // [RegisterRoles] from main and from TestMain before procs.Init.

@@ -135,7 +135,7 @@ func TestBench(t *testing.T) {
 			t.Errorf("pipe size %d", r.PipeSize)
 		}
 	}
-	if !slices.Equal(paths, []string{PathCopy, PathShm, PathPipe}) {
+	if !slices.Equal(paths, []string{PathCopy, PathShm, PathPipe, PathMsgpack}) {
 		t.Errorf("paths %v", paths)
 	}
 	for _, cfg := range []BenchConfig{{Size: 0, Rounds: 1}, {Size: MaxBenchSize + 1, Rounds: 1}, {Size: 10, Rounds: 0}} {
