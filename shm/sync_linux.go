@@ -168,7 +168,10 @@ func (m *Mutex) Unlock() {
 func (m *Mutex) Owner() int { return int(m.state.Load() &^ waitersBit) }
 
 // A Semaphore is a counter in shared memory that Wait decrements, waiting
-// while it is zero, and Post increments. Its zero value counts zero.
+// while it is zero, and Post increments. Its zero value counts zero. A
+// second word counts the sleepers, so that Post makes a system call only
+// when someone sleeps; a process killed while it sleeps stays counted,
+// which costs later Posts a useless FUTEX_WAKE and nothing else.
 type Semaphore struct {
 	count   *atomic.Uint32
 	waiters *atomic.Uint32

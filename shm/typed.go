@@ -43,6 +43,7 @@ const (
 	TypeBytes
 )
 
+// String returns the Go name of the element type.
 func (t ElemType) String() string {
 	switch t {
 	case TypeInt64:
