@@ -2,6 +2,7 @@ package main
 
 import (
 	"ipcplay/cmd/ipcplay/internal/primes"
+	"ipcplay/cmd/ipcplay/internal/shmlab"
 	"ipcplay/procs"
 )
 
@@ -9,4 +10,5 @@ import (
 // Each package's TestMain registers the roles its own tests start.
 func registerRoles() {
 	procs.Register(primes.WorkerRole, primes.WorkerMain)
+	shmlab.RegisterRoles()
 }
