@@ -2,8 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"ipcplay/procs"
 )
 
 func TestPipesUsageErrors(t *testing.T) {
@@ -121,5 +126,29 @@ func TestPipesHelp(t *testing.T) {
 		if code != 0 || !strings.HasPrefix(stdout, "usage: ipcplay pipes") {
 			t.Errorf("%v: exit %d, %q", args, code, stdout)
 		}
+	}
+}
+
+func TestPipesDeadlockInterrupted(t *testing.T) {
+	// A deadlocked child and a watchdog that would wait 30s: Ctrl-C must
+	// end both at once.
+	c, stderr, kids := startCLI(t, 1, "pipes", "deadlock", "--scenario", "wait-then-read", "--timeout", "30s")
+	sent := time.Now()
+	if err := c.Process().Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Wait()
+	var ce *procs.ChildError
+	if !errors.As(err, &ce) || ce.ExitCode != 130 {
+		t.Fatalf("after SIGINT: %v, want exit status 130", err)
+	}
+	if took := time.Since(sent); took > 2*time.Second {
+		t.Errorf("took %v to exit", took)
+	}
+	if !strings.Contains(stderr.String(), "interrupted") {
+		t.Errorf("stderr %q", stderr)
+	}
+	if !gone(kids[0], time.Second) {
+		t.Errorf("child %d still running", kids[0])
 	}
 }
