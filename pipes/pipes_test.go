@@ -358,3 +358,19 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+func TestObserveExitedChild(t *testing.T) {
+	c := startWriter(t, "-bytes", "10")
+	if err := c.cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	v, err := Observe(ctx, Watch{PID: c.cmd.Pid(), Pipe: c.out, Progress: c.progress, Window: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Blocked || !v.Evidence.Gone || v.Evidence.PipeBuffered != 10 {
+		t.Errorf("exited child: %q, %+v", v.Reason, v.Evidence)
+	}
+}
