@@ -1,6 +1,7 @@
 package main
 
 import (
+	"ipcplay/cmd/ipcplay/internal/pipelab"
 	"ipcplay/cmd/ipcplay/internal/primes"
 	"ipcplay/cmd/ipcplay/internal/shmlab"
 	"ipcplay/procs"
@@ -10,5 +11,7 @@ import (
 // Each package's TestMain registers the roles its own tests start.
 func registerRoles() {
 	procs.Register(primes.WorkerRole, primes.WorkerMain)
+	procs.Register(pipelab.ChildRole, pipelab.ChildMain)
+	procs.Register(pipelab.BenchRole, pipelab.BenchMain)
 	shmlab.RegisterRoles()
 }
