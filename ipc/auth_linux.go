@@ -35,12 +35,12 @@ import (
 // frames of at most authMaxFrame bytes.
 
 const (
-	authVersion   = 1
-	nonceLen      = 32
-	authMaxFrame  = 256
-	labelClient   = "ipcplay-auth-v1 client"
-	labelServer   = "ipcplay-auth-v1 server"
-	minKeyLen     = 16
+	authVersion  = 1
+	nonceLen     = 32
+	authMaxFrame = 256
+	labelClient  = "ipcplay-auth-v1 client"
+	labelServer  = "ipcplay-auth-v1 server"
+	minKeyLen    = 16
 )
 
 // DefaultHandshakeTimeout bounds a handshake when the caller sets no
