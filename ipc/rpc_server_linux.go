@@ -1,0 +1,267 @@
+package ipc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"reflect"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+)
+
+// Defaults of ServerConfig.
+const (
+	DefaultMaxConns    = 256
+	DefaultMaxInFlight = 32
+	DefaultRPCMaxFrame = 1 << 20
+)
+
+// ServerConfig configures a Server.
+type ServerConfig struct {
+	// Auth is how clients are authenticated; Auth.Key is required.
+	// Auth.MaxFrame zero means DefaultRPCMaxFrame here.
+	Auth AuthConfig
+
+	// MaxConns bounds the connections open at once, authenticated or
+	// still in their handshake; the server stops accepting while it is
+	// reached. Zero means DefaultMaxConns.
+	MaxConns int
+
+	// MaxInFlight bounds the calls running at once for one connection;
+	// the server stops reading that connection while it is reached. Zero
+	// means DefaultMaxInFlight.
+	MaxInFlight int
+
+	// Logf, if set, is told about every rejected connection and broken
+	// request stream.
+	Logf func(format string, args ...any)
+}
+
+// ServerStats counts what a Server has seen.
+type ServerStats struct {
+	Accepted      uint64 // connections accepted
+	Authenticated uint64 // connections that passed the handshake
+	Rejected      uint64 // connections that failed it
+	Calls         uint64 // registered functions invoked
+	Failed        uint64 // calls answered with a RemoteError of any code
+	Dropped       uint64 // authenticated connections closed for a protocol error
+}
+
+// A Server runs registered Go functions for authenticated clients. Every
+// connection gets a goroutine that reads requests, and every request a
+// goroutine of its own (at most MaxInFlight per connection), so a slow call
+// does not hold up the others. Serve owns all of them and waits for them
+// before it returns.
+type Server struct {
+	cfg     ServerConfig
+	mu      sync.RWMutex
+	methods map[string]*method
+
+	accepted, authenticated, rejected, calls, failed, dropped atomic.Uint64
+}
+
+type method struct {
+	fn     reflect.Value
+	arg    reflect.Type
+	result reflect.Type
+}
+
+var (
+	ctxType = reflect.TypeFor[context.Context]()
+	errType = reflect.TypeFor[error]()
+)
+
+// NewServer returns a Server with no functions registered.
+func NewServer(cfg ServerConfig) *Server {
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.Auth.MaxFrame <= 0 {
+		cfg.Auth.MaxFrame = DefaultRPCMaxFrame
+	}
+	return &Server{cfg: cfg, methods: make(map[string]*method)}
+}
+
+// Register makes fn callable under name. fn must have the signature
+// func(context.Context, A) (R, error), where A and R are any types msgpack
+// can decode into and encode. The context is cancelled when the client's
+// connection closes or the server stops, and fn must then return: the
+// server waits for every call before it stops.
+func (s *Server) Register(name string, fn any) error {
+	v := reflect.ValueOf(fn)
+	t := v.Type()
+	if t.Kind() != reflect.Func || t.NumIn() != 2 || t.NumOut() != 2 || t.IsVariadic() ||
+		t.In(0) != ctxType || t.Out(1) != errType {
+		return fmt.Errorf("register %q: %s is not func(context.Context, A) (R, error)", name, t)
+	}
+	if name == "" {
+		return fmt.Errorf("register: empty method name")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.methods[name]; ok {
+		return fmt.Errorf("register %q: already registered", name)
+	}
+	s.methods[name] = &method{fn: v, arg: t.In(1), result: t.Out(0)}
+	return nil
+}
+
+// Stats returns the server's counters so far.
+func (s *Server) Stats() ServerStats {
+	return ServerStats{
+		Accepted: s.accepted.Load(), Authenticated: s.authenticated.Load(), Rejected: s.rejected.Load(),
+		Calls: s.calls.Load(), Failed: s.failed.Load(), Dropped: s.dropped.Load(),
+	}
+}
+
+func (s *Server) logf(format string, args ...any) {
+	if s.cfg.Logf != nil {
+		s.cfg.Logf(format, args...)
+	}
+}
+
+// Serve accepts connections on ln until ctx is done, then closes ln and
+// every connection and waits for all its goroutines. It returns nil after
+// a cancellation, and the accept error if ln fails otherwise.
+func (s *Server) Serve(ctx context.Context, ln *net.UnixListener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	slots := make(chan struct{}, s.cfg.MaxConns)
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		uc, err := ln.AcceptUnix()
+		if err != nil {
+			<-slots
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("serve: accept: %w", err)
+		}
+		s.accepted.Add(1)
+		wg.Go(func() {
+			defer func() { <-slots }()
+			c, err := NewConn(uc)
+			if err != nil {
+				uc.Close()
+				s.logf("rpc: %v", err)
+				return
+			}
+			s.ServeConn(ctx, c)
+		})
+	}
+}
+
+// ServeConn authenticates the client on c and answers its requests until
+// it closes the connection, breaks the protocol, or ctx is done. It closes
+// c and returns once every call it started has returned.
+func (s *Server) ServeConn(ctx context.Context, c *Conn) {
+	defer c.Close()
+	if err := ServerHandshake(ctx, c, s.cfg.Auth); err != nil {
+		s.rejected.Add(1)
+		s.logf("rpc: rejected a connection: %v", err)
+		return
+	}
+	s.authenticated.Add(1)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { c.Close() }) // unblocks RecvFrame
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	slots := make(chan struct{}, s.cfg.MaxInFlight)
+	for {
+		frame, err := c.RecvFrame()
+		if err != nil {
+			if ctx.Err() == nil && !isClosed(err) {
+				s.dropped.Add(1)
+				s.logf("rpc: closing a connection: %v", err)
+			}
+			return
+		}
+		for len(frame) > 0 {
+			req, rest, err := parseRequest(frame)
+			if err != nil {
+				// The request id may be unknown, so no reply can be
+				// addressed: drop the connection.
+				s.dropped.Add(1)
+				s.logf("rpc: closing a connection: %v", err)
+				return
+			}
+			frame = rest
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			req.Args = append([]byte(nil), req.Args...) // the frame is reused by the next read
+			wg.Go(func() {
+				defer func() { <-slots }()
+				resp := s.invoke(ctx, &req)
+				if resp.code != "" {
+					s.failed.Add(1)
+				}
+				if err := c.Send(resp); err != nil {
+					if resp.code == "" && !isClosed(err) && !errors.Is(err, net.ErrClosed) {
+						// The result did not encode (or is over
+						// the frame limit): say so instead.
+						s.failed.Add(1)
+						err = c.Send(&response{id: req.ID, code: CodeBadResult, message: err.Error()})
+					}
+					if err != nil {
+						cancel() // the connection is broken
+					}
+				}
+			})
+		}
+	}
+}
+
+// invoke runs one request and returns its response. A panic in the
+// function becomes a CodePanic response.
+func (s *Server) invoke(ctx context.Context, req *request) (resp *response) {
+	resp = &response{id: req.ID}
+	s.mu.RLock()
+	m := s.methods[req.Method]
+	s.mu.RUnlock()
+	if m == nil {
+		resp.code, resp.message = CodeUnknownMethod, fmt.Sprintf("no method %q", req.Method)
+		return resp
+	}
+	arg := reflect.New(m.arg)
+	if err := decodeStrict(req.Args, arg.Interface()); err != nil {
+		resp.code, resp.message = CodeBadArgs, fmt.Sprintf("arguments for %s: %v", m.arg, err)
+		return resp
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			s.logf("rpc: %s panicked: %v\n%s", req.Method, p, debug.Stack())
+			resp.code, resp.message, resp.result = CodePanic, fmt.Sprint(p), nil
+		}
+	}()
+	s.calls.Add(1)
+	out := m.fn.Call([]reflect.Value{reflect.ValueOf(ctx), arg.Elem()})
+	if err, _ := out[1].Interface().(error); err != nil {
+		resp.code, resp.message = CodeError, err.Error()
+		return resp
+	}
+	resp.result = out[0].Interface()
+	return resp
+}
