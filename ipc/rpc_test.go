@@ -142,18 +142,26 @@ func startRPCChild(t testing.TB) string {
 
 // startServer runs s on a fresh socket in this process until cleanup.
 func startServer(t testing.TB, s *Server) string {
+	path, _ := startServerStop(t, s)
+	return path
+}
+
+// startServerStop is startServer, also returning a function that stops
+// the server and waits for it (called again at cleanup, it does nothing).
+func startServerStop(t testing.TB, s *Server) (string, func()) {
 	t.Helper()
 	ln, path := listenPrivate(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return path
+	t.Cleanup(stop)
+	return path, stop
 }
 
 func dialClient(t testing.TB, ctx context.Context, path string) *Client {
