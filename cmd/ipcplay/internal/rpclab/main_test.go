@@ -1,0 +1,15 @@
+package rpclab
+
+import (
+	"os"
+	"testing"
+
+	"ipcplay/procs"
+)
+
+func TestMain(m *testing.M) {
+	procs.Register(ManagerServerRole, ManagerServerMain)
+	procs.Register(ManagerWorkerRole, ManagerWorkerMain)
+	procs.Init()
+	os.Exit(m.Run())
+}
