@@ -151,7 +151,9 @@ type ModeResult struct {
 }
 
 // NsPerOp is the time per operation, all workers together.
-func (r ModeResult) NsPerOp() float64 { return float64(r.Elapsed.Nanoseconds()) / float64(max(r.Ops, 1)) }
+func (r ModeResult) NsPerOp() float64 {
+	return float64(r.Elapsed.Nanoseconds()) / float64(max(r.Ops, 1))
+}
 
 // OpsPerSec is the throughput of all workers together.
 func (r ModeResult) OpsPerSec() float64 { return float64(r.Ops) / max(r.Elapsed.Seconds(), 1e-9) }

@@ -107,7 +107,9 @@ func TestDemo(t *testing.T) {
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	sctx, stop := context.WithCancel(ctx)
-	go func() { done <- Serve(sctx, path, ipc.ServerConfig{Auth: ipc.AuthConfig{Key: key}}, func() { close(ready) }) }()
+	go func() {
+		done <- Serve(sctx, path, ipc.ServerConfig{Auth: ipc.AuthConfig{Key: key}}, func() { close(ready) })
+	}()
 	defer func() {
 		stop()
 		if err := <-done; err != nil {
