@@ -21,6 +21,8 @@ type command struct {
 func commands() []*command {
 	return []*command{
 		primesCommand,
+		rpcCommand,
+		managerCommand,
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"ipcplay/cmd/ipcplay/internal/primes"
+	"ipcplay/cmd/ipcplay/internal/rpclab"
 	"ipcplay/procs"
 )
 
@@ -9,4 +10,6 @@ import (
 // Each package's TestMain registers the roles its own tests start.
 func registerRoles() {
 	procs.Register(primes.WorkerRole, primes.WorkerMain)
+	procs.Register(rpclab.ManagerServerRole, rpclab.ManagerServerMain)
+	procs.Register(rpclab.ManagerWorkerRole, rpclab.ManagerWorkerMain)
 }
