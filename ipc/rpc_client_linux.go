@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"golang.org/x/sys/unix"
 )
 
 // ErrClientClosed is the error of a call made on, or cut short by, a
@@ -19,28 +20,32 @@ var ErrClientClosed = errors.New("rpc client closed")
 // A Client calls functions on a Server over one authenticated Conn. It is
 // safe for concurrent use: calls from many goroutines share the
 // connection, each waiting for its own response.
+//
+// A Client has no goroutine of its own. One waiting caller at a time is the
+// reader: it reads responses and hands each to its caller until its own
+// arrives, then passes the role to another waiting caller. A lone caller
+// thus reads its own response, with no hand-off between goroutines (which
+// costs a thread wake-up, a good part of a round trip between processes).
 type Client struct {
-	c      *Conn
-	mu     sync.Mutex
-	nextID uint64
-	calls  map[uint64]*pendingCall
-	err    error         // why the client stopped, once it has
-	done   chan struct{} // closed when the reader goroutine returns
+	c       *Conn
+	mu      sync.Mutex
+	nextID  uint64
+	calls   map[uint64]*pendingCall
+	reading bool  // some caller is the reader
+	err     error // why the client stopped, once it has
 }
 
 type pendingCall struct {
-	result any
-	err    error
-	done   chan struct{} // one value, sent when err and result are set
+	result   any
+	err      error
+	finished bool          // err and result are set (under Client.mu)
+	wake     chan struct{} // one token: finished, or a turn to read
 }
 
 // NewClient returns a Client on c, which must already be authenticated
-// (see DialAuth). The Client owns c and a goroutine that reads responses;
-// Close releases both.
+// (see DialAuth). The Client owns c; Close releases it.
 func NewClient(c *Conn) *Client {
-	cl := &Client{c: c, calls: make(map[uint64]*pendingCall), done: make(chan struct{})}
-	go cl.read()
-	return cl
+	return &Client{c: c, calls: make(map[uint64]*pendingCall)}
 }
 
 // DialClient connects to the RPC server at path, authenticates with key
@@ -63,7 +68,7 @@ func DialClient(ctx context.Context, path string, key []byte, timeout time.Durat
 // reading, which it does only while it runs its limit of calls for this
 // connection.
 func (cl *Client) Call(ctx context.Context, method string, args, result any) error {
-	call := &pendingCall{result: result, done: make(chan struct{}, 1)}
+	call := &pendingCall{result: result, wake: make(chan struct{}, 1)}
 	cl.mu.Lock()
 	if cl.err != nil {
 		err := cl.err
@@ -76,16 +81,13 @@ func (cl *Client) Call(ctx context.Context, method string, args, result any) err
 	cl.mu.Unlock()
 
 	if err := cl.c.Send(&callRequest{id: id, method: method, args: args}); err != nil {
-		cl.forget(id)
+		cl.mu.Lock()
+		delete(cl.calls, id)
+		cl.mu.Unlock()
 		return fmt.Errorf("call %s: %w", method, err)
 	}
-	select {
-	case <-call.done:
-	case <-ctx.Done():
-		if cl.forget(id) {
-			return fmt.Errorf("call %s: %w", method, context.Cause(ctx))
-		}
-		<-call.done // the reader has it and is about to finish it
+	if err := cl.await(ctx, id, call); err != nil {
+		return fmt.Errorf("call %s: %w", method, err)
 	}
 	if call.err != nil {
 		var re *RemoteError
@@ -98,9 +100,43 @@ func (cl *Client) Call(ctx context.Context, method string, args, result any) err
 	return nil
 }
 
-// forget removes a call the caller stops waiting for, and reports whether
-// it was still there (and so will never be finished by the reader).
-func (cl *Client) forget(id uint64) bool {
+// await waits until call is finished, reading responses itself whenever no
+// other caller is. It returns ctx's cause if ctx ends first and the call
+// could be abandoned.
+func (cl *Client) await(ctx context.Context, id uint64, call *pendingCall) error {
+	for {
+		cl.mu.Lock()
+		if call.finished {
+			cl.mu.Unlock()
+			return nil
+		}
+		if !cl.reading {
+			cl.reading = true
+			cl.mu.Unlock()
+			if err := cl.lead(ctx, call); err != nil {
+				if cl.abandon(id) {
+					return err
+				}
+				// Another reader has the response: wait for it.
+				ctx = context.Background()
+			}
+			continue
+		}
+		cl.mu.Unlock()
+		select {
+		case <-call.wake:
+		case <-ctx.Done():
+			if cl.abandon(id) {
+				return context.Cause(ctx)
+			}
+			ctx = context.Background() // finished or about to be
+		}
+	}
+}
+
+// abandon removes a call its caller stops waiting for, and reports whether
+// it was still waiting (and so will never be finished by a reader).
+func (cl *Client) abandon(id uint64) bool {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	_, ok := cl.calls[id]
@@ -108,45 +144,110 @@ func (cl *Client) forget(id uint64) bool {
 	return ok
 }
 
-// read is the Client's one reader: it hands every response to its call.
-func (cl *Client) read() {
-	defer close(cl.done)
+// lead reads responses until me is finished, the connection fails, or ctx
+// ends before a response starts to arrive (the only point where reading
+// can stop without losing part of a frame); then it gives the reader's
+// role to another waiting caller.
+func (cl *Client) lead(ctx context.Context, me *pendingCall) error {
+	defer cl.handOver(me)
 	for {
+		if err := cl.waitReadable(ctx); err != nil {
+			return err
+		}
 		frame, err := cl.c.RecvFrame()
 		if err != nil {
 			cl.stop(err)
-			return
+			return nil
 		}
 		for len(frame) > 0 {
 			resp, rest, err := parseResponse(frame)
 			if err != nil {
 				cl.stop(err)
 				cl.c.Close()
-				return
+				return nil
 			}
 			frame = rest
 			cl.mu.Lock()
 			call := cl.calls[resp.ID]
 			delete(cl.calls, resp.ID)
 			cl.mu.Unlock()
-			if call == nil {
-				continue // abandoned by its caller
+			if call != nil {
+				cl.finish(call, &resp)
 			}
-			cl.finish(call, &resp)
+		}
+		cl.mu.Lock()
+		done := me.finished
+		cl.mu.Unlock()
+		if done {
+			return nil
 		}
 	}
 }
 
+// handOver ends me's turn as the reader and wakes another waiting caller
+// to take it.
+func (cl *Client) handOver(me *pendingCall) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	cl.reading = false
+	for _, call := range cl.calls {
+		if call == me {
+			continue
+		}
+		select {
+		case call.wake <- struct{}{}:
+		default:
+		}
+		return
+	}
+}
+
+// waitReadable waits until a response has started to arrive, without
+// reading any of it, or until ctx ends.
+func (cl *Client) waitReadable(ctx context.Context) error {
+	c := cl.c
+	if ctx.Done() == nil || (c.br != nil && c.br.Buffered() > 0) {
+		return nil // nothing to give up on, or a frame is already here
+	}
+	if err := ctx.Err(); err != nil {
+		return context.Cause(ctx)
+	}
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		c.nc.SetReadDeadline(time.Unix(1, 0))
+		close(fired)
+	})
+	var peek [1]byte
+	c.raw.Read(func(fd uintptr) bool {
+		_, _, err := unix.Recvfrom(int(fd), peek[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		return err != unix.EAGAIN // data, EOF or an error: RecvFrame will tell
+	})
+	if !stop() {
+		<-fired
+		c.nc.SetReadDeadline(time.Time{})
+		return context.Cause(ctx)
+	}
+	return nil
+}
+
 func (cl *Client) finish(call *pendingCall, resp *parsedResponse) {
+	var err error
 	switch {
 	case resp.Code != "":
-		call.err = &RemoteError{Code: resp.Code, Message: resp.Message}
+		err = &RemoteError{Code: resp.Code, Message: resp.Message}
 	case call.result != nil:
-		if err := decodeResult(resp.Result, call.result); err != nil {
-			call.err = fmt.Errorf("decode result: %w", err)
+		if derr := decodeResult(resp.Result, call.result); derr != nil {
+			err = fmt.Errorf("decode result: %w", derr)
 		}
 	}
-	call.done <- struct{}{}
+	cl.mu.Lock()
+	call.err = err
+	call.finished = true
+	cl.mu.Unlock()
+	select {
+	case call.wake <- struct{}{}:
+	default:
+	}
 }
 
 func decodeResult(b []byte, v any) error {
@@ -160,22 +261,30 @@ func decodeResult(b []byte, v any) error {
 // was closed).
 func (cl *Client) stop(err error) {
 	cl.mu.Lock()
-	defer cl.mu.Unlock()
 	if cl.err == nil {
 		if errors.Is(err, net.ErrClosed) {
 			err = ErrClientClosed
 		}
 		cl.err = err
 	}
+	var calls []*pendingCall
 	for id, call := range cl.calls {
 		delete(cl.calls, id)
 		call.err = cl.err
-		call.done <- struct{}{}
+		call.finished = true
+		calls = append(calls, call)
+	}
+	cl.mu.Unlock()
+	for _, call := range calls {
+		select {
+		case call.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
-// Close closes the connection, fails the calls still waiting with
-// ErrClientClosed, and waits for the reader goroutine.
+// Close closes the connection and fails the calls still waiting with
+// ErrClientClosed.
 func (cl *Client) Close() error {
 	cl.mu.Lock()
 	if cl.err == nil {
@@ -183,7 +292,7 @@ func (cl *Client) Close() error {
 	}
 	cl.mu.Unlock()
 	err := cl.c.Close()
-	<-cl.done
+	cl.stop(ErrClientClosed)
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
 	}

@@ -64,6 +64,7 @@ func testServer(cfg ServerConfig, probe *atomic.Int64) *Server {
 			return 0, context.Cause(ctx)
 		}
 	}))
+	must(s.Register("echomsg", func(ctx context.Context, m testMsg) (testMsg, error) { count(); return m, nil }))
 	must(s.Register("blob", func(ctx context.Context, n int) ([]byte, error) { count(); return make([]byte, n), nil }))
 	return s
 }
@@ -387,5 +388,57 @@ func TestRPCUnauthenticated(t *testing.T) {
 	}
 	if st := s.Stats(); st.Rejected != 3 || st.Authenticated != 0 || st.Calls != 0 {
 		t.Errorf("stats %+v, want 3 rejected and no calls", st)
+	}
+}
+
+// TestRPCCancelStorm has many callers share one Client while a third of
+// their calls are abandoned at random moments: every call that is not
+// abandoned must be answered, which it would not be if a caller quitting
+// its turn as the reader forgot to wake another.
+func TestRPCCancelStorm(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	path := startServer(t, testServer(ServerConfig{}, nil))
+	cl := dialClient(t, ctx, path)
+	var wg sync.WaitGroup
+	var answered, abandoned atomic.Int64
+	errs := make(chan error, 16)
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 150 {
+				if (g+i)%3 == 0 {
+					cctx, stop := context.WithTimeout(ctx, time.Duration((g*7+i)%5)*100*time.Microsecond)
+					var ms int
+					err := cl.Call(cctx, "slow", 1, &ms)
+					stop()
+					switch {
+					case err == nil:
+						answered.Add(1)
+					case errors.Is(err, context.DeadlineExceeded):
+						abandoned.Add(1)
+					default:
+						errs <- fmt.Errorf("caller %d call %d: %w", g, i, err)
+						return
+					}
+					continue
+				}
+				var sum int
+				if err := cl.Call(ctx, "add", pair{g, i}, &sum); err != nil || sum != g+i {
+					errs <- fmt.Errorf("caller %d call %d: add = %d, %v", g, i, sum, err)
+					return
+				}
+				answered.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	t.Logf("%d calls answered, %d abandoned", answered.Load(), abandoned.Load())
+	var s string
+	if err := cl.Call(ctx, "echo", "after the storm", &s); err != nil || s != "after the storm" {
+		t.Fatalf("echo after the storm: %q, %v", s, err)
 	}
 }
