@@ -40,7 +40,6 @@ const (
 	authMaxFrame = 256
 	labelClient  = "ipcplay-auth-v1 client"
 	labelServer  = "ipcplay-auth-v1 server"
-	minKeyLen    = 16
 )
 
 // DefaultHandshakeTimeout bounds a handshake when the caller sets no
@@ -48,7 +47,7 @@ const (
 const DefaultHandshakeTimeout = 5 * time.Second
 
 // MinKeyLen is the shortest key the handshake accepts.
-const MinKeyLen = minKeyLen
+const MinKeyLen = 16
 
 // ErrAuth is matched (with errors.Is) by every *AuthError.
 var ErrAuth = errors.New("authentication failed")
@@ -60,7 +59,7 @@ var (
 	ErrPeerUID          = errors.New("peer uid not allowed")
 	ErrHandshakeTimeout = errors.New("handshake timed out")
 	ErrHandshake        = errors.New("malformed handshake message")
-	ErrShortKey         = fmt.Errorf("key shorter than %d bytes", minKeyLen)
+	ErrShortKey         = fmt.Errorf("key shorter than %d bytes", MinKeyLen)
 )
 
 // AuthError reports a failed handshake. Side is the end that reports it:
@@ -225,7 +224,7 @@ func unmarshalOne(frame []byte, v any) error {
 // cfg.MaxFrame; on failure it returns an *AuthError and the caller closes
 // c. A client that fails is told only that it was rejected.
 func ServerHandshake(ctx context.Context, c *Conn, cfg AuthConfig) error {
-	if len(cfg.Key) < minKeyLen {
+	if len(cfg.Key) < MinKeyLen {
 		return &AuthError{Side: "server", Err: ErrShortKey}
 	}
 	ctx, cancel := handshakeCtx(ctx, cfg.timeout())
@@ -278,7 +277,7 @@ func ServerHandshake(ctx context.Context, c *Conn, cfg AuthConfig) error {
 // accepts frames up to maxFrame (zero means DefaultMaxFrame); on failure it
 // returns an *AuthError and the caller closes c.
 func ClientHandshake(ctx context.Context, c *Conn, key []byte, timeout time.Duration, maxFrame int) error {
-	if len(key) < minKeyLen {
+	if len(key) < MinKeyLen {
 		return &AuthError{Side: "client", Err: ErrShortKey}
 	}
 	if timeout <= 0 {
@@ -331,7 +330,7 @@ func ClientHandshake(ctx context.Context, c *Conn, key []byte, timeout time.Dura
 // DialAuth connects to the Unix stream socket at path and authenticates
 // with key in both directions; see ClientHandshake.
 func DialAuth(ctx context.Context, path string, key []byte, timeout time.Duration) (*Conn, error) {
-	if len(key) < minKeyLen {
+	if len(key) < MinKeyLen {
 		return nil, &AuthError{Side: "client", Err: ErrShortKey}
 	}
 	c, err := Dial(ctx, Stream, path)

@@ -132,7 +132,10 @@ func (s *Server) logf(format string, args ...any) {
 
 // Serve accepts connections on ln until ctx is done, then closes ln and
 // every connection and waits for all its goroutines. It returns nil after
-// a cancellation, and the accept error if ln fails otherwise.
+// a cancellation, and an error if ln is closed otherwise; other accept
+// errors (EMFILE, say) are retried after a pause. While MaxConns
+// connections are open, including those still in their handshake (which
+// lasts at most the handshake timeout), it accepts no more.
 func (s *Server) Serve(ctx context.Context, ln *net.UnixListener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -141,6 +144,7 @@ func (s *Server) Serve(ctx context.Context, ln *net.UnixListener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	slots := make(chan struct{}, s.cfg.MaxConns)
+	backoff := 5 * time.Millisecond
 	for {
 		select {
 		case slots <- struct{}{}:
@@ -153,12 +157,21 @@ func (s *Server) Serve(ctx context.Context, ln *net.UnixListener) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("serve: accept: %w", err)
 			}
-			return fmt.Errorf("serve: accept: %w", err)
+			// Out of descriptors or memory, say: wait and retry, as
+			// net/http does, rather than stop serving everyone.
+			s.logf("rpc: accept: %v; retrying in %v", err, backoff)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return nil
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
 		}
+		backoff = 5 * time.Millisecond
 		s.accepted.Add(1)
 		wg.Go(func() {
 			defer func() { <-slots }()
