@@ -21,24 +21,29 @@ var ErrClientClosed = errors.New("rpc client closed")
 // safe for concurrent use: calls from many goroutines share the
 // connection, each waiting for its own response.
 //
-// A Client has no goroutine of its own. One waiting caller at a time is the
-// reader: it reads responses and hands each to its caller until its own
-// arrives, then passes the role to another waiting caller. A lone caller
-// thus reads its own response, with no hand-off between goroutines (which
-// costs a thread wake-up, a good part of a round trip between processes).
+// One waiting caller at a time is the reader: it reads responses and hands
+// each to its caller until its own arrives, then passes the role to
+// another waiting caller. A lone caller thus reads its own response, with
+// no hand-off between goroutines (which costs a thread wake-up, a good
+// part of a round trip between processes). When calls are outstanding but
+// none of their callers is waiting yet (all are still sending, perhaps
+// blocked because the server is busy), a helper goroutine owned by the
+// Client reads instead, so responses never pile up unread.
 type Client struct {
 	c       *Conn
 	mu      sync.Mutex
 	nextID  uint64
 	calls   map[uint64]*pendingCall
-	reading bool  // some caller is the reader
+	reading bool  // a caller or a helper is the reader
 	err     error // why the client stopped, once it has
+	helpers sync.WaitGroup
 }
 
 type pendingCall struct {
 	result   any
 	err      error
 	finished bool          // err and result are set (under Client.mu)
+	waiting  bool          // its caller waits for it (under Client.mu)
 	wake     chan struct{} // one token: finished, or a turn to read
 }
 
@@ -78,6 +83,11 @@ func (cl *Client) Call(ctx context.Context, method string, args, result any) err
 	cl.nextID++
 	id := cl.nextID
 	cl.calls[id] = call
+	if !cl.reading && len(cl.calls) > 1 && cl.someWaiting(nil) == nil {
+		// Others are outstanding and all still sending: nobody would
+		// read their responses while this call sends too.
+		cl.startHelper()
+	}
 	cl.mu.Unlock()
 
 	if err := cl.c.Send(&callRequest{id: id, method: method, args: args}); err != nil {
@@ -106,6 +116,7 @@ func (cl *Client) Call(ctx context.Context, method string, args, result any) err
 func (cl *Client) await(ctx context.Context, id uint64, call *pendingCall) error {
 	for {
 		cl.mu.Lock()
+		call.waiting = true
 		if call.finished {
 			cl.mu.Unlock()
 			return nil
@@ -117,7 +128,7 @@ func (cl *Client) await(ctx context.Context, id uint64, call *pendingCall) error
 				if cl.abandon(id) {
 					return err
 				}
-				// Another reader has the response: wait for it.
+				// It was finished meanwhile (by Close, say).
 				ctx = context.Background()
 			}
 			continue
@@ -135,23 +146,32 @@ func (cl *Client) await(ctx context.Context, id uint64, call *pendingCall) error
 }
 
 // abandon removes a call its caller stops waiting for, and reports whether
-// it was still waiting (and so will never be finished by a reader).
+// it was still waiting (and so will never be finished by a reader). If
+// the caller had just been woken to take the reader's role, the role goes
+// to someone else.
 func (cl *Client) abandon(id uint64) bool {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	_, ok := cl.calls[id]
 	delete(cl.calls, id)
+	if !cl.reading {
+		cl.handOver(nil)
+	}
 	return ok
 }
 
-// lead reads responses until me is finished, the connection fails, or ctx
-// ends before a response starts to arrive (the only point where reading
-// can stop without losing part of a frame); then it gives the reader's
-// role to another waiting caller.
+// lead is the reader's loop, run by the caller of me or, with me nil, by a
+// helper. It reads responses until me is finished (a helper: until no call
+// is outstanding, or a caller waits and can take over), the connection
+// fails, or ctx ends before a response starts to arrive (the only point
+// where reading can stop without losing part of a frame). Then it hands
+// the reader's role over.
 func (cl *Client) lead(ctx context.Context, me *pendingCall) error {
-	defer cl.handOver(me)
 	for {
 		if err := cl.waitReadable(ctx); err != nil {
+			cl.mu.Lock()
+			cl.handOver(me)
+			cl.mu.Unlock()
 			return err
 		}
 		frame, err := cl.c.RecvFrame()
@@ -176,30 +196,54 @@ func (cl *Client) lead(ctx context.Context, me *pendingCall) error {
 			}
 		}
 		cl.mu.Lock()
-		done := me.finished
-		cl.mu.Unlock()
-		if done {
+		if (me != nil && me.finished) || (me == nil && (len(cl.calls) == 0 || cl.someWaiting(nil) != nil)) {
+			cl.handOver(me)
+			cl.mu.Unlock()
 			return nil
 		}
+		cl.mu.Unlock()
 	}
 }
 
-// handOver ends me's turn as the reader and wakes another waiting caller
-// to take it.
+// handOver ends me's turn as the reader (me is nil for a helper): it wakes
+// a waiting caller to take the role, or starts a helper if calls are
+// outstanding but nobody waits for them yet. Called with cl.mu held.
 func (cl *Client) handOver(me *pendingCall) {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
 	cl.reading = false
-	for _, call := range cl.calls {
-		if call == me {
-			continue
-		}
+	if cl.err != nil {
+		return
+	}
+	if w := cl.someWaiting(me); w != nil {
 		select {
-		case call.wake <- struct{}{}:
+		case w.wake <- struct{}{}:
 		default:
 		}
 		return
 	}
+	for _, call := range cl.calls {
+		if call != me {
+			cl.startHelper()
+			return
+		}
+	}
+}
+
+// someWaiting returns an outstanding call other than except whose caller
+// waits for it, or nil. Called with cl.mu held.
+func (cl *Client) someWaiting(except *pendingCall) *pendingCall {
+	for _, call := range cl.calls {
+		if call != except && call.waiting && !call.finished {
+			return call
+		}
+	}
+	return nil
+}
+
+// startHelper makes a helper goroutine the reader. Called with cl.mu held
+// and no reader.
+func (cl *Client) startHelper() {
+	cl.reading = true
+	cl.helpers.Go(func() { cl.lead(context.Background(), nil) })
 }
 
 // waitReadable waits until a response has started to arrive, without
@@ -274,6 +318,7 @@ func (cl *Client) stop(err error) {
 		call.finished = true
 		calls = append(calls, call)
 	}
+	cl.reading = false
 	cl.mu.Unlock()
 	for _, call := range calls {
 		select {
@@ -283,8 +328,8 @@ func (cl *Client) stop(err error) {
 	}
 }
 
-// Close closes the connection and fails the calls still waiting with
-// ErrClientClosed.
+// Close closes the connection, fails the calls still waiting with
+// ErrClientClosed, and waits for the helper reader if one is running.
 func (cl *Client) Close() error {
 	cl.mu.Lock()
 	if cl.err == nil {
@@ -293,6 +338,7 @@ func (cl *Client) Close() error {
 	cl.mu.Unlock()
 	err := cl.c.Close()
 	cl.stop(ErrClientClosed)
+	cl.helpers.Wait()
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
 	}

@@ -442,3 +442,36 @@ func TestRPCCancelStorm(t *testing.T) {
 		t.Fatalf("echo after the storm: %q, %v", s, err)
 	}
 }
+
+// TestRPCBigPipelined has many callers send large arguments and get large
+// results back through a server that runs only two calls at a time: both
+// sockets' buffers fill up, and the calls still complete only if the
+// client keeps reading responses while its callers are blocked sending.
+func TestRPCBigPipelined(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	s := testServer(ServerConfig{MaxInFlight: 2, Auth: AuthConfig{MaxFrame: 1 << 20}}, nil)
+	s.Register("big", func(ctx context.Context, b []byte) ([]byte, error) { return b, nil })
+	path := startServer(t, s)
+	cl := dialClient(t, ctx, path)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 64 {
+		wg.Go(func() {
+			arg := make([]byte, 128<<10)
+			arg[0] = byte(g)
+			for i := range 4 {
+				var got []byte
+				if err := cl.Call(ctx, "big", arg, &got); err != nil || len(got) != len(arg) || got[0] != byte(g) {
+					errs <- fmt.Errorf("caller %d call %d: %d bytes, %v", g, i, len(got), err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
