@@ -225,8 +225,8 @@ func (s *Server) ServeConn(ctx context.Context, c *Conn) {
 // a timer per call, which wakes the thread sleeping in the network poller;
 // measured, it cost a third of a round trip.) If a call is still running
 // after handOffAfter, the connection's watcher starts a new reader (within
-// a tick), so a slow call does not hold up the requests behind it. Every request but the
-// last of a frame gets a goroutine of its own.
+// a tick), so a slow call does not hold up the requests behind it. Every
+// request but the last of a frame gets a goroutine of its own.
 type connState struct {
 	s      *Server
 	c      *Conn
