@@ -239,3 +239,36 @@ func TestListenDialAuth(t *testing.T) {
 		t.Fatalf("after CloseWrite: %v, want io.EOF", err)
 	}
 }
+
+// TestAcceptAuthRejects checks that AcceptAuth reports a peer with the
+// wrong key as an *AuthError and that the listener stays usable.
+func TestAcceptAuthRejects(t *testing.T) {
+	ln, path := listenPrivate(t)
+	defer ln.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	errs := make(chan error, 2)
+	go func() {
+		for range 2 {
+			c, err := AcceptAuth(ctx, ln, AuthConfig{Key: testKey})
+			if c != nil {
+				c.Close()
+			}
+			errs <- err
+		}
+	}()
+	if _, err := DialAuth(ctx, path, []byte("not the key, but long enough"), 0); !errors.Is(err, ErrRejected) {
+		t.Errorf("client with a wrong key: %v, want ErrRejected", err)
+	}
+	if err := <-errs; !errors.Is(err, ErrWrongKey) {
+		t.Errorf("AcceptAuth of a wrong key: %v, want ErrWrongKey", err)
+	}
+	c, err := DialAuth(ctx, path, testKey, 0)
+	if err != nil {
+		t.Fatalf("the next client, with the key: %v", err)
+	}
+	c.Close()
+	if err := <-errs; err != nil {
+		t.Errorf("AcceptAuth of the right key: %v", err)
+	}
+}
