@@ -383,11 +383,28 @@ func TestRPCUnauthenticated(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("silent client closed after %v, want about the 200 ms handshake timeout", d)
 	}
+	// A stall mid-handshake: the hello read, half a proof sent, and a
+	// request behind it that must never run.
+	start = time.Now()
+	c3, err := Dial(ctx, Stream, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.Close()
+	var hello serverHello
+	if err := c3.RecvContext(ctx, &hello); err != nil {
+		t.Fatal(err)
+	}
+	c3.nc.Write([]byte{0, 0, 0, 70, 0x92, 0xc4, 32})
+	waitClosed(t, ctx, c3)
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("client stalled mid-handshake closed after %v, want about the 200 ms handshake timeout", d)
+	}
 	if n := probe.Load(); n != 0 {
 		t.Errorf("%d functions ran for unauthenticated clients", n)
 	}
-	if st := s.Stats(); st.Rejected != 3 || st.Authenticated != 0 || st.Calls != 0 {
-		t.Errorf("stats %+v, want 3 rejected and no calls", st)
+	if st := s.Stats(); st.Rejected != 4 || st.Authenticated != 0 || st.Calls != 0 {
+		t.Errorf("stats %+v, want 4 rejected and no calls", st)
 	}
 }
 
