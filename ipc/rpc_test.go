@@ -231,7 +231,7 @@ func TestRPCConcurrent(t *testing.T) {
 	slow := make(chan error, 1)
 	go func() {
 		var ms int
-		slow <- cl.Call(ctx, "slow", 3000, &ms)
+		slow <- cl.Call(ctx, "slow", 1500, &ms)
 	}()
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
