@@ -3,6 +3,7 @@ package main
 import (
 	"ipcplay/cmd/ipcplay/internal/primes"
 	"ipcplay/cmd/ipcplay/internal/rpclab"
+	"ipcplay/cmd/ipcplay/internal/shmlab"
 	"ipcplay/procs"
 )
 
@@ -12,4 +13,5 @@ func registerRoles() {
 	procs.Register(primes.WorkerRole, primes.WorkerMain)
 	procs.Register(rpclab.ManagerServerRole, rpclab.ManagerServerMain)
 	procs.Register(rpclab.ManagerWorkerRole, rpclab.ManagerWorkerMain)
+	shmlab.RegisterRoles()
 }
