@@ -13,5 +13,6 @@ func registerRoles() {
 	procs.Register(primes.WorkerRole, primes.WorkerMain)
 	procs.Register(rpclab.ManagerServerRole, rpclab.ManagerServerMain)
 	procs.Register(rpclab.ManagerWorkerRole, rpclab.ManagerWorkerMain)
+	procs.Register(rpclab.ManagerShmWorkerRole, rpclab.ManagerShmWorkerMain)
 	shmlab.RegisterRoles()
 }

@@ -12,7 +12,7 @@ import (
 // processes calling the server process and for goroutines under a
 // sync.Mutex.
 func BenchmarkManager(b *testing.B) {
-	for _, mode := range []string{ModeRPC, ModeGoroutines} {
+	for _, mode := range []string{ModeRPC, ModeShm, ModeGoroutines} {
 		for _, p := range []int{1, 4} {
 			b.Run(fmt.Sprintf("mode=%s/procs=%d", mode, p), func(b *testing.B) {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

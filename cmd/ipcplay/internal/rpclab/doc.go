@@ -12,6 +12,8 @@
 // with data only: a server child ([ManagerServerRole]) holds a list and a
 // dict, P worker children ([ManagerWorkerRole]) append to the list and
 // increment a dict entry through RPC, and the parent checks the final state
-// and times it against goroutines sharing the same structures under a
-// sync.Mutex.
+// and times it against worker processes doing the same on a list and a
+// count in one shared memory region under a futex mutex (package shm, role
+// [ManagerShmWorkerRole]), and against goroutines sharing the server's
+// structures under a sync.Mutex.
 package rpclab

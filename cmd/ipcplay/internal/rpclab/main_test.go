@@ -10,6 +10,7 @@ import (
 func TestMain(m *testing.M) {
 	procs.Register(ManagerServerRole, ManagerServerMain)
 	procs.Register(ManagerWorkerRole, ManagerWorkerMain)
+	procs.Register(ManagerShmWorkerRole, ManagerShmWorkerMain)
 	procs.Init()
 	os.Exit(m.Run())
 }

@@ -38,10 +38,8 @@ const (
 const (
 	ModeRPC        = "rpc"        // worker processes calling a server process
 	ModeGoroutines = "goroutines" // goroutines sharing the state under a sync.Mutex
+	ModeShm        = "shm"        // worker processes sharing the state in a memfd under a futex mutex
 )
-
-// FutexNote says where the third comparison of the manager lab lives.
-const FutexNote = "futex path: see shm lab (package shm has no futex mutex yet)"
 
 // ManagerConfig is one run of the manager lab.
 type ManagerConfig struct {
@@ -172,6 +170,8 @@ func RunManager(ctx context.Context, cfg ManagerConfig, modes []string) ([]ModeR
 			r, err = runRPC(ctx, cfg)
 		case ModeGoroutines:
 			r = runGoroutines(cfg)
+		case ModeShm:
+			r, err = runShm(ctx, cfg)
 		default:
 			return nil, fmt.Errorf("manager: unknown mode %q", m)
 		}
@@ -261,11 +261,39 @@ func runRPC(ctx context.Context, cfg ManagerConfig) (res ModeResult, err error) 
 		}
 	}()
 
-	// Workers: one gate pipe for all (closing it starts them at once),
-	// and a stdout pipe each for "ready" and "done".
-	gate, gateW, err := os.Pipe()
+	setup, elapsed, err := runWorkers(ctx, cfg, start, func(i int) *procs.Cmd {
+		w := procs.Command(ctx, ManagerWorkerRole, "-socket", path, "-index", strconv.Itoa(i), "-ops", strconv.Itoa(cfg.Ops))
+		w.Env = env
+		return w
+	})
+	if err != nil {
+		return res, err
+	}
+
+	cl, err := ipc.DialClient(ctx, path, key, 0)
 	if err != nil {
 		return res, fmt.Errorf("manager: %w", err)
+	}
+	defer cl.Close()
+	var snap Snapshot
+	if err := cl.Call(ctx, "snapshot", struct{}{}, &snap); err != nil {
+		return res, fmt.Errorf("manager: %w", err)
+	}
+	res = ModeResult{Mode: ModeRPC, Elapsed: elapsed, Setup: setup, Ops: cfg.Procs * cfg.Ops, Calls: 2 * cfg.Procs * cfg.Ops}
+	res.Err = Check(snap, cfg)
+	return res, nil
+}
+
+// runWorkers starts cfg.Procs workers made by mk, waits until each has
+// said "ready", starts them all at once by closing the gate (their stdin),
+// and waits until each has said "done" and exited. setup runs from start
+// to all ready; elapsed from the gate to the last "done".
+func runWorkers(ctx context.Context, cfg ManagerConfig, start time.Time, mk func(i int) *procs.Cmd) (setup, elapsed time.Duration, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	gate, gateW, err := os.Pipe()
+	if err != nil {
+		return 0, 0, fmt.Errorf("manager: %w", err)
 	}
 	defer gateW.Close()
 	var workers []*procs.Cmd
@@ -282,18 +310,18 @@ func runRPC(ctx context.Context, cfg ManagerConfig) (res ModeResult, err error) 
 		outR, outW, perr := os.Pipe()
 		if perr != nil {
 			gate.Close()
-			return res, fmt.Errorf("manager: %w", perr)
+			return 0, 0, fmt.Errorf("manager: %w", perr)
 		}
-		w := procs.Command(ctx, ManagerWorkerRole, "-socket", path, "-index", strconv.Itoa(i), "-ops", strconv.Itoa(cfg.Ops))
+		w := mk(i)
 		w.Index = i
-		w.Stdin, w.Stdout, w.Env = gate, outW, env
+		w.Stdin, w.Stdout = gate, outW
 		serr := w.Start()
 		outW.Close()
 		if serr != nil {
 			outR.Close()
 			gate.Close()
 			cancel()
-			return res, fmt.Errorf("manager: start worker %d: %w", i, serr)
+			return 0, 0, fmt.Errorf("manager: start worker %d: %w", i, serr)
 		}
 		defer outR.Close()
 		workers = append(workers, w)
@@ -303,32 +331,19 @@ func runRPC(ctx context.Context, cfg ManagerConfig) (res ModeResult, err error) 
 	for i, r := range outs {
 		if err := expectLine(r, "ready"); err != nil {
 			cancel()
-			return res, fmt.Errorf("manager: worker %d: %w", i, err)
+			return 0, 0, fmt.Errorf("manager: worker %d: %w", i, err)
 		}
 	}
-	setup := time.Since(start)
-	start = time.Now()
+	setup = time.Since(start)
+	t0 := time.Now()
 	gateW.Close()
 	for i, r := range outs {
 		if err := expectLine(r, "done"); err != nil {
 			cancel()
-			return res, fmt.Errorf("manager: worker %d: %w", i, err)
+			return 0, 0, fmt.Errorf("manager: worker %d: %w", i, err)
 		}
 	}
-	elapsed := time.Since(start)
-
-	cl, err := ipc.DialClient(ctx, path, key, 0)
-	if err != nil {
-		return res, fmt.Errorf("manager: %w", err)
-	}
-	defer cl.Close()
-	var snap Snapshot
-	if err := cl.Call(ctx, "snapshot", struct{}{}, &snap); err != nil {
-		return res, fmt.Errorf("manager: %w", err)
-	}
-	res = ModeResult{Mode: ModeRPC, Elapsed: elapsed, Setup: setup, Ops: cfg.Procs * cfg.Ops, Calls: 2 * cfg.Procs * cfg.Ops}
-	res.Err = Check(snap, cfg)
-	return res, nil
+	return setup, time.Since(t0), nil
 }
 
 // expectLine reads one line from a worker and checks that it is want. A

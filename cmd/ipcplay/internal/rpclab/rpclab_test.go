@@ -18,12 +18,12 @@ func TestManager(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	cfg := ManagerConfig{Procs: 3, Ops: 200}
-	res, err := RunManager(ctx, cfg, []string{ModeRPC, ModeGoroutines})
+	res, err := RunManager(ctx, cfg, []string{ModeRPC, ModeShm, ModeGoroutines})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res) != 2 {
-		t.Fatalf("%d results, want 2", len(res))
+	if len(res) != 3 {
+		t.Fatalf("%d results, want 3", len(res))
 	}
 	for _, r := range res {
 		if r.Err != nil {
