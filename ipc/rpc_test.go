@@ -492,3 +492,33 @@ func TestRPCBigPipelined(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestServeStopsWithCallsRunning stops a server while a call runs: the
+// call's context is cancelled, Serve returns promptly, and the caller gets
+// an error rather than waiting forever.
+func TestServeStopsWithCallsRunning(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	path, stop := startServerStop(t, testServer(ServerConfig{}, nil))
+	cl := dialClient(t, ctx, path)
+	done := make(chan error, 1)
+	go func() { done <- cl.Call(ctx, "slow", 20000, nil) }()
+	var sum int
+	if err := cl.Call(ctx, "add", pair{1, 2}, &sum); err != nil || sum != 3 {
+		t.Fatalf("add while a slow call runs: %d, %v", sum, err)
+	}
+	start := time.Now()
+	stop()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Serve took %v to stop with a call running", d)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("the slow call succeeded after the server stopped")
+		}
+		t.Logf("slow call: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the caller still waits after the server stopped")
+	}
+}
