@@ -25,4 +25,18 @@
 // as an inherited file (procs.Cmd.ExtraFiles) and opened there with
 // [FileConn], or from [Listen] and [Dial] on a path inside a private
 // directory (0700) with the socket itself 0600.
+//
+// # Authentication and RPC
+//
+// [ServerHandshake] and [ClientHandshake] (or [DialAuth] and [AcceptAuth])
+// admit a peer only if it proves it holds a shared key, by an
+// HMAC-SHA256 challenge and response in each direction, and, on the
+// server, only if its uid (SO_PEERCRED) is allowed; until then frames are
+// limited to 256 bytes. A failure is an [*AuthError] on both ends.
+//
+// On an authenticated connection, a [Server] runs Go functions registered
+// by name (func(ctx, A) (R, error)) for a [Client], many calls at once on
+// one connection, matched by request id; a failure arrives as a
+// [*RemoteError]. Only data crosses: msgpack values decoded strictly into
+// the registered types, never code.
 package ipc

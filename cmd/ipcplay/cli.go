@@ -23,6 +23,8 @@ func commands() []*command {
 		primesCommand,
 		pipesCommand,
 		shmCommand,
+		rpcCommand,
+		managerCommand,
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"ipcplay/cmd/ipcplay/internal/pipelab"
 	"ipcplay/cmd/ipcplay/internal/primes"
+	"ipcplay/cmd/ipcplay/internal/rpclab"
 	"ipcplay/cmd/ipcplay/internal/shmlab"
 	"ipcplay/procs"
 )
@@ -13,5 +14,8 @@ func registerRoles() {
 	procs.Register(primes.WorkerRole, primes.WorkerMain)
 	procs.Register(pipelab.ChildRole, pipelab.ChildMain)
 	procs.Register(pipelab.BenchRole, pipelab.BenchMain)
+	procs.Register(rpclab.ManagerServerRole, rpclab.ManagerServerMain)
+	procs.Register(rpclab.ManagerWorkerRole, rpclab.ManagerWorkerMain)
+	procs.Register(rpclab.ManagerShmWorkerRole, rpclab.ManagerShmWorkerMain)
 	shmlab.RegisterRoles()
 }
