@@ -22,6 +22,7 @@ func commands() []*command {
 	return []*command{
 		primesCommand,
 		shmCommand,
+		queueCommand,
 	}
 }
 

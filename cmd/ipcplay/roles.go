@@ -2,6 +2,7 @@ package main
 
 import (
 	"ipcplay/cmd/ipcplay/internal/primes"
+	"ipcplay/cmd/ipcplay/internal/queuelab"
 	"ipcplay/cmd/ipcplay/internal/shmlab"
 	"ipcplay/procs"
 )
@@ -11,4 +12,5 @@ import (
 func registerRoles() {
 	procs.Register(primes.WorkerRole, primes.WorkerMain)
 	shmlab.RegisterRoles()
+	queuelab.RegisterRoles()
 }

@@ -1,0 +1,63 @@
+package queuelab
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"ipcplay/procs"
+)
+
+func TestMain(m *testing.M) {
+	RegisterRoles()
+	procs.Init()
+	os.Exit(m.Run())
+}
+
+func TestRunBothModes(t *testing.T) {
+	cfg := Config{Producers: 2, Consumers: 2, Messages: 5000, Size: 64, Capacity: 32, Window: 8}
+	for _, mode := range []Mode{Procs, Goroutines} {
+		t.Run(string(mode), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+			defer cancel()
+			res, err := Run(ctx, mode, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.OK() || res.Sent != cfg.Messages || res.Received != cfg.Messages {
+				t.Fatalf("not exactly once: %+v", res)
+			}
+			if res.LatencyP50 <= 0 || res.LatencyP99 < res.LatencyP50 || res.Elapsed <= 0 {
+				t.Fatalf("implausible timings: %+v", res)
+			}
+		})
+	}
+}
+
+func TestAccountFindsLossDuplicatesAndReorder(t *testing.T) {
+	cfg := Config{Producers: 2, Consumers: 2, Messages: 6, Capacity: 1}
+	recs := [][]record{
+		{{P: 0, S: 0, Sent: 1, Recv: 2}, {P: 0, S: 2, Sent: 1, Recv: 3}, {P: 0, S: 1, Sent: 1, Recv: 4}},
+		{{P: 1, S: 0, Sent: 1, Recv: 2}, {P: 1, S: 0, Sent: 1, Recv: 2}},
+	}
+	res := account(cfg, recs)
+	if res.Received != 5 || res.Duplicates != 1 || res.Lost != 2 || res.Reordered != 2 || res.OK() {
+		t.Fatalf("account: %+v", res)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	bad := []Config{
+		{Producers: 0, Consumers: 1, Messages: 1, Capacity: 1},
+		{Producers: 1, Consumers: 0, Messages: 1, Capacity: 1},
+		{Producers: 2, Consumers: 1, Messages: 1, Capacity: 1},
+		{Producers: 1, Consumers: 1, Messages: 1, Capacity: 0},
+		{Producers: 1, Consumers: 1, Messages: 1, Capacity: 1, Size: -1},
+	}
+	for _, c := range bad {
+		if c.Validate() == nil {
+			t.Errorf("%+v: valid, want an error", c)
+		}
+	}
+}
