@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -34,6 +35,7 @@ const (
 	opCancel   = 3
 	opTaskDone = 4
 	opJoin     = 5
+	opRequeue  = 6 // a prefetched value given back, to the front of the queue
 
 	opAck       = 10
 	opItem      = 11
@@ -221,6 +223,7 @@ func (q *Queue) Close() error {
 			q.gets = nil
 		}
 	}
+	encode(out)
 	q.mu.Unlock()
 	send(out)
 	return nil
@@ -268,7 +271,9 @@ func (q *Queue) readLoop(hc *hubConn) {
 			return // EOF, or the connection broke or was shut down
 		}
 		q.mu.Lock()
+		mark := len(out)
 		out = q.handle(hc, &m, out)
+		encode(out[mark:])
 		q.mu.Unlock()
 		if hc.c.moreInFrame() {
 			continue
@@ -365,6 +370,15 @@ func (q *Queue) handle(hc *hubConn, m *queueMsg, out []hubReply) []hubReply {
 			}
 			q.joins = q.joins[:0]
 		}
+	case opRequeue:
+		if len(q.gets) > 0 {
+			g := q.gets[0]
+			q.gets = q.gets[1:]
+			return append(out, hubReply{g.hc, queueMsg{Op: opItem, Seq: g.seq, Data: m.Data}})
+		}
+		q.items = append(q.items, nil)
+		copy(q.items[1:], q.items)
+		q.items[0] = m.Data
 	case opJoin:
 		if q.unfin == 0 {
 			return append(out, hubReply{hc, queueMsg{Op: opJoined, Seq: m.Seq}})
@@ -376,12 +390,21 @@ func (q *Queue) handle(hc *hubConn, m *queueMsg, out []hubReply) []hubReply {
 	return out
 }
 
-// send writes replies, one frame per connection. A write error means the
-// endpoint is gone; its read loop notices and drops it.
-func send(out []hubReply) {
+// encode adds replies to their connections' frames. It is called with q.mu
+// held, so that each connection gets its replies in the order the hub
+// decided them, whichever goroutine later writes the frame out. (Two
+// goroutines writing their own replies after unlocking could swap two values
+// of one producer on their way to one consumer.)
+func encode(out []hubReply) {
 	for i := range out {
 		out[i].hc.c.Buffer(&out[i].m)
 	}
+}
+
+// send flushes the frames of the connections replies went to, once each.
+// A write error means the endpoint is gone; its read loop notices and drops
+// it.
+func send(out []hubReply) {
 	for i, r := range out {
 		seen := false
 		for _, o := range out[:i] {
@@ -411,6 +434,13 @@ type QueueClient struct {
 	misuse  error                    // a misuse the hub reported, for TaskDone
 	flushed *sync.Cond               // signalled when windowed puts are acked
 	inPuts  int                      // windowed puts not yet acked
+
+	// Prefetching gets (SetGetWindow).
+	getWindow int
+	prefetch  map[uint64]struct{} // gets sent ahead, not yet answered
+	ready     [][]byte            // values they brought, oldest first
+	eof       bool                // one of them brought io.EOF
+	avail     chan struct{}       // signalled when ready or eof change
 }
 
 // OpenQueue returns the queue endpoint on f, a file from Queue.Attach
@@ -426,7 +456,10 @@ func OpenQueue(f *os.File) (*QueueClient, error) {
 // NewQueueClient returns the queue endpoint on c, a Conn over a socket from
 // Queue.Attach. The client owns c.
 func NewQueueClient(c *Conn) *QueueClient {
-	qc := &QueueClient{c: c, done: make(chan struct{}), waiting: make(map[uint64]chan queueMsg)}
+	qc := &QueueClient{
+		c: c, done: make(chan struct{}), waiting: make(map[uint64]chan queueMsg),
+		prefetch: make(map[uint64]struct{}), avail: make(chan struct{}, 1),
+	}
 	qc.flushed = sync.NewCond(&qc.mu)
 	go qc.readLoop()
 	return qc
@@ -462,6 +495,21 @@ func (qc *QueueClient) readLoop() {
 				qc.misuse = errors.New(string(m.Data))
 			}
 			qc.mu.Unlock()
+			continue
+		}
+		if _, ok := qc.prefetch[m.Seq]; ok {
+			delete(qc.prefetch, m.Seq)
+			switch m.Op {
+			case opItem:
+				qc.ready = append(qc.ready, m.Data)
+			case opEOF:
+				qc.eof = true
+			}
+			qc.mu.Unlock()
+			select {
+			case qc.avail <- struct{}{}:
+			default:
+			}
 			continue
 		}
 		ch, ok := qc.waiting[m.Seq]
@@ -660,10 +708,35 @@ func (qc *QueueClient) Get(ctx context.Context, v any) error {
 	return nil
 }
 
+// SetGetWindow makes the client ask for up to w values ahead of Get, so
+// that a Get usually finds its value already here instead of waiting for a
+// round trip to the hub. Values fetched ahead belong to this client: Close
+// gives back those not yet taken, to the front of the queue (the queue may
+// then hold more than its capacity for a moment). A consumer that dies
+// without Close loses them, as it would lose a value it had taken. With
+// w <= 1 (the default) every Get asks the hub for one value. Call it before
+// any Get.
+//
+// Gets sent ahead wait in the hub like any Get, so values flow to a
+// prefetching consumer before the buffer fills: backpressure then starts
+// when the buffer and every consumer's window are full. A value given back
+// after the owner closed the queue and the other consumers saw io.EOF stays
+// in the buffer; close a prefetching consumer only after it saw io.EOF, or
+// before the queue is closed.
+func (qc *QueueClient) SetGetWindow(w int) {
+	qc.getWindow = w
+	if w <= 1 {
+		qc.getWindow = 0
+	}
+}
+
 // GetEncoded is Get returning the value's msgpack encoding.
 func (qc *QueueClient) GetEncoded(ctx context.Context) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, context.Cause(ctx)
+	}
+	if qc.getWindow > 0 {
+		return qc.getAhead(ctx)
 	}
 	seq, ch, err := qc.request(opGet, nil, false)
 	if err != nil {
@@ -677,6 +750,112 @@ func (qc *QueueClient) GetEncoded(ctx context.Context) ([]byte, error) {
 		return nil, io.EOF
 	}
 	return m.Data, nil
+}
+
+// getAhead is GetEncoded with prefetching.
+func (qc *QueueClient) getAhead(ctx context.Context) ([]byte, error) {
+	for {
+		qc.mu.Lock()
+		if len(qc.ready) > 0 {
+			data := qc.ready[0]
+			qc.ready[0] = nil
+			qc.ready = qc.ready[1:]
+			qc.mu.Unlock()
+			return data, qc.topUp()
+		}
+		if qc.eof {
+			qc.mu.Unlock()
+			return nil, io.EOF
+		}
+		qc.mu.Unlock()
+		if err := qc.topUp(); err != nil {
+			return nil, err
+		}
+		select {
+		case <-qc.avail:
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		case <-qc.done:
+			qc.mu.Lock()
+			n, err := len(qc.ready), qc.err
+			qc.mu.Unlock()
+			if n == 0 {
+				return nil, err
+			}
+		}
+	}
+}
+
+// topUp sends gets ahead until getWindow values are asked for or here,
+// in one frame.
+func (qc *QueueClient) topUp() error {
+	qc.mu.Lock()
+	if qc.err != nil || qc.eof {
+		qc.mu.Unlock()
+		return nil // reported by the next Get, once ready is empty
+	}
+	want := qc.getWindow - len(qc.prefetch) - len(qc.ready)
+	if want <= 0 || want < qc.getWindow/4 && len(qc.prefetch)+len(qc.ready) > 0 {
+		qc.mu.Unlock()
+		return nil // ask in batches, not one by one
+	}
+	first := qc.seq + 1
+	for range want {
+		qc.seq++
+		qc.prefetch[qc.seq] = struct{}{}
+	}
+	qc.mu.Unlock()
+	for seq := first; seq < first+uint64(want); seq++ {
+		if err := qc.c.Buffer(&queueMsg{Op: opGet, Seq: seq}); err != nil {
+			return fmt.Errorf("%w: %v", ErrQueueGone, err)
+		}
+	}
+	if err := qc.c.Flush(); err != nil {
+		return fmt.Errorf("%w: %v", ErrQueueGone, err)
+	}
+	return nil
+}
+
+// giveBack cancels the gets sent ahead, waits (a little) for the hub's
+// answers, and returns every value fetched and not taken to the front of the
+// queue.
+func (qc *QueueClient) giveBack() {
+	qc.mu.Lock()
+	seqs := make([]uint64, 0, len(qc.prefetch))
+	for seq := range qc.prefetch {
+		seqs = append(seqs, seq)
+	}
+	qc.mu.Unlock()
+	for _, seq := range seqs {
+		qc.c.Buffer(&queueMsg{Op: opCancel, Seq: seq})
+	}
+	if qc.c.Flush() != nil {
+		return
+	}
+	timeout := time.After(2 * time.Second)
+	for {
+		qc.mu.Lock()
+		n := len(qc.prefetch)
+		qc.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		select {
+		case <-qc.avail:
+		case <-qc.done:
+			return
+		case <-timeout:
+			return
+		}
+	}
+	qc.mu.Lock()
+	ready := qc.ready
+	qc.ready = nil
+	qc.mu.Unlock()
+	for i := len(ready) - 1; i >= 0; i-- { // each goes to the front: newest first
+		qc.c.Buffer(&queueMsg{Op: opRequeue, Data: ready[i]})
+	}
+	qc.c.Flush()
 }
 
 // TaskDone tells the queue that a value taken with Get has been dealt with,
@@ -716,6 +895,9 @@ func (qc *QueueClient) Join(ctx context.Context) error {
 // puts not yet taken by the hub are lost (call Flush first). It waits for
 // the client's reader goroutine.
 func (qc *QueueClient) Close() error {
+	if qc.getWindow > 0 {
+		qc.giveBack()
+	}
 	err := qc.c.Close()
 	<-qc.done
 	return err

@@ -77,6 +77,7 @@ func queueProducerMain(ctx context.Context, args []string) error {
 // little-endian uint32s.
 func queueConsumerMain(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet(queueConsumerRole, flag.ContinueOnError)
+	window := fs.Int("window", 1, "get window")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -89,6 +90,7 @@ func queueConsumerMain(ctx context.Context, args []string) error {
 		return err
 	}
 	defer qc.Close()
+	qc.SetGetWindow(*window)
 	w := bufio.NewWriter(os.Stdout)
 	next := map[uint32]uint32{}
 	var it qItem
@@ -362,7 +364,7 @@ func runProducersConsumers(t *testing.T, producers, consumers, n, capacity, wind
 	outs := make([]*bytes.Buffer, consumers)
 	for i := range consumers {
 		outs[i] = new(bytes.Buffer)
-		cmds = append(cmds, startQueueChild(t, ctx, q, outs[i], queueConsumerRole))
+		cmds = append(cmds, startQueueChild(t, ctx, q, outs[i], queueConsumerRole, "-window", strconv.Itoa(window)))
 	}
 	var pcmds []*procs.Cmd
 	for i := range producers {
@@ -480,6 +482,47 @@ func (l *lineCounter) settle(t *testing.T, ctx context.Context, quiet time.Durat
 		}
 	}
 	return last
+}
+
+func TestQueueGetWindowGivesBack(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	q := newTestQueue(t, 16)
+	p := testClient(t, q)
+	for i := range 10 {
+		if err := p.Put(ctx, &qItem{S: uint32(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := q.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetGetWindow(8)
+	var it qItem
+	for i := range 2 {
+		if err := c.Get(ctx, &it); err != nil || it.S != uint32(i) {
+			t.Fatalf("get %d: %+v, %v", i, it, err)
+		}
+	}
+	waitStats(t, ctx, q, func(st QueueStats) bool { return st.Len < 8 })
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The values it fetched ahead and did not take are back, in order.
+	st := waitStats(t, ctx, q, func(st QueueStats) bool { return st.Clients == 1 })
+	if st.Len != 8 || st.PendingGets != 0 {
+		t.Fatalf("after the prefetching consumer closed: %+v", st)
+	}
+	q.Close()
+	for i := 2; i < 10; i++ {
+		if err := p.Get(ctx, &it); err != nil || it.S != uint32(i) {
+			t.Fatalf("get %d after give-back: %+v, %v", i, it, err)
+		}
+	}
+	if err := p.Get(ctx, &it); err != io.EOF {
+		t.Fatalf("get after drain: %v, want io.EOF", err)
+	}
 }
 
 func TestQueueBackpressure(t *testing.T) {

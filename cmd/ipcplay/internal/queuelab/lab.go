@@ -48,7 +48,7 @@ type Config struct {
 	Messages  int // messages in all, split evenly among producers
 	Size      int // payload bytes per message
 	Capacity  int // queue (or channel) capacity
-	Window    int // puts in flight per producer (ipc.QueueClient.SetPutWindow); <= 1: each Put waits
+	Window    int // puts in flight per producer and gets sent ahead per consumer (SetPutWindow, SetGetWindow); <= 1: each waits
 }
 
 // Validate reports a Config that cannot run.
@@ -246,7 +246,7 @@ func runProcs(ctx context.Context, cfg Config) (Result, error) {
 	var consumers, producers []*procs.Cmd
 	for i := range cfg.Consumers {
 		outs[i] = new(bytes.Buffer)
-		c, err := startChild(i, outs[i], ConsumerRole)
+		c, err := startChild(i, outs[i], ConsumerRole, "-window", strconv.Itoa(cfg.Window))
 		if err != nil {
 			return Result{}, err
 		}
@@ -395,6 +395,7 @@ func producerMain(ctx context.Context, args []string) error {
 // writes a record per message on stdout.
 func consumerMain(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet(ConsumerRole, flag.ContinueOnError)
+	window := fs.Int("window", 1, "gets sent ahead")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -407,6 +408,7 @@ func consumerMain(ctx context.Context, args []string) error {
 		return err
 	}
 	defer qc.Close()
+	qc.SetGetWindow(*window)
 	w := bufio.NewWriterSize(os.Stdout, 64<<10)
 	var m message
 	var b [recordLen]byte
