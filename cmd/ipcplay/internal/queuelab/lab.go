@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -43,12 +45,14 @@ func RegisterRoles() {
 
 // Config describes one run.
 type Config struct {
-	Producers int // producer processes or goroutines
-	Consumers int // consumer processes or goroutines
-	Messages  int // messages in all, split evenly among producers
-	Size      int // payload bytes per message
-	Capacity  int // queue (or channel) capacity
-	Window    int // puts in flight per producer and gets sent ahead per consumer (SetPutWindow, SetGetWindow); <= 1: each waits
+	Producers int           // producer processes or goroutines
+	Consumers int           // consumer processes or goroutines
+	Messages  int           // messages in all, split evenly among producers
+	Size      int           // payload bytes per message
+	Capacity  int           // queue (or channel) capacity
+	Shutdown  Shutdown      // how consumers are told to stop (processes only); "" is ShutdownClose
+	Watchdog  time.Duration // how long consumers may take to stop before they are terminated; 0: no limit
+	Window    int           // puts in flight per producer and gets sent ahead per consumer (SetPutWindow, SetGetWindow); <= 1: each waits
 }
 
 // Validate reports a Config that cannot run.
@@ -77,6 +81,23 @@ func (c Config) share(p int) int {
 	return n
 }
 
+// Shutdown is how the consumers learn that no more messages will come.
+type Shutdown string
+
+const (
+	// ShutdownClose closes the queue: consumers drain it and get io.EOF.
+	ShutdownClose Shutdown = "close"
+	// ShutdownPoisonPill puts one "pill" message per consumer after the
+	// last message; a consumer that takes a pill stops.
+	ShutdownPoisonPill Shutdown = "poison-pill"
+	// ShutdownPoisonPillShort is the classic mistake: one pill fewer than
+	// consumers, so one consumer waits for ever (until the watchdog).
+	ShutdownPoisonPillShort Shutdown = "poison-pill-short"
+)
+
+// pillP is the producer number of a poison pill.
+const pillP = ^uint32(0)
+
 // Result is what one run measured.
 type Result struct {
 	Mode       Mode
@@ -90,6 +111,11 @@ type Result struct {
 	LatencyP50 time.Duration
 	LatencyP99 time.Duration
 	LatencyMax time.Duration
+
+	Shutdown    Shutdown      // how consumers were stopped
+	Pills       int           // poison pills put
+	StopLatency time.Duration // from the last producer's exit to the last consumer's
+	Terminated  int           // consumers the watchdog had to stop
 }
 
 // MessagesPerSecond is the received messages over the elapsed time.
@@ -224,7 +250,7 @@ func runProcs(ctx context.Context, cfg Config) (Result, error) {
 			}
 		}
 	}()
-	startChild := func(i int, stdout io.Writer, role string, args ...string) (*procs.Cmd, error) {
+	startChild := func(ctx context.Context, i int, stdout io.Writer, role string, args ...string) (*procs.Cmd, error) {
 		f, err := q.Attach()
 		if err != nil {
 			return nil, err
@@ -242,11 +268,18 @@ func runProcs(ctx context.Context, cfg Config) (Result, error) {
 		cmds = append(cmds, cmd)
 		return cmd, nil
 	}
+	// Consumers run under their own context, for the watchdog.
+	cctx, cancelConsumers := context.WithCancel(ctx)
+	defer cancelConsumers()
 	outs := make([]*bytes.Buffer, cfg.Consumers)
 	var consumers, producers []*procs.Cmd
 	for i := range cfg.Consumers {
 		outs[i] = new(bytes.Buffer)
-		c, err := startChild(i, outs[i], ConsumerRole, "-window", strconv.Itoa(cfg.Window))
+		args := []string{"-window", strconv.Itoa(cfg.Window)}
+		if cfg.Shutdown == ShutdownPoisonPill || cfg.Shutdown == ShutdownPoisonPillShort {
+			args = append(args, "-pill")
+		}
+		c, err := startChild(cctx, i, outs[i], ConsumerRole, args...)
 		if err != nil {
 			return Result{}, err
 		}
@@ -255,7 +288,7 @@ func runProcs(ctx context.Context, cfg Config) (Result, error) {
 	sentOut := make([]*bytes.Buffer, cfg.Producers)
 	for i := range cfg.Producers {
 		sentOut[i] = new(bytes.Buffer)
-		c, err := startChild(i, sentOut[i], ProducerRole,
+		c, err := startChild(ctx, i, sentOut[i], ProducerRole,
 			"-id", strconv.Itoa(i), "-n", strconv.Itoa(cfg.share(i)),
 			"-size", strconv.Itoa(cfg.Size), "-window", strconv.Itoa(cfg.Window))
 		if err != nil {
@@ -270,13 +303,46 @@ func runProcs(ctx context.Context, cfg Config) (Result, error) {
 			errs = append(errs, err)
 		}
 	}
-	// Every producer is done (or dead): close, so consumers drain and end.
-	q.Close()
+	// Every producer is done (or dead): tell the consumers.
+	stopStart := time.Now()
+	pills := 0
+	switch cfg.Shutdown {
+	case ShutdownClose, "":
+		q.Close() // consumers drain what is left, then get io.EOF
+	case ShutdownPoisonPill, ShutdownPoisonPillShort:
+		pills = cfg.Consumers
+		if cfg.Shutdown == ShutdownPoisonPillShort {
+			pills--
+		}
+		if err := putPills(ctx, q, pills); err != nil {
+			return Result{}, err
+		}
+	default:
+		return Result{}, fmt.Errorf("queue lab: unknown shutdown %q", cfg.Shutdown)
+	}
+	if cfg.Watchdog > 0 {
+		wd := time.AfterFunc(cfg.Watchdog, cancelConsumers)
+		defer wd.Stop()
+	}
+	terminated := 0
 	for _, c := range consumers {
 		if err := wait(c); err != nil {
+			var ce *procs.ChildError
+			if cctx.Err() != nil && errors.As(err, &ce) {
+				switch ce.ExitCode {
+				case exitTerminated:
+					terminated++
+					continue
+				case 0:
+					// It had exited on its own; the watchdog fired before
+					// it was reaped, which os/exec reports as an error.
+					continue
+				}
+			}
 			errs = append(errs, err)
 		}
 	}
+	stopLatency := time.Since(stopStart)
 	if err := errors.Join(errs...); err != nil {
 		return Result{}, fmt.Errorf("queue lab: %w", err)
 	}
@@ -301,8 +367,31 @@ func runProcs(ctx context.Context, cfg Config) (Result, error) {
 	}
 	res := account(cfg, recs)
 	res.Mode, res.Sent, res.Setup = Procs, sent, setup
+	res.Shutdown, res.Pills, res.StopLatency, res.Terminated = cfg.Shutdown, pills, stopLatency, terminated
+	if res.Shutdown == "" {
+		res.Shutdown = ShutdownClose
+	}
 	return res, nil
 }
+
+// putPills puts n poison pills through an endpoint of the owner's own.
+func putPills(ctx context.Context, q *ipc.Queue, n int) error {
+	qc, err := q.Client()
+	if err != nil {
+		return err
+	}
+	defer qc.Close()
+	for i := range n {
+		if err := qc.Put(ctx, &message{P: pillP, S: uint32(i)}); err != nil {
+			return fmt.Errorf("queue lab: put pill %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// exitTerminated is the status of a consumer stopped by SIGTERM while it
+// waited for a message.
+const exitTerminated = 3
 
 // account checks exactly-once delivery and per-producer order, and computes
 // throughput and latency, from every consumer's records.
@@ -396,9 +485,14 @@ func producerMain(ctx context.Context, args []string) error {
 func consumerMain(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet(ConsumerRole, flag.ContinueOnError)
 	window := fs.Int("window", 1, "gets sent ahead")
+	pill := fs.Bool("pill", false, "stop at a poison pill (the queue is never closed)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// SIGTERM (the watchdog) ends a wait; what was received is still
+	// reported.
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM)
+	defer stop()
 	f, err := procs.ChildFile(procs.FDControl, procs.Socket, "queue")
 	if err != nil {
 		return err
@@ -417,7 +511,15 @@ func consumerMain(ctx context.Context, args []string) error {
 			if err == io.EOF {
 				break
 			}
+			if ctx.Err() != nil {
+				w.Flush()
+				qc.Close()
+				os.Exit(exitTerminated)
+			}
 			return fmt.Errorf("consumer: get: %w", err)
+		}
+		if *pill && m.P == pillP {
+			break
 		}
 		r := record{P: m.P, S: m.S, Sent: m.T, Recv: monotonic()}
 		r.put(b[:])

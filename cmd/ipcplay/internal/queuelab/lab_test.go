@@ -61,3 +61,34 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestShutdownStyles(t *testing.T) {
+	for _, sd := range []Shutdown{ShutdownClose, ShutdownPoisonPill, ShutdownPoisonPillShort} {
+		t.Run(string(sd), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+			defer cancel()
+			cfg := Config{Producers: 2, Consumers: 3, Messages: 3000, Capacity: 16, Window: 4,
+				Shutdown: sd, Watchdog: time.Second}
+			res, err := Run(ctx, Procs, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.OK() {
+				t.Fatalf("not exactly once: %+v", res)
+			}
+			wantTerm, wantPills := 0, 3
+			switch sd {
+			case ShutdownClose:
+				wantPills = 0
+			case ShutdownPoisonPillShort:
+				wantTerm, wantPills = 1, 2
+			}
+			if res.Terminated != wantTerm || res.Pills != wantPills {
+				t.Fatalf("%s: %d consumers terminated and %d pills, want %d and %d", sd, res.Terminated, res.Pills, wantTerm, wantPills)
+			}
+			if wantTerm > 0 && res.StopLatency < cfg.Watchdog {
+				t.Fatalf("stopped after %v, before the %v watchdog", res.StopLatency, cfg.Watchdog)
+			}
+		})
+	}
+}
