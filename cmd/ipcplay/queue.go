@@ -14,7 +14,7 @@ var queueCommand = &command{
 	run:   runQueue,
 }
 
-const queueUsage = "queue [--producers P] [--consumers C] [--messages M] [--size B] [--capacity K] [--window W] [--mode processes|goroutines|both] [--json]"
+const queueUsage = "queue [--producers P] [--consumers C] [--messages M] [--size B] [--capacity K] [--window W] [--mode processes|goroutines|both] [--lab throughput|poison-pill] [--json]"
 
 const queueLong = `
 Runs P producers and C consumers that pass M messages (in all) of B payload
@@ -28,7 +28,12 @@ only when the queue has room, so producers block when consumers fall K
 behind. With --window W a producer may have W puts on their way before it
 waits. In goroutines mode they are goroutines sharing a buffered channel of
 capacity K. Send and receive times come from CLOCK_MONOTONIC, which every
-process shares.`
+process shares.
+
+--lab poison-pill runs the processes three times, changing only how the
+consumers learn that the producers are done: Close (drain, then io.EOF), one
+poison pill per consumer put after the last message, and the classic mistake
+of one pill too few, where a consumer waits until the --watchdog stops it.`
 
 func runQueue(ctx context.Context, env *env, args []string) error {
 	fs := newFlagSet(env, "queue", queueUsage, queueLong)
@@ -39,6 +44,8 @@ func runQueue(ctx context.Context, env *env, args []string) error {
 	capacity := fs.Int("capacity", 1024, "queue capacity (messages)")
 	window := fs.Int("window", 64, "puts a producer process may have in flight (1: each Put waits for the hub)")
 	mode := fs.String("mode", "both", "where producers and consumers run: processes, goroutines, or both")
+	lab := fs.String("lab", "throughput", "what to show: throughput, or poison-pill (shutdown by pills against Close)")
+	watchdog := fs.Duration("watchdog", time.Second, "poison-pill lab: how long consumers may take to stop before they are terminated")
 	asJSON := fs.Bool("json", false, "print one JSON document instead of a table")
 	pos, err := parseFlags(env, fs, args)
 	if err != nil {
@@ -57,6 +64,20 @@ func runQueue(ctx context.Context, env *env, args []string) error {
 	if *window < 1 {
 		return usagef("--window %d: want at least 1", *window)
 	}
+	var shutdowns []queuelab.Shutdown
+	switch *lab {
+	case "throughput":
+		shutdowns = []queuelab.Shutdown{queuelab.ShutdownClose}
+	case "poison-pill":
+		shutdowns = []queuelab.Shutdown{queuelab.ShutdownClose, queuelab.ShutdownPoisonPill, queuelab.ShutdownPoisonPillShort}
+		*mode = "processes"
+		cfg.Watchdog = *watchdog
+		if *watchdog <= 0 {
+			return usagef("--watchdog %v: want a positive duration", *watchdog)
+		}
+	default:
+		return usagef("--lab %q: want throughput or poison-pill", *lab)
+	}
 	var modes []queuelab.Mode
 	switch *mode {
 	case "both":
@@ -72,21 +93,31 @@ func runQueue(ctx context.Context, env *env, args []string) error {
 	prog := env.newProgress(!*asJSON)
 	defer prog.done()
 	var runs []queuelab.Result
-	for _, m := range modes {
-		prog.set("queue: %s: %s messages", m, count(uint64(cfg.Messages)))
-		res, err := queuelab.Run(ctx, m, cfg)
-		if err != nil {
-			return err
+	for _, sd := range shutdowns {
+		cfg.Shutdown = sd
+		for _, m := range modes {
+			prog.set("queue: %s, %s: %s messages", m, sd, count(uint64(cfg.Messages)))
+			res, err := queuelab.Run(ctx, m, cfg)
+			if err != nil {
+				return err
+			}
+			runs = append(runs, res)
 		}
-		runs = append(runs, res)
 	}
 	prog.done()
-	if *asJSON {
-		if err := writeJSON(env.stdout, queueJSON(cfg, runs)); err != nil {
+	switch {
+	case *asJSON:
+		if err := writeJSON(env.stdout, queueJSON(*lab, cfg, runs)); err != nil {
 			return err
 		}
-	} else if err := renderQueue(env, cfg, runs); err != nil {
-		return err
+	case *lab == "poison-pill":
+		if err := renderPoisonPill(env, cfg, runs); err != nil {
+			return err
+		}
+	default:
+		if err := renderQueue(env, cfg, runs); err != nil {
+			return err
+		}
 	}
 	for _, r := range runs {
 		if !r.OK() {
@@ -138,8 +169,46 @@ func queueVerdict(runs []queuelab.Result) string {
 		p.MessagesPerSecond()/max(g.MessagesPerSecond(), 1), float64(p.LatencyP50)/float64(max(g.LatencyP50, 1)))
 }
 
+func renderPoisonPill(env *env, cfg queuelab.Config, runs []queuelab.Result) error {
+	w := env.stdout
+	fmt.Fprintf(w, "queue --lab poison-pill: %d producers, %d consumers, %s messages, capacity %d, watchdog %v (%s)\n\n",
+		cfg.Producers, cfg.Consumers, count(uint64(cfg.Messages)), cfg.Capacity, cfg.Watchdog, thisSystem())
+	t := newTable(w, "SHUTDOWN", "PILLS", "SENT", "RECEIVED", "LOST", "DUPLICATES", "STOP ms", "TERMINATED BY WATCHDOG")
+	for _, r := range runs {
+		t.row(string(r.Shutdown), fmt.Sprint(r.Pills), count(uint64(r.Sent)), count(uint64(r.Received)),
+			fmt.Sprint(r.Lost), fmt.Sprint(r.Duplicates), millis(r.StopLatency), fmt.Sprint(r.Terminated))
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "STOP runs from the last producer's exit to the last consumer's.")
+	fmt.Fprintf(w, "\n%s\n", pillVerdict(runs))
+	return nil
+}
+
+func pillVerdict(runs []queuelab.Result) string {
+	var cl, pill, short queuelab.Result
+	for _, r := range runs {
+		if !r.OK() {
+			return queueVerdict([]queuelab.Result{r})
+		}
+		switch r.Shutdown {
+		case queuelab.ShutdownClose:
+			cl = r
+		case queuelab.ShutdownPoisonPill:
+			pill = r
+		case queuelab.ShutdownPoisonPillShort:
+			short = r
+		}
+	}
+	return fmt.Sprintf("verdict: Close and %d pills both stopped every consumer (%s ms and %s ms) with nothing lost; "+
+		"one pill short left %d consumer waiting for ever until the watchdog ended it after %s ms. Close needs no counting.",
+		pill.Pills, millis(cl.StopLatency), millis(pill.StopLatency), short.Terminated, millis(short.StopLatency))
+}
+
 type queueDoc struct {
 	SchemaVersion int            `json:"schema_version"`
+	Lab           string         `json:"lab"`
 	Producers     int            `json:"producers"`
 	Consumers     int            `json:"consumers"`
 	Messages      int            `json:"messages"`
@@ -164,11 +233,15 @@ type queueRunJSON struct {
 	LatencyP50us      float64 `json:"latency_p50_us"`
 	LatencyP99us      float64 `json:"latency_p99_us"`
 	LatencyMaxus      float64 `json:"latency_max_us"`
+	Shutdown          string  `json:"shutdown"`
+	Pills             int     `json:"pills"`
+	StopSeconds       float64 `json:"stop_seconds"`
+	Terminated        int     `json:"terminated"`
 }
 
-func queueJSON(cfg queuelab.Config, runs []queuelab.Result) queueDoc {
+func queueJSON(lab string, cfg queuelab.Config, runs []queuelab.Result) queueDoc {
 	doc := queueDoc{
-		SchemaVersion: 1, Producers: cfg.Producers, Consumers: cfg.Consumers, Messages: cfg.Messages,
+		SchemaVersion: 1, Lab: lab, Producers: cfg.Producers, Consumers: cfg.Consumers, Messages: cfg.Messages,
 		Size: cfg.Size, Capacity: cfg.Capacity, Window: cfg.Window, System: thisSystem(), Runs: []queueRunJSON{},
 	}
 	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
@@ -178,6 +251,7 @@ func queueJSON(cfg queuelab.Config, runs []queuelab.Result) queueDoc {
 			OutOfOrder: r.Reordered, ExactlyOnce: r.OK(), Seconds: r.Elapsed.Seconds(),
 			SetupSeconds: r.Setup.Seconds(), MessagesPerSecond: r.MessagesPerSecond(),
 			LatencyP50us: us(r.LatencyP50), LatencyP99us: us(r.LatencyP99), LatencyMaxus: us(r.LatencyMax),
+			Shutdown: string(r.Shutdown), Pills: r.Pills, StopSeconds: r.StopLatency.Seconds(), Terminated: r.Terminated,
 		})
 	}
 	return doc

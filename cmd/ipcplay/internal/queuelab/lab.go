@@ -222,7 +222,7 @@ func runGoroutines(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, context.Cause(ctx)
 	}
 	res := account(cfg, recs)
-	res.Mode, res.Sent, res.Setup = Goroutines, cfg.Messages, setup
+	res.Mode, res.Sent, res.Setup, res.Shutdown = Goroutines, cfg.Messages, setup, ShutdownClose
 	return res, nil
 }
 
