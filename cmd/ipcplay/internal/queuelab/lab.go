@@ -41,6 +41,7 @@ const (
 func RegisterRoles() {
 	procs.Register(ProducerRole, producerMain)
 	procs.Register(ConsumerRole, consumerMain)
+	procs.Register(StufferRole, stufferMain)
 }
 
 // Config describes one run.

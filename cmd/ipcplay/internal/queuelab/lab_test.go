@@ -92,3 +92,41 @@ func TestShutdownStyles(t *testing.T) {
 		})
 	}
 }
+
+func TestJoinDeadlock(t *testing.T) {
+	for _, cfg := range []DeadlockConfig{
+		{Via: ViaSocket, Messages: 2000, Size: 4096, Watchdog: 300 * time.Millisecond},
+		{Via: ViaQueue, Messages: 100, Size: 64, Capacity: 8, Watchdog: 300 * time.Millisecond},
+	} {
+		t.Run(string(cfg.Via), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+			defer cancel()
+			res, err := RunJoinDeadlock(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev := res.Evidence
+			if !res.Deadlocked || ev.KilledBy != "killed" || ev.PID == 0 {
+				t.Fatalf("join first did not deadlock and get killed: %+v", res)
+			}
+			// Stuck, not busy: asleep, and at most a tick or two of CPU
+			// (the Go runtime's own housekeeping) while watched.
+			if ev.State != "S" || ev.CPUTicks[1]-ev.CPUTicks[0] > 2 {
+				t.Errorf("a deadlocked child should sleep and not run: %+v", ev)
+			}
+			switch cfg.Via {
+			case ViaSocket:
+				if ev.Unread < 64<<10 {
+					t.Errorf("only %d bytes unread in the parent's socket: was the child really blocked on a full socket?", ev.Unread)
+				}
+			case ViaQueue:
+				if ev.HubStats.Len != cfg.Capacity || ev.HubStats.PendingPuts != 1 {
+					t.Errorf("hub when the watchdog fired: %+v, want full with one put waiting", ev.HubStats)
+				}
+			}
+			if res.Received != cfg.Messages || res.ExitCode != 0 {
+				t.Fatalf("drain first: %d of %d received, exit %d", res.Received, cfg.Messages, res.ExitCode)
+			}
+		})
+	}
+}
