@@ -55,3 +55,22 @@ func TestQueuePoisonPillTable(t *testing.T) {
 		}
 	}
 }
+
+func TestQueueJoinDeadlockJSON(t *testing.T) {
+	code, stdout, stderr := runHere(t, "queue", "--lab", "join-deadlock", "--capacity", "16", "--watchdog", "300ms", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var doc deadlockDoc
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+		t.Fatalf("%v in %s", err, stdout)
+	}
+	if len(doc.Runs) != 2 {
+		t.Fatalf("runs: %+v", doc.Runs)
+	}
+	for _, r := range doc.Runs {
+		if !r.Deadlocked || r.KilledBy != "killed" || r.DrainReceived != r.Messages || r.DrainExitCode != 0 {
+			t.Errorf("run %+v", r)
+		}
+	}
+}
