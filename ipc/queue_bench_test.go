@@ -11,7 +11,8 @@ import (
 )
 
 // benchQueueProcs moves b.N values from one producer child to one consumer
-// child through a Queue, with put and get windows of w.
+// child through a Queue, with put and get windows of w (puts batched when
+// w > 1).
 func benchQueueProcs(b *testing.B, w int) {
 	ctx, cancel := context.WithTimeout(b.Context(), 5*time.Minute)
 	defer cancel()
@@ -37,7 +38,7 @@ func benchQueueProcs(b *testing.B, w int) {
 	b.ResetTimer()
 	t0 := time.Now()
 	cons := start(queueConsumerRole, "-window", strconv.Itoa(w))
-	prod := start(queueProducerRole, "-n", strconv.Itoa(b.N), "-window", strconv.Itoa(w))
+	prod := start(queueProducerRole, "-n", strconv.Itoa(b.N), "-window", strconv.Itoa(w), "-batch="+strconv.FormatBool(w > 1))
 	if err := prod.Wait(); err != nil {
 		b.Fatal(err)
 	}

@@ -425,6 +425,7 @@ type QueueClient struct {
 	c      *Conn
 	done   chan struct{} // closed when the reader ends
 	window chan struct{} // credits for windowed puts; nil: Put waits for its ack
+	batch  bool          // windowed puts are buffered, not written one by one
 
 	mu      sync.Mutex
 	seq     uint64
@@ -478,6 +479,14 @@ func (qc *QueueClient) SetPutWindow(w int) {
 	}
 	qc.window = make(chan struct{}, w)
 }
+
+// SetPutBatching makes windowed puts (SetPutWindow) go out in batches: a
+// Put adds its value to a frame, written when the window is full, when the
+// frame reaches 64 KiB, or on Flush or Close. It saves a system call per
+// value, at a price: a value may wait in this process until one of those
+// happens, so a producer that pauses should call Flush. Call it before any
+// Put.
+func (qc *QueueClient) SetPutBatching(on bool) { qc.batch = on }
 
 func (qc *QueueClient) readLoop() {
 	var m queueMsg
@@ -561,7 +570,11 @@ func (qc *QueueClient) request(op uint8, data []byte, windowed bool) (uint64, ch
 		qc.inPuts++
 	}
 	qc.mu.Unlock()
-	if err := qc.c.Send(&queueMsg{Op: op, Seq: seq, Data: data}); err != nil {
+	send := qc.c.Send
+	if windowed && qc.batch {
+		send = qc.c.Buffer
+	}
+	if err := send(&queueMsg{Op: op, Seq: seq, Data: data}); err != nil {
 		qc.mu.Lock()
 		if _, ok := qc.waiting[seq]; ok {
 			delete(qc.waiting, seq)
@@ -634,6 +647,22 @@ func (qc *QueueClient) PutEncoded(ctx context.Context, data []byte) error {
 	if qc.window != nil {
 		select {
 		case qc.window <- struct{}{}:
+		default:
+			// The window is full: what is batched must go out, or the
+			// acks that free it never come.
+			if qc.batch {
+				if err := qc.c.Flush(); err != nil {
+					return fmt.Errorf("%w: %v", ErrQueueGone, err)
+				}
+			}
+			select {
+			case qc.window <- struct{}{}:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			case <-qc.done:
+				_, err := qc.late(nil)
+				return err
+			}
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		case <-qc.done:
@@ -667,8 +696,9 @@ func (qc *QueueClient) PutEncoded(ctx context.Context, data []byte) error {
 	return nil
 }
 
-// Flush waits until the hub has taken every windowed put, and reports a
-// refused one. Without a window it returns at once.
+// Flush writes out batched puts (SetPutBatching), waits until the hub has
+// taken every windowed put, and reports a refused one. Without a window it
+// returns at once.
 func (qc *QueueClient) Flush(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() {
 		qc.mu.Lock()
@@ -676,6 +706,9 @@ func (qc *QueueClient) Flush(ctx context.Context) error {
 		qc.mu.Unlock()
 	})
 	defer stop()
+	if err := qc.c.Flush(); err != nil {
+		return fmt.Errorf("%w: %v", ErrQueueGone, err)
+	}
 	qc.mu.Lock()
 	defer qc.mu.Unlock()
 	for qc.inPuts > 0 && qc.err == nil && ctx.Err() == nil {
@@ -895,6 +928,7 @@ func (qc *QueueClient) Join(ctx context.Context) error {
 // puts not yet taken by the hub are lost (call Flush first). It waits for
 // the client's reader goroutine.
 func (qc *QueueClient) Close() error {
+	qc.c.Flush() // batched puts
 	if qc.getWindow > 0 {
 		qc.giveBack()
 	}

@@ -45,6 +45,7 @@ func queueProducerMain(ctx context.Context, args []string) error {
 	n := fs.Int("n", 0, "items to put")
 	window := fs.Int("window", 1, "put window")
 	report := fs.Bool("report", false, "print the count after every put")
+	batch := fs.Bool("batch", false, "batch windowed puts")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -58,6 +59,7 @@ func queueProducerMain(ctx context.Context, args []string) error {
 	}
 	defer qc.Close()
 	qc.SetPutWindow(*window)
+	qc.SetPutBatching(*batch)
 	for i := range *n {
 		if err := qc.Put(ctx, &qItem{P: uint32(*id), S: uint32(i)}); err != nil {
 			if errors.Is(err, ErrQueueClosed) {
@@ -356,7 +358,7 @@ func TestQueueJoin(t *testing.T) {
 // runProducersConsumers runs producers and consumers as child processes
 // and checks that every item arrived exactly once, in order per producer
 // (each consumer checks its own order).
-func runProducersConsumers(t *testing.T, producers, consumers, n, capacity, window int, timeout time.Duration) {
+func runProducersConsumers(t *testing.T, producers, consumers, n, capacity, window int, batch bool, timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
 	q := newTestQueue(t, capacity)
@@ -369,7 +371,8 @@ func runProducersConsumers(t *testing.T, producers, consumers, n, capacity, wind
 	var pcmds []*procs.Cmd
 	for i := range producers {
 		pcmds = append(pcmds, startQueueChild(t, ctx, q, nil, queueProducerRole,
-			"-id", strconv.Itoa(i), "-n", strconv.Itoa(n), "-window", strconv.Itoa(window)))
+			"-id", strconv.Itoa(i), "-n", strconv.Itoa(n), "-window", strconv.Itoa(window),
+			"-batch="+strconv.FormatBool(batch)))
 	}
 	var errs []error
 	for _, c := range pcmds {
@@ -423,18 +426,22 @@ func runProducersConsumers(t *testing.T, producers, consumers, n, capacity, wind
 }
 
 func TestQueueProcesses(t *testing.T) {
-	runProducersConsumers(t, 2, 2, 50_000, 64, 1, 90*time.Second)
+	runProducersConsumers(t, 2, 2, 50_000, 64, 1, false, 90*time.Second)
 }
 
 func TestQueueProcessesWindow(t *testing.T) {
-	runProducersConsumers(t, 2, 2, 50_000, 64, 16, 90*time.Second)
+	runProducersConsumers(t, 2, 2, 50_000, 64, 16, false, 90*time.Second)
+}
+
+func TestQueueProcessesBatch(t *testing.T) {
+	runProducersConsumers(t, 2, 2, 50_000, 64, 64, true, 90*time.Second)
 }
 
 func TestQueueMillion(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1,000,000 messages: skipped with -short")
 	}
-	runProducersConsumers(t, 4, 2, 250_000, 256, 32, 170*time.Second)
+	runProducersConsumers(t, 4, 2, 250_000, 256, 64, true, 170*time.Second)
 }
 
 // lineCounter keeps the last number a child printed on a line.
@@ -526,15 +533,19 @@ func TestQueueGetWindowGivesBack(t *testing.T) {
 }
 
 func TestQueueBackpressure(t *testing.T) {
-	for _, window := range []int{1, 4} {
-		t.Run(fmt.Sprintf("window=%d", window), func(t *testing.T) {
+	for _, tc := range []struct {
+		window int
+		batch  bool
+	}{{1, false}, {4, false}, {4, true}} {
+		window := tc.window
+		t.Run(fmt.Sprintf("window=%d/batch=%v", window, tc.batch), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()
 			const capacity = 10
 			q := newTestQueue(t, capacity)
 			var count lineCounter
 			cmd := startQueueChild(t, ctx, q, &count, queueProducerRole,
-				"-n", "1000000", "-report", "-window", strconv.Itoa(window))
+				"-n", "1000000", "-report", "-window", strconv.Itoa(window), "-batch="+strconv.FormatBool(tc.batch))
 			// No consumer: the producer must stop once the buffer is full
 			// and its window is used up (a windowed Put returns when sent).
 			got := count.settle(t, ctx, 300*time.Millisecond)

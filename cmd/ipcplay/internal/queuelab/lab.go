@@ -466,6 +466,7 @@ func producerMain(ctx context.Context, args []string) error {
 	}
 	defer qc.Close()
 	qc.SetPutWindow(*window)
+	qc.SetPutBatching(*window > 1)
 	m := message{P: uint32(*id), Payload: make([]byte, *size)}
 	for s := range *n {
 		m.S = uint32(s)
