@@ -28,7 +28,7 @@ In processes mode the producers and consumers are child processes and the
 queue is an ipc.Queue whose hub runs in this process: a Put is acknowledged
 only when the queue has room, so producers block when consumers fall K
 behind. With --window W a producer may have W puts on their way before it
-waits. In goroutines mode they are goroutines sharing a buffered channel of
+waits, written in batches, and a consumer asks for W values ahead. In goroutines mode they are goroutines sharing a buffered channel of
 capacity K. Send and receive times come from CLOCK_MONOTONIC, which every
 process shares.
 
@@ -51,7 +51,7 @@ func runQueue(ctx context.Context, env *env, args []string) error {
 	messages := fs.Int("messages", 100_000, "messages in all, split among the producers")
 	size := fs.Int("size", 64, "payload bytes per message")
 	capacity := fs.Int("capacity", 1024, "queue capacity (messages)")
-	window := fs.Int("window", 64, "puts a producer process may have in flight (1: each Put waits for the hub)")
+	window := fs.Int("window", 64, "processes: puts a producer may have in flight, batched, and gets a consumer asks ahead (1: each waits for the hub)")
 	mode := fs.String("mode", "both", "where producers and consumers run: processes, goroutines, or both")
 	lab := fs.String("lab", "throughput", "what to show: throughput, poison-pill (shutdown by pills against Close), or join-deadlock")
 	watchdog := fs.Duration("watchdog", time.Second, "poison-pill and join-deadlock labs: how long to wait for a child before acting")
