@@ -474,21 +474,21 @@ func (l *lineCounter) get() int {
 	return l.last
 }
 
-// settle waits until the count has not moved for quiet, and returns it.
-func (l *lineCounter) settle(t *testing.T, ctx context.Context, quiet time.Duration) int {
+// reach waits until the count is want, then checks that it stays there
+// for quiet: the producer is blocked, not slow.
+func (l *lineCounter) reach(t *testing.T, ctx context.Context, want int, quiet time.Duration) {
 	t.Helper()
-	last, since := l.get(), time.Now()
-	for time.Since(since) < quiet {
+	for l.get() < want {
 		select {
 		case <-ctx.Done():
-			t.Fatalf("producer count never settled; last %d", last)
-		case <-time.After(10 * time.Millisecond):
-		}
-		if v := l.get(); v != last {
-			last, since = v, time.Now()
+			t.Fatalf("producer stopped after %d puts, want %d", l.get(), want)
+		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	return last
+	time.Sleep(quiet)
+	if got := l.get(); got != want {
+		t.Fatalf("producer went on to %d puts, want it blocked at %d", got, want)
+	}
 }
 
 func TestQueueGetWindowGivesBack(t *testing.T) {
@@ -548,16 +548,13 @@ func TestQueueBackpressure(t *testing.T) {
 				"-n", "1000000", "-report", "-window", strconv.Itoa(window), "-batch="+strconv.FormatBool(tc.batch))
 			// No consumer: the producer must stop once the buffer is full
 			// and its window is used up (a windowed Put returns when sent).
-			got := count.settle(t, ctx, 300*time.Millisecond)
+			waitStats(t, ctx, q, func(st QueueStats) bool { return st.Len == capacity && st.PendingPuts == window })
 			want := capacity // a synchronous Put returns once the hub took it
 			if window > 1 {
 				want += window // windowed Puts return once sent
 			}
-			if got != want {
-				t.Fatalf("producer stalled after %d puts, want %d (capacity %d, window %d)", got, want, capacity, window)
-			}
-			st := q.Stats()
-			if st.Len != capacity || st.PendingPuts != window {
+			count.reach(t, ctx, want, 200*time.Millisecond)
+			if st := q.Stats(); st.Len != capacity || st.PendingPuts != window {
 				t.Fatalf("hub while stalled: %+v", st)
 			}
 			// Taking 5 lets exactly 5 more in.
@@ -568,9 +565,7 @@ func TestQueueBackpressure(t *testing.T) {
 					t.Fatalf("get %d: %+v, %v", i, it, err)
 				}
 			}
-			if got2 := count.settle(t, ctx, 300*time.Millisecond); got2 != got+5 {
-				t.Fatalf("after 5 gets the producer reached %d, want %d", got2, got+5)
-			}
+			count.reach(t, ctx, want+5, 200*time.Millisecond)
 			q.Close() // refuses the blocked put: the producer exits
 			if err := cmd.Wait(); err != nil {
 				t.Fatal(err)
