@@ -573,3 +573,47 @@ func TestQueueBackpressure(t *testing.T) {
 		})
 	}
 }
+
+// A producer killed mid-stream: the hub drops its endpoint and its waiting
+// put, every value it had acknowledged is still delivered, in order, and
+// nothing hangs.
+func TestQueueProducerKilled(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	const capacity = 8
+	q := newTestQueue(t, capacity)
+	var count lineCounter
+	cmd := startQueueChild(t, ctx, q, &count, queueProducerRole, "-n", "1000000", "-report")
+	c := testClient(t, q)
+	var it qItem
+	for i := range 100 {
+		if err := c.Get(ctx, &it); err != nil || it.S != uint32(i) {
+			t.Fatalf("get %d: %+v, %v", i, it, err)
+		}
+	}
+	waitStats(t, ctx, q, func(st QueueStats) bool { return st.Len == capacity && st.PendingPuts == 1 })
+	if err := cmd.Process().Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err == nil {
+		t.Fatal("killed producer exited 0")
+	}
+	st := waitStats(t, ctx, q, func(st QueueStats) bool { return st.Clients == 1 })
+	if st.PendingPuts != 0 || st.Len != capacity {
+		t.Fatalf("after the producer died: %+v", st)
+	}
+	q.Close()
+	n := 100
+	for ; ; n++ {
+		err := c.Get(ctx, &it)
+		if err == io.EOF {
+			break
+		}
+		if err != nil || it.S != uint32(n) {
+			t.Fatalf("get %d: %+v, %v", n, it, err)
+		}
+	}
+	if printed := count.get(); n < printed || n > printed+1 {
+		t.Fatalf("consumer got %d values; the producer had reported %d acknowledged", n, printed)
+	}
+}
