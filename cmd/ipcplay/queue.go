@@ -51,7 +51,7 @@ func runQueue(ctx context.Context, env *env, args []string) error {
 	messages := fs.Int("messages", 100_000, "messages in all, split among the producers")
 	size := fs.Int("size", 64, "payload bytes per message")
 	capacity := fs.Int("capacity", 1024, "queue capacity (messages)")
-	window := fs.Int("window", 64, "processes: puts a producer may have in flight, batched, and gets a consumer asks ahead (1: each waits for the hub)")
+	window := fs.Int("window", 256, "processes: puts a producer may have in flight, batched, and gets a consumer asks ahead (1: each waits for the hub)")
 	mode := fs.String("mode", "both", "where producers and consumers run: processes, goroutines, or both")
 	lab := fs.String("lab", "throughput", "what to show: throughput, poison-pill (shutdown by pills against Close), or join-deadlock")
 	watchdog := fs.Duration("watchdog", time.Second, "poison-pill and join-deadlock labs: how long to wait for a child before acting")
