@@ -80,6 +80,7 @@ func queueProducerMain(ctx context.Context, args []string) error {
 func queueConsumerMain(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet(queueConsumerRole, flag.ContinueOnError)
 	window := fs.Int("window", 1, "get window")
+	taskDone := fs.Bool("taskdone", true, "call TaskDone after each item")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -111,6 +112,9 @@ func queueConsumerMain(ctx context.Context, args []string) error {
 		binary.LittleEndian.PutUint32(b[:4], it.P)
 		binary.LittleEndian.PutUint32(b[4:], it.S)
 		w.Write(b[:])
+		if !*taskDone {
+			continue
+		}
 		if err := qc.TaskDone(); err != nil {
 			return err
 		}
