@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -620,4 +621,74 @@ func TestQueueProducerKilled(t *testing.T) {
 	if printed := count.get(); n < printed || n > printed+1 {
 		t.Fatalf("consumer got %d values; the producer had reported %d acknowledged", n, printed)
 	}
+}
+
+// Gets and Puts that time out all the time, racing with values on their
+// way: a timed-out call never takes or adds a value, so every value still
+// arrives exactly once.
+func TestQueueCancelRaces(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	const n, consumers = 2000, 4
+	q := newTestQueue(t, 4)
+	p := testClient(t, q)
+	got := make([][]uint32, consumers)
+	var getTimeouts atomic.Int64
+	var wg sync.WaitGroup
+	for c := range consumers {
+		qc := testClient(t, q)
+		wg.Go(func() {
+			var it qItem
+			for i := 0; ; i++ {
+				dctx, dcancel := context.WithTimeout(ctx, time.Duration(1+i%3)*100*time.Microsecond)
+				err := qc.Get(dctx, &it)
+				dcancel()
+				switch {
+				case err == nil:
+					got[c] = append(got[c], it.S)
+					if len(got[c])%8 == 0 {
+						time.Sleep(time.Millisecond) // let the queue fill, so puts time out too
+					}
+				case err == io.EOF:
+					return
+				case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+					getTimeouts.Add(1)
+				default:
+					t.Errorf("consumer %d: %v", c, err)
+					return
+				}
+			}
+		})
+	}
+	timeouts := 0
+	for i, try := 0, 0; i < n; try++ {
+		dctx, dcancel := context.WithTimeout(ctx, time.Duration(1+try%3)*100*time.Microsecond)
+		err := p.Put(dctx, &qItem{S: uint32(i)})
+		dcancel()
+		switch {
+		case err == nil:
+			i++
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+			timeouts++ // not added: put it again
+		default:
+			t.Fatalf("put %d: %v", i, err)
+		}
+	}
+	q.Close()
+	wg.Wait()
+	seen := make([]int, n)
+	for c := range got {
+		for j, s := range got[c] {
+			if j > 0 && s < got[c][j-1] {
+				t.Errorf("consumer %d got %d after %d", c, s, got[c][j-1])
+			}
+			seen[s]++
+		}
+	}
+	for s, k := range seen {
+		if k != 1 {
+			t.Fatalf("value %d arrived %d times", s, k)
+		}
+	}
+	t.Logf("%d puts timed out and were put again; %d gets timed out", timeouts, getTimeouts.Load())
 }
