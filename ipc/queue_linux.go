@@ -110,6 +110,13 @@ func (c *Conn) moreInFrame() bool {
 // acknowledgement, so the producer's Put stays blocked. A consumer that
 // falls capacity values behind therefore stops its producers, whatever the
 // size of the socket buffers.
+//
+// An endpoint whose process dies is dropped: its waiting puts are
+// discarded (their Put never returned), and values it had taken are gone
+// with it. A known limit: the hub encodes replies under its lock and writes
+// a connection's frame out there once it reaches 64 KiB, so an endpoint
+// process that is stopped (SIGSTOP, a debugger) while hundreds of KiB of
+// replies wait for it holds up the whole hub until it resumes or dies.
 type Queue struct {
 	capacity int
 
