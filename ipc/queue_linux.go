@@ -113,10 +113,10 @@ func (c *Conn) moreInFrame() bool {
 //
 // An endpoint whose process dies is dropped: its waiting puts are
 // discarded (their Put never returned), and values it had taken are gone
-// with it. A known limit: the hub encodes replies under its lock and writes
-// a connection's frame out there once it reaches 64 KiB, so an endpoint
-// process that is stopped (SIGSTOP, a debugger) while hundreds of KiB of
-// replies wait for it holds up the whole hub until it resumes or dies.
+// with it. Replies are written outside the hub's lock, and those one
+// endpoint's request causes for another are written by the other's own
+// writer goroutine, so an endpoint process that stops reading (SIGSTOP, a
+// debugger) holds up only itself.
 type Queue struct {
 	capacity int
 
@@ -142,8 +142,57 @@ type QueueStats struct {
 	Closed      bool
 }
 
+// hubConn is the hub's side of one endpoint. Replies to it are queued in
+// out, in the order the hub decided them (under Queue.mu), and written by
+// whoever flushes: the endpoint's own read loop for its own replies, or its
+// writer goroutine when another endpoint's request caused them. So a
+// process that stops reading holds up only its own replies, never the hub.
 type hubConn struct {
-	c *Conn
+	c    *Conn
+	wake chan struct{} // kicks the writer goroutine
+	done chan struct{} // closed when the endpoint is dropped
+
+	outMu   sync.Mutex
+	out     []queueMsg // replies not yet written
+	spare   []queueMsg
+	writing bool // someone is in flushOut's write loop
+}
+
+// flushOut writes every queued reply, unless another goroutine is already
+// doing so (it writes what is queued meanwhile too, so nothing is left).
+func (hc *hubConn) flushOut() {
+	hc.outMu.Lock()
+	if hc.writing {
+		hc.outMu.Unlock()
+		return
+	}
+	hc.writing = true
+	for len(hc.out) > 0 {
+		batch := hc.out
+		hc.out = hc.spare[:0]
+		hc.outMu.Unlock()
+		for i := range batch {
+			hc.c.Buffer(&batch[i]) // an error means the endpoint is gone: its read loop drops it
+		}
+		hc.c.Flush()
+		clear(batch)
+		hc.outMu.Lock()
+		hc.spare = batch
+	}
+	hc.writing = false
+	hc.outMu.Unlock()
+}
+
+// writer flushes replies that other endpoints' requests caused.
+func (hc *hubConn) writer() {
+	for {
+		select {
+		case <-hc.wake:
+			hc.flushOut()
+		case <-hc.done:
+			return
+		}
+	}
 }
 
 type pendingReq struct {
@@ -201,12 +250,16 @@ func (q *Queue) serve(c *Conn) error {
 	if q.shutdown {
 		return fmt.Errorf("attach queue: %w", ErrQueueGone)
 	}
-	hc := &hubConn{c: c}
+	hc := &hubConn{c: c, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	q.conns[hc] = struct{}{}
-	q.wg.Add(1)
+	q.wg.Add(2)
 	go func() {
 		defer q.wg.Done()
 		q.readLoop(hc)
+	}()
+	go func() {
+		defer q.wg.Done()
+		hc.writer()
 	}()
 	return nil
 }
@@ -232,7 +285,7 @@ func (q *Queue) Close() error {
 	}
 	encode(out)
 	q.mu.Unlock()
-	send(out)
+	send(out, nil)
 	return nil
 }
 
@@ -285,7 +338,7 @@ func (q *Queue) readLoop(hc *hubConn) {
 		if hc.c.moreInFrame() {
 			continue
 		}
-		send(out)
+		send(out, hc)
 		clear(out)
 		out = out[:0]
 	}
@@ -295,6 +348,7 @@ func (q *Queue) readLoop(hc *hubConn) {
 // (their producer never had them acknowledged) and so are its gets and joins.
 func (q *Queue) drop(hc *hubConn) {
 	hc.c.Close()
+	close(hc.done)
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	delete(q.conns, hc)
@@ -397,21 +451,24 @@ func (q *Queue) handle(hc *hubConn, m *queueMsg, out []hubReply) []hubReply {
 	return out
 }
 
-// encode adds replies to their connections' frames. It is called with q.mu
+// encode queues replies on their connections. It is called with q.mu
 // held, so that each connection gets its replies in the order the hub
-// decided them, whichever goroutine later writes the frame out. (Two
-// goroutines writing their own replies after unlocking could swap two values
-// of one producer on their way to one consumer.)
+// decided them, whichever goroutine later writes them out. (Two goroutines
+// writing their own replies after unlocking could swap two values of one
+// producer on their way to one consumer.)
 func encode(out []hubReply) {
 	for i := range out {
-		out[i].hc.c.Buffer(&out[i].m)
+		hc := out[i].hc
+		hc.outMu.Lock()
+		hc.out = append(hc.out, out[i].m)
+		hc.outMu.Unlock()
 	}
 }
 
-// send flushes the frames of the connections replies went to, once each.
-// A write error means the endpoint is gone; its read loop notices and drops
-// it.
-func send(out []hubReply) {
+// send gets the queued replies written, once per connection: self's (the
+// connection whose read loop is calling) right here, the others' by their
+// writer goroutines, so that a stuck peer cannot block this loop.
+func send(out []hubReply, self *hubConn) {
 	for i, r := range out {
 		seen := false
 		for _, o := range out[:i] {
@@ -420,8 +477,15 @@ func send(out []hubReply) {
 				break
 			}
 		}
-		if !seen {
-			r.hc.c.Flush()
+		switch {
+		case seen:
+		case r.hc == self:
+			self.flushOut()
+		default:
+			select {
+			case r.hc.wake <- struct{}{}:
+			default: // already kicked
+			}
 		}
 	}
 }

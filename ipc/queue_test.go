@@ -692,3 +692,62 @@ func TestQueueCancelRaces(t *testing.T) {
 	}
 	t.Logf("%d puts timed out and were put again; %d gets timed out", timeouts, getTimeouts.Load())
 }
+
+// An endpoint that asks for values and never reads the replies (a stopped
+// process, say) must hold up only itself: other endpoints go on.
+func TestQueueStuckEndpointHoldsUpOnlyItself(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	const stuckGets, more, size = 1000, 100, 4096
+	q := newTestQueue(t, 16)
+	f, err := q.Attach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stuck, err := FileConn(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	for i := range stuckGets {
+		if err := stuck.Buffer(&queueMsg{Op: opGet, Seq: uint64(i + 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := stuck.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	waitStats(t, ctx, q, func(st QueueStats) bool { return st.PendingGets == stuckGets })
+	// The first stuckGets values go to the endpoint that never reads:
+	// about 4 MiB of replies, far more than its socket holds.
+	p, c := testClient(t, q), testClient(t, q)
+	p.SetPutWindow(32)
+	payload := make([]byte, size)
+	done := make(chan error, 1)
+	go func() {
+		for i := range stuckGets + more {
+			if err := p.Put(ctx, &struct {
+				_msgpack struct{} `msgpack:",as_array"`
+				S        int
+				B        []byte
+			}{S: i, B: payload}); err != nil {
+				done <- fmt.Errorf("put %d: %w", i, err)
+				return
+			}
+		}
+		done <- p.Flush(ctx)
+	}()
+	var it struct {
+		_msgpack struct{} `msgpack:",as_array"`
+		S        int
+		B        []byte
+	}
+	for i := range more {
+		if err := c.Get(ctx, &it); err != nil || it.S != stuckGets+i {
+			t.Fatalf("get %d past the stuck endpoint: S=%d, %v", i, it.S, err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
