@@ -45,7 +45,7 @@ func TestQueueJSON(t *testing.T) {
 }
 
 func TestQueuePoisonPillTable(t *testing.T) {
-	code, stdout, stderr := runHere(t, "queue", "--lab", "poison-pill", "--messages", "2000", "--watchdog", "300ms")
+	code, stdout, stderr := runHere(t, "queue", "--lab", "poison-pill", "--messages", "2000", "--watchdog", "1s")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}

@@ -36,7 +36,7 @@ type DeadlockConfig struct {
 	Messages int           // messages the child sends before it exits
 	Size     int           // payload bytes per message
 	Capacity int           // queue capacity (ViaQueue)
-	Watchdog time.Duration // how long the parent waits for the child before it looks why
+	Watchdog time.Duration // how long the parent waits for the child before it looks why (then until it stops making progress)
 }
 
 // Evidence is what the watchdog saw of a child that did not exit.
@@ -169,18 +169,44 @@ func joinFirst(ctx context.Context, cfg DeadlockConfig) (Evidence, bool, error) 
 		return Evidence{}, false, context.Cause(ctx)
 	case <-time.After(cfg.Watchdog):
 	}
-	ev := Evidence{PID: cmd.Pid(), WaitedFor: time.Since(start), Quiet: 200 * time.Millisecond}
-	ev.State, ev.CPUTicks[0] = procStat(ev.PID)
+	// Not exited: stuck, or only slow (a loaded machine)? Call it stuck
+	// once neither its CPU time nor what waits for the parent moved over
+	// Quiet, and it sleeps.
+	ev := Evidence{PID: cmd.Pid(), Quiet: 200 * time.Millisecond}
+	pending := func() (int, ipc.QueueStats) {
+		if e.conn != nil {
+			return unread(e.conn), ipc.QueueStats{}
+		}
+		return 0, e.q.Stats()
+	}
+	for {
+		var before [2]int
+		var ticks0 uint64
+		before[0], ev.HubStats = pending()
+		before[1] = ev.HubStats.Len
+		_, ticks0 = procStat(ev.PID)
+		select {
+		case err := <-exited:
+			if err != nil {
+				return Evidence{}, false, fmt.Errorf("join deadlock: child: %w", err)
+			}
+			return Evidence{}, false, nil // it was only slow
+		case <-ctx.Done():
+			cmd.Process().Kill()
+			<-exited
+			return Evidence{}, false, context.Cause(ctx)
+		case <-time.After(ev.Quiet):
+		}
+		ev.State, ev.CPUTicks[1] = procStat(ev.PID)
+		ev.CPUTicks[0] = ticks0
+		ev.Unread, ev.HubStats = pending()
+		if ev.State == "S" && ev.CPUTicks[1] == ev.CPUTicks[0] && ev.Unread == before[0] && ev.HubStats.Len == before[1] {
+			break
+		}
+	}
+	ev.WaitedFor = time.Since(start)
 	ev.WChan = readTrim(filepath.Join("/proc", strconv.Itoa(ev.PID), "wchan"))
 	ev.Threads = threadStates(ev.PID)
-	time.Sleep(ev.Quiet)
-	_, ev.CPUTicks[1] = procStat(ev.PID)
-	if e.conn != nil {
-		ev.Unread = unread(e.conn)
-	}
-	if e.q != nil {
-		ev.HubStats = e.q.Stats()
-	}
 	cmd.Process().Kill()
 	werr := <-exited
 	var ce *procs.ChildError
