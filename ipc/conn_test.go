@@ -18,6 +18,7 @@ const echoRole = "ipc-test-echo"
 
 func TestMain(m *testing.M) {
 	procs.Register(echoRole, echoMain)
+	registerQueueRoles()
 	procs.Init()
 	os.Exit(m.Run())
 }

@@ -25,6 +25,7 @@ func commands() []*command {
 		shmCommand,
 		rpcCommand,
 		managerCommand,
+		queueCommand,
 	}
 }
 

@@ -148,3 +148,6 @@ func count(n uint64) string {
 	}
 	return b.String()
 }
+
+// micros formats d in microseconds.
+func micros(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Microsecond)) }

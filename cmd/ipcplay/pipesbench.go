@@ -75,8 +75,6 @@ func (r *benchReport) find(test, mode, path string, size int) (pipelab.BenchRun,
 	return pipelab.BenchRun{}, false
 }
 
-func micros(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Microsecond)) }
-
 func (r *benchReport) render(env *env) error {
 	w := env.stdout
 	fmt.Fprintf(w, "pipes bench (%s)\n\nping-pong, 1 byte each way:\n", r.system)

@@ -3,6 +3,7 @@ package main
 import (
 	"ipcplay/cmd/ipcplay/internal/pipelab"
 	"ipcplay/cmd/ipcplay/internal/primes"
+	"ipcplay/cmd/ipcplay/internal/queuelab"
 	"ipcplay/cmd/ipcplay/internal/rpclab"
 	"ipcplay/cmd/ipcplay/internal/shmlab"
 	"ipcplay/procs"
@@ -18,4 +19,5 @@ func registerRoles() {
 	procs.Register(rpclab.ManagerWorkerRole, rpclab.ManagerWorkerMain)
 	procs.Register(rpclab.ManagerShmWorkerRole, rpclab.ManagerShmWorkerMain)
 	shmlab.RegisterRoles()
+	queuelab.RegisterRoles()
 }
