@@ -1,0 +1,39 @@
+// Package pool runs tasks on a pool of worker processes that survives the
+// death of any of them.
+//
+// A Pool starts Config.Workers children with procs.Command, each running a
+// role the program registered (usually with WorkerMain) and each talking to
+// the parent over its own socket pair from ipc.Pair, inherited as
+// procs.FDControl. The parent sends chunks of msgpack-encoded tasks; the
+// worker answers each chunk with the results, in order, and the task errors.
+//
+// Map returns the results in input order; MapUnordered hands each result to a
+// callback as soon as it arrives. Both read their input lazily: at most
+// Config.InFlight chunks are outstanding per worker, so a huge or endless
+// input costs bounded memory.
+//
+// # Dying workers
+//
+// A worker that dies (SIGKILL, a crash, an exit) is noticed as soon as its
+// socket reports EOF: the parent reaps it, records an Event (pid, exit code or
+// signal, the tasks re-sent), starts a replacement and sends the chunks that
+// were in flight on it again. Each result is delivered exactly once.
+//
+// To find a task that kills its worker, the pool uses what it knows about the
+// order of work: a worker handles its chunks one at a time in the order they
+// were sent, and its results come back in that order before the EOF, so when
+// a worker dies the oldest chunk still in flight on it is the one it was
+// working on. That chunk, and only it, is blamed: each of its tasks counts a
+// death, and it is re-sent split into single-task chunks so that the culprit
+// is isolated on the next try. The other chunks in flight on the dead worker
+// had not been started; they are re-sent whole and count nothing. A task
+// blamed Config.MaxRetries times (3 by default) fails with a *TaskError
+// naming its index; the rest of the map completes.
+//
+// # Cancellation
+//
+// When the context given to a map is done, the map stops every worker
+// (SIGTERM, then SIGKILL after procs.DefaultWaitDelay), waits for all of them,
+// and returns the context's cause; the Pool is closed afterwards. Close stops
+// an idle pool gracefully: each worker sees EOF on its socket and exits 0.
+package pool

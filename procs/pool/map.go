@@ -1,0 +1,81 @@
+package pool
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Map runs every task on p, chunkSize tasks per message, and returns the
+// results in input order. If some tasks failed, their results are zero and
+// the error joins their *TaskError values in input order (errors.As finds
+// the first); any other error means the map did not complete.
+func Map[T, R any](ctx context.Context, p *Pool, tasks []T, chunkSize int) ([]R, error) {
+	out := make([]R, len(tasks))
+	var failed []*TaskError
+	err := MapUnordered(ctx, p, slices.Values(tasks), chunkSize, func(i int, r R, err error) error {
+		if err != nil {
+			var te *TaskError
+			if !errors.As(err, &te) {
+				return err
+			}
+			failed = append(failed, te)
+			return nil
+		}
+		out[i] = r
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(failed) > 0 {
+		slices.SortFunc(failed, func(a, b *TaskError) int { return cmp.Compare(a.Index, b.Index) })
+		errs := make([]error, len(failed))
+		for i, te := range failed {
+			errs[i] = te
+		}
+		return out, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// MapUnordered runs every task of the sequence on p, chunkSize tasks per
+// message, and calls f in the calling goroutine with each task's index and
+// result as soon as it arrives: exactly once per task, in no particular
+// order. A task that failed comes with a *TaskError and a zero result.
+//
+// The sequence is read lazily: at most Config.InFlight chunks per worker
+// (plus those being re-sent after a death) are read ahead of the results.
+// If f returns an error the map stops and returns it; chunks in flight
+// finish on their workers and are dropped. f must not call Close or start
+// another map on p.
+func MapUnordered[T, R any](ctx context.Context, p *Pool, tasks iter.Seq[T], chunkSize int, f func(i int, r R, err error) error) error {
+	next, stop := iter.Pull(tasks)
+	defer stop()
+	return p.run(ctx, chunkSize,
+		func() ([]byte, bool, error) {
+			t, ok := next()
+			if !ok {
+				return nil, false, nil
+			}
+			b, err := msgpack.Marshal(t)
+			if err != nil {
+				return nil, false, fmt.Errorf("encode: %w", err)
+			}
+			return b, true, nil
+		},
+		func(i int, raw []byte, err error) error {
+			var r R
+			if err == nil {
+				if derr := msgpack.Unmarshal(raw, &r); derr != nil {
+					err = &TaskError{Index: i, Err: fmt.Errorf("decode result: %w", derr)}
+				}
+			}
+			return f(i, r, err)
+		})
+}
