@@ -71,7 +71,7 @@ func MapUnordered[T, R any](ctx context.Context, p *Pool, tasks iter.Seq[T], chu
 		},
 		func(i int, raw []byte, err error) error {
 			var r R
-			if err == nil {
+			if err == nil && len(raw) > 0 { // msgpack decodes a nil result as empty
 				if derr := msgpack.Unmarshal(raw, &r); derr != nil {
 					err = &TaskError{Index: i, Err: fmt.Errorf("decode result: %w", derr)}
 				}
