@@ -1,6 +1,7 @@
 package main
 
 import (
+	"ipcplay/cmd/ipcplay/internal/factor"
 	"ipcplay/cmd/ipcplay/internal/primes"
 	"ipcplay/procs"
 )
@@ -9,4 +10,5 @@ import (
 // Each package's TestMain registers the roles its own tests start.
 func registerRoles() {
 	procs.Register(primes.WorkerRole, primes.WorkerMain)
+	procs.Register(factor.WorkerRole, factor.WorkerMain)
 }

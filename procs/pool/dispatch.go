@@ -136,6 +136,7 @@ func (d *dispatch) send(w *worker, c *chunk) {
 	d.p.nextID++
 	c.id = d.p.nextID
 	w.inflight = append(w.inflight, c)
+	w.held.Add(1)
 	tasks := make([]msgpack.RawMessage, len(c.tasks))
 	for i, t := range c.tasks {
 		tasks[i] = t
@@ -162,6 +163,7 @@ func (d *dispatch) result(w *worker, res *resultMsg) error {
 	w.inflight = w.inflight[1:]
 	w.worked = true
 	d.p.failing = 0
+	w.held.Add(-1)
 	if c.gen != d.gen {
 		return nil // left over from a map that ended early
 	}
@@ -185,6 +187,7 @@ func (d *dispatch) result(w *worker, res *resultMsg) error {
 func (d *dispatch) death(m message) error {
 	p, w := d.p, m.w
 	w.dead = true
+	w.held.Store(0)
 	ev := Event{Time: time.Now(), Slot: w.slot, PID: w.cmd.Pid()}
 	describe(&ev, m.err)
 	if ev.Error == "" && m.recv != nil && !errors.Is(m.recv, io.EOF) {

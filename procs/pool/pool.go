@@ -101,10 +101,11 @@ type worker struct {
 	slot     int
 	cmd      *procs.Cmd
 	conn     *ipc.Conn
-	inflight []*chunk // in the order sent: [0] is the one it works on
-	dead     bool     // its death was handled
-	broken   bool     // a send failed; it has been killed
-	worked   bool     // it returned at least one result
+	inflight []*chunk     // in the order sent: [0] is the one it works on
+	dead     bool         // its death was handled
+	broken   bool         // a send failed; it has been killed
+	worked   bool         // it returned at least one result
+	held     atomic.Int32 // len(inflight), for Busy
 }
 
 // chunk is a group of tasks sent as one message.
@@ -273,6 +274,21 @@ func (p *Pool) PIDs() []int {
 	for i, w := range p.workers {
 		if w != nil {
 			pids[i] = w.cmd.Pid()
+		}
+	}
+	return pids
+}
+
+// Busy returns the process ids of the workers that hold chunks, in slot
+// order: during a map, a worker to kill (for a demonstration or a test) that
+// is sure to have work to re-send.
+func (p *Pool) Busy() []int {
+	p.evmu.Lock()
+	defer p.evmu.Unlock()
+	var pids []int
+	for _, w := range p.workers {
+		if w != nil && w.held.Load() > 0 {
+			pids = append(pids, w.cmd.Pid())
 		}
 	}
 	return pids

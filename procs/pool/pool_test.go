@@ -199,7 +199,7 @@ func TestKillWorkerUnordered(t *testing.T) {
 		seen[i]++
 		count++
 		if count == 2000 {
-			killed = p.PIDs()[0]
+			killed = p.Busy()[0]
 			if err := syscall.Kill(killed, syscall.SIGKILL); err != nil {
 				return err
 			}

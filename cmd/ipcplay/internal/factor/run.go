@@ -38,8 +38,9 @@ type Config struct {
 	UpTo      uint64 // factorize every n in 1..UpTo
 	Workers   int    // processes or goroutines
 	ChunkSize int    // tasks per message
-	// KillWorker SIGKILLs one worker once half the tasks are done (Procs
-	// mode only), to show the pool recovering.
+	// KillWorker SIGKILLs one worker holding tasks once half the tasks are
+	// done (Procs mode only), to show the pool recovering. A run of a single
+	// chunk has no such moment, and kills nothing.
 	KillWorker bool
 	// Progress, if set, is called from the running goroutine about every
 	// percent with the number of tasks done.
@@ -142,7 +143,11 @@ func runProcs(ctx context.Context, cfg Config, res *Result) error {
 		}
 		prog.add(1)
 		if cfg.KillWorker && res.Killed == 0 && prog.done >= cfg.UpTo/2 {
-			res.Killed = p.PIDs()[0]
+			busy := p.Busy()
+			if len(busy) == 0 {
+				return nil // try again at the next result
+			}
+			res.Killed = busy[0]
 			if err := syscall.Kill(res.Killed, syscall.SIGKILL); err != nil {
 				killErr = fmt.Errorf("factor: kill worker %d: %w", res.Killed, err)
 			}

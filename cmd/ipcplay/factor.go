@@ -1,0 +1,305 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+
+	"ipcplay/cmd/ipcplay/internal/factor"
+	"ipcplay/procs/pool"
+)
+
+var factorCommand = &command{
+	name:  "factor",
+	short: "factorize_naive over 1..N on a pool of processes that survives dying workers, against goroutines",
+	run:   runFactor,
+}
+
+const factorUsage = "factor [--upto N] [--procs P] [--chunksize C | --sweep] [--kill-worker] [--json]"
+
+const factorLong = `
+Runs the classic factorize_naive(n) for every n in 1..N, one task per n,
+on a pool of P worker processes (procs/pool) and on P goroutines fed the same
+chunks of C tasks over a channel. A chunk is one message each way between
+processes, so the per-message cost shows as the difference between the two,
+divided by the number of chunks; --sweep runs chunk sizes 1, 10, 100, 1000
+and 10000 to show it falling as chunks grow.
+
+Every run sums the prime factors of every n (with multiplicity) and checks
+the sum against a sieve. --kill-worker SIGKILLs a pool worker half way: the
+pool notices, replaces it, re-sends its chunks, and the sum still matches.`
+
+// sweepSizes are the chunk sizes of --sweep.
+var sweepSizes = []int{1, 10, 100, 1000, 10000}
+
+func runFactor(ctx context.Context, env *env, args []string) error {
+	fs := newFlagSet(env, "factor", factorUsage, factorLong)
+	upto := fs.Uint64("upto", factor.DefaultUpTo, "factorize every n in 1..N")
+	workers := fs.Int("procs", runtime.NumCPU(), "number of workers (processes or goroutines)")
+	chunk := fs.Int("chunksize", 1000, "tasks per message")
+	sweep := fs.Bool("sweep", false, "run chunk sizes "+strings.Trim(fmt.Sprint(sweepSizes), "[]")+" instead of --chunksize")
+	kill := fs.Bool("kill-worker", false, "SIGKILL one pool worker half way through each pool run")
+	asJSON := fs.Bool("json", false, "print one JSON document instead of tables")
+	pos, err := parseFlags(env, fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	if *upto < 1 || *upto > 1<<32 {
+		return usagef("--upto %d: want 1..%d", *upto, uint64(1)<<32)
+	}
+	if *workers < 1 || *workers > 1024 {
+		return usagef("--procs %d: want 1..1024", *workers)
+	}
+	chunkSet := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "chunksize" {
+			chunkSet = true
+		}
+	})
+	if *sweep && chunkSet {
+		return usagef("--chunksize and --sweep: choose one")
+	}
+	if *chunk < 1 {
+		return usagef("--chunksize %d: want at least 1", *chunk)
+	}
+	sizes := []int{*chunk}
+	if *sweep {
+		sizes = sweepSizes
+	}
+
+	prog := env.newProgress(!*asJSON)
+	defer prog.done()
+	start := time.Now()
+	rep := factorReport{upto: *upto, workers: *workers, sweep: *sweep, kill: *kill, system: thisSystem()}
+	rep.want = factor.SieveSum(*upto)
+	rep.sieve = time.Since(start)
+	for _, size := range sizes {
+		for _, mode := range []factor.Mode{factor.Procs, factor.Goroutines} {
+			cfg := factor.Config{
+				UpTo: *upto, Workers: *workers, ChunkSize: size,
+				KillWorker: *kill && mode == factor.Procs,
+				Progress: func(done, total uint64) {
+					prog.set("factor: %s, chunks of %d: %s of %s (%.0f%%)", mode, size,
+						count(done), count(total), 100*float64(done)/float64(max(total, 1)))
+				},
+			}
+			res, err := factor.Run(ctx, mode, cfg)
+			if err != nil {
+				return err
+			}
+			rep.runs = append(rep.runs, res)
+		}
+	}
+	prog.done()
+	if *asJSON {
+		return writeJSON(env.stdout, rep.json())
+	}
+	return rep.render(env)
+}
+
+type factorReport struct {
+	upto    uint64
+	workers int
+	sweep   bool
+	kill    bool
+	system  system
+	want    uint64        // the sieve's sum
+	sieve   time.Duration // how long the sieve took
+	runs    []factor.Result
+}
+
+// pairs returns the procs and goroutines runs of each chunk size.
+func (r *factorReport) pairs() [][2]factor.Result {
+	var out [][2]factor.Result
+	for i := 0; i+1 < len(r.runs); i += 2 {
+		out = append(out, [2]factor.Result{r.runs[i], r.runs[i+1]})
+	}
+	return out
+}
+
+// overhead is what each chunk cost the pool beyond the goroutines' time,
+// spread over the workers: (procs - goroutines) * workers / chunks.
+func overhead(p, g factor.Result) time.Duration {
+	if p.Chunks == 0 {
+		return 0
+	}
+	return (p.Elapsed - g.Elapsed) * time.Duration(p.Workers) / time.Duration(p.Chunks)
+}
+
+func (r *factorReport) verified() bool {
+	for _, run := range r.runs {
+		if run.SumOfFactors != r.want {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *factorReport) render(env *env) error {
+	w := env.stdout
+	fmt.Fprintf(w, "factor: factorize_naive(n) for n in 1..%s on %d workers (%s)\n\n", count(r.upto), r.workers, r.system)
+	t := newTable(w, "CHUNK", "MODE", "SECONDS", "TASKS/s", "CHUNKS", "SETUP ms", "SUM OF FACTORS", "OK", "DEATHS")
+	for _, run := range r.runs {
+		ok := "yes"
+		if run.SumOfFactors != r.want {
+			ok = "NO"
+		}
+		deaths := "-"
+		if run.Mode == factor.Procs {
+			deaths = fmt.Sprint(len(run.Events))
+		}
+		t.row(fmt.Sprint(run.ChunkSize), string(run.Mode), seconds(run.Elapsed), count(uint64(run.TasksPerSecond())),
+			count(run.Chunks), millis(run.Setup), fmt.Sprint(run.SumOfFactors), ok, deaths)
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "the sieve says the sum is %d (%s ms).\n", r.want, millis(r.sieve))
+
+	fmt.Fprintln(w, "\nprocesses against goroutines:")
+	t = newTable(w, "CHUNK", "PROCS/GOROUTINES", "OVERHEAD µs/chunk*")
+	for _, pg := range r.pairs() {
+		t.row(fmt.Sprint(pg[0].ChunkSize), ratio(pg[0].Elapsed, pg[1].Elapsed),
+			fmt.Sprintf("%.1f", float64(overhead(pg[0], pg[1]))/float64(time.Microsecond)))
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "* (procs seconds - goroutines seconds) x workers / chunks: what one message round trip")
+	fmt.Fprintln(w, "  cost a worker beyond the work itself.")
+
+	var events int
+	for _, run := range r.runs {
+		events += len(run.Events)
+	}
+	if events > 0 {
+		fmt.Fprintln(w, "\nworker deaths:")
+		t = newTable(w, "CHUNK", "SLOT", "PID", "EXIT", "TASKS RE-SENT", "REPLACED BY")
+		for _, run := range r.runs {
+			for _, ev := range run.Events {
+				exit := fmt.Sprint(ev.ExitCode)
+				if ev.Signal != "" {
+					exit = ev.Signal
+				}
+				t.row(fmt.Sprint(run.ChunkSize), fmt.Sprint(ev.Slot), fmt.Sprint(ev.PID), exit,
+					taskList(ev.Resent), fmt.Sprint(ev.Replacement))
+			}
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(w, "\n%s\n", r.verdict())
+	return nil
+}
+
+// taskList shows a list of task indexes as ranges, shortened.
+func taskList(idx []int) string {
+	if len(idx) == 0 {
+		return "none"
+	}
+	var parts []string
+	for i := 0; i < len(idx); {
+		j := i
+		for j+1 < len(idx) && idx[j+1] == idx[j]+1 {
+			j++
+		}
+		if j > i {
+			parts = append(parts, fmt.Sprintf("%d-%d", idx[i], idx[j]))
+		} else {
+			parts = append(parts, fmt.Sprint(idx[i]))
+		}
+		i = j + 1
+	}
+	s := fmt.Sprintf("%d: %s", len(idx), strings.Join(parts, ","))
+	if len(s) > 60 {
+		s = s[:57] + "..."
+	}
+	return s
+}
+
+// verdict is the one line that says what the numbers mean.
+func (r *factorReport) verdict() string {
+	if !r.verified() {
+		return "verdict: WRONG: a run's sum of factors differs from the sieve's."
+	}
+	pairs := r.pairs()
+	best := pairs[0]
+	for _, pg := range pairs[1:] {
+		if float64(pg[0].Elapsed)/float64(max(pg[1].Elapsed, 1)) < float64(best[0].Elapsed)/float64(max(best[1].Elapsed, 1)) {
+			best = pg
+		}
+	}
+	rt := float64(best[0].Elapsed) / float64(max(best[1].Elapsed, 1))
+	s := fmt.Sprintf("verdict: every sum verified; the pool took %.2fx the goroutines' time at chunk size %d", rt, best[0].ChunkSize)
+	if len(pairs) > 1 {
+		first, last := pairs[0], pairs[len(pairs)-1]
+		s += fmt.Sprintf(", and the cost of a message fell from %.1f µs at chunk size %d to %.1f µs at %d",
+			float64(overhead(first[0], first[1]))/float64(time.Microsecond), first[0].ChunkSize,
+			float64(overhead(last[0], last[1]))/float64(time.Microsecond), last[0].ChunkSize)
+	}
+	if r.kill {
+		var deaths, resent int
+		for _, run := range r.runs {
+			deaths += len(run.Events)
+			for _, ev := range run.Events {
+				resent += len(ev.Resent)
+			}
+		}
+		s += fmt.Sprintf("; %d SIGKILLed worker(s) were replaced and their %d in-flight tasks re-sent, with the same sum", deaths, resent)
+	}
+	return s + "."
+}
+
+// factorJSON is the --json document.
+type factorJSON struct {
+	SchemaVersion int             `json:"schema_version"`
+	UpTo          uint64          `json:"upto"`
+	Procs         int             `json:"procs"`
+	Sweep         bool            `json:"sweep"`
+	KillWorker    bool            `json:"kill_worker"`
+	System        system          `json:"system"`
+	ExpectedSum   uint64          `json:"expected_sum_of_factors"`
+	Verified      bool            `json:"verified"`
+	Runs          []factorRunJSON `json:"runs"`
+}
+
+type factorRunJSON struct {
+	Mode           string       `json:"mode"`
+	ChunkSize      int          `json:"chunksize"`
+	Seconds        float64      `json:"seconds"`
+	SetupSeconds   float64      `json:"setup_seconds"`
+	Tasks          uint64       `json:"tasks"`
+	Chunks         uint64       `json:"chunks"`
+	TasksPerSecond float64      `json:"tasks_per_second"`
+	SumOfFactors   uint64       `json:"sum_of_factors"`
+	Verified       bool         `json:"verified"`
+	KilledPID      int          `json:"killed_pid,omitempty"`
+	Events         []pool.Event `json:"events"`
+}
+
+func (r *factorReport) json() factorJSON {
+	doc := factorJSON{
+		SchemaVersion: 1, UpTo: r.upto, Procs: r.workers, Sweep: r.sweep, KillWorker: r.kill,
+		System: r.system, ExpectedSum: r.want, Verified: r.verified(), Runs: []factorRunJSON{},
+	}
+	for _, run := range r.runs {
+		evs := run.Events
+		if evs == nil {
+			evs = []pool.Event{}
+		}
+		doc.Runs = append(doc.Runs, factorRunJSON{
+			Mode: string(run.Mode), ChunkSize: run.ChunkSize, Seconds: run.Elapsed.Seconds(),
+			SetupSeconds: run.Setup.Seconds(), Tasks: run.Tasks, Chunks: run.Chunks,
+			TasksPerSecond: run.TasksPerSecond(), SumOfFactors: run.SumOfFactors,
+			Verified: run.SumOfFactors == r.want, KilledPID: run.Killed, Events: evs,
+		})
+	}
+	return doc
+}
