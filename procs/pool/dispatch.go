@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,124 +11,193 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// dispatch is the state of one map, owned by the goroutine running it.
+// dispatch is the state of one map, owned by the goroutine running it. The
+// map pushes its tasks one by one (push), which encodes them into the chunk
+// being built; a full chunk is sent as soon as a worker has room, and until
+// then push handles the workers' messages, delivering results through
+// onChunk and onFail. So the input is read only as fast as workers free up.
 type dispatch struct {
 	p         *Pool
+	ctx       context.Context
 	gen       uint64
 	chunkSize int
-	next      func() ([]byte, bool, error)
-	deliver   func(i int, raw []byte, err error) error
+	// onChunk receives the results of tasks first..first+n-1, encoded back
+	// to back in data; errs is nil or holds each task's *TaskError.
+	onChunk func(first, n int, data []byte, errs []error) error
+	// onFail receives a task that killed its worker too often.
+	onFail func(te *TaskError) error
 
-	retry       []*chunk    // chunks to send before new input, in order
+	buf  bytes.Buffer // the chunk being built
+	enc  *msgpack.Encoder
+	offs []int // where each of its tasks starts in buf
+
+	pending     *chunk      // a full chunk waiting for a worker with room
+	retry       []*chunk    // chunks to send again, before anything new
 	deaths      map[int]int // worker deaths blamed on each task index
-	outstanding int         // chunks of this map in flight or in retry
-	inputDone   bool
+	outstanding int         // chunks of this map not yet answered
 	nextIndex   int
 }
 
-// run maps the tasks next produces over the pool, chunkSize at a time, and
-// calls deliver once for every task index, in the order results arrive.
-// deliver's error, or an error from next, ends the map early; chunks still
-// in flight then finish on their workers and their results are dropped.
-func (p *Pool) run(ctx context.Context, chunkSize int, next func() ([]byte, bool, error), deliver func(int, []byte, error) error) error {
+// chunk is a group of tasks sent as one message: tasks first..first+n-1,
+// encoded back to back in data, task i starting at offs[i].
+type chunk struct {
+	id    uint64
+	gen   uint64
+	first int
+	n     int
+	data  []byte
+	offs  []int
+}
+
+// indexes lists the input indexes of c's tasks.
+func (c *chunk) indexes() []int {
+	idx := make([]int, c.n)
+	for i := range idx {
+		idx[i] = c.first + i
+	}
+	return idx
+}
+
+// task returns the encoding of c's task i.
+func (c *chunk) task(i int) []byte {
+	end := len(c.data)
+	if i+1 < c.n {
+		end = c.offs[i+1]
+	}
+	return c.data[c.offs[i]:end]
+}
+
+// begin starts a map on p: it waits for any other map to end, and returns
+// the map's dispatch, which the caller ends with end.
+func (p *Pool) begin(ctx context.Context, chunkSize int, onChunk func(int, int, []byte, []error) error, onFail func(*TaskError) error) (*dispatch, error) {
 	if chunkSize < 1 {
 		chunkSize = 1
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.closed {
-		return ErrClosed
+		p.mu.Unlock()
+		return nil, ErrClosed
 	}
 	p.gen++
 	d := &dispatch{
 		p:         p,
+		ctx:       ctx,
 		gen:       p.gen,
 		chunkSize: chunkSize,
-		next:      next,
-		deliver:   deliver,
+		onChunk:   onChunk,
+		onFail:    onFail,
 		deaths:    make(map[int]int),
 	}
+	d.enc = msgpack.NewEncoder(&d.buf)
+	return d, nil
+}
+
+// end ends the map. Chunks still in flight finish on their workers, and
+// their results are dropped when they arrive.
+func (d *dispatch) end() { d.p.mu.Unlock() }
+
+// push adds task v to the map.
+func (d *dispatch) push(v any) error {
+	d.offs = append(d.offs, d.buf.Len())
+	if err := d.enc.Encode(v); err != nil {
+		return fmt.Errorf("pool: encode task %d: %w", d.nextIndex+len(d.offs)-1, err)
+	}
+	if len(d.offs) < d.chunkSize {
+		return nil
+	}
+	return d.submit()
+}
+
+// submit closes the chunk being built and waits until a worker takes it.
+func (d *dispatch) submit() error {
+	if len(d.offs) == 0 {
+		return nil
+	}
+	c := &chunk{
+		gen:   d.gen,
+		first: d.nextIndex,
+		n:     len(d.offs),
+		data:  bytes.Clone(d.buf.Bytes()),
+		offs:  d.offs,
+	}
+	d.nextIndex += c.n
+	d.buf.Reset()
+	d.offs = make([]int, 0, d.chunkSize)
+	d.outstanding++
+	d.pending = c
 	for {
-		if err := d.fill(); err != nil {
-			return err
-		}
-		if d.inputDone && d.outstanding == 0 {
+		d.fill()
+		if d.pending == nil {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			p.stop()
-			return fmt.Errorf("pool: map stopped: %w", context.Cause(ctx))
-		case <-p.ctx.Done():
-			p.stop()
-			return fmt.Errorf("%w: %w", ErrClosed, context.Cause(p.ctx))
-		case m := <-p.msgs:
-			var err error
-			if m.res != nil {
-				err = d.result(m.w, m.res)
-			} else {
-				err = d.death(m)
-			}
-			if err != nil {
-				return err
-			}
+		if err := d.wait(); err != nil {
+			return err
 		}
 	}
 }
 
-// fill sends chunks to every worker with room, round robin, until the
-// workers are full or there is nothing left to send.
-func (d *dispatch) fill() error {
+// finish sends the last, partial chunk and waits for every result.
+func (d *dispatch) finish() error {
+	if err := d.submit(); err != nil {
+		return err
+	}
+	for {
+		d.fill()
+		if d.outstanding == 0 {
+			return nil
+		}
+		if err := d.wait(); err != nil {
+			return err
+		}
+	}
+}
+
+// wait handles one message from a worker, or the end of the map's or the
+// pool's context, which stops every worker.
+func (d *dispatch) wait() error {
+	p := d.p
+	select {
+	case <-d.ctx.Done():
+		p.stop()
+		return fmt.Errorf("pool: map stopped: %w", context.Cause(d.ctx))
+	case <-p.ctx.Done():
+		p.stop()
+		return fmt.Errorf("%w: %w", ErrClosed, context.Cause(p.ctx))
+	case m := <-p.msgs:
+		if m.res != nil {
+			return d.result(m.w, m.res)
+		}
+		return d.death(m)
+	}
+}
+
+// fill sends chunks to every worker with room, round robin: retried chunks
+// first, then the pending one.
+func (d *dispatch) fill() {
 	for {
 		sent := false
 		for _, w := range d.p.workers {
 			if w.dead || w.broken || len(w.inflight) >= d.p.cfg.InFlight {
 				continue
 			}
-			c, err := d.take()
-			if err != nil || c == nil {
-				return err
+			var c *chunk
+			switch {
+			case len(d.retry) > 0:
+				c = d.retry[0]
+				d.retry[0] = nil
+				d.retry = d.retry[1:]
+			case d.pending != nil:
+				c, d.pending = d.pending, nil
+			default:
+				return
 			}
 			d.send(w, c)
 			sent = true
 		}
 		if !sent {
-			return nil
+			return
 		}
 	}
-}
-
-// take returns the next chunk to send: a retried one first, else a new
-// one read from the input; nil when there is none.
-func (d *dispatch) take() (*chunk, error) {
-	if len(d.retry) > 0 {
-		c := d.retry[0]
-		d.retry[0] = nil
-		d.retry = d.retry[1:]
-		return c, nil
-	}
-	if d.inputDone {
-		return nil, nil
-	}
-	c := &chunk{gen: d.gen}
-	for len(c.tasks) < d.chunkSize {
-		b, ok, err := d.next()
-		if err != nil {
-			return nil, fmt.Errorf("pool: task %d: %w", d.nextIndex, err)
-		}
-		if !ok {
-			d.inputDone = true
-			break
-		}
-		c.index = append(c.index, d.nextIndex)
-		c.tasks = append(c.tasks, b)
-		d.nextIndex++
-	}
-	if len(c.tasks) == 0 {
-		return nil, nil
-	}
-	d.outstanding++
-	return c, nil
 }
 
 // send gives c to w. A failed send means w is broken: it is killed, and its
@@ -137,11 +207,7 @@ func (d *dispatch) send(w *worker, c *chunk) {
 	c.id = d.p.nextID
 	w.inflight = append(w.inflight, c)
 	w.held.Add(1)
-	tasks := make([]msgpack.RawMessage, len(c.tasks))
-	for i, t := range c.tasks {
-		tasks[i] = t
-	}
-	if err := w.conn.Send(&chunkMsg{ID: c.id, Tasks: tasks}); err != nil {
+	if err := w.conn.Send(&chunkMsg{ID: c.id, N: c.n, Tasks: c.data}); err != nil {
 		w.broken = true
 		w.cmd.Process().Kill()
 	}
@@ -149,9 +215,8 @@ func (d *dispatch) send(w *worker, c *chunk) {
 
 // result handles the answer to w's oldest chunk.
 func (d *dispatch) result(w *worker, res *resultMsg) error {
-	if len(w.inflight) == 0 || w.inflight[0].id != res.ID ||
-		len(res.Results) != len(w.inflight[0].tasks) ||
-		(len(res.Errs) != 0 && len(res.Errs) != len(res.Results)) {
+	if len(w.inflight) == 0 || w.inflight[0].id != res.ID || res.N != w.inflight[0].n ||
+		(len(res.Errs) != 0 && len(res.Errs) != res.N) {
 		// The worker broke the protocol: kill it, and its death re-sends
 		// what it held.
 		w.broken = true
@@ -161,24 +226,26 @@ func (d *dispatch) result(w *worker, res *resultMsg) error {
 	c := w.inflight[0]
 	w.inflight[0] = nil
 	w.inflight = w.inflight[1:]
+	w.held.Add(-1)
 	w.worked = true
 	d.p.failing = 0
-	w.held.Add(-1)
 	if c.gen != d.gen {
 		return nil // left over from a map that ended early
 	}
 	d.outstanding--
-	for i, idx := range c.index {
-		var err error
-		if len(res.Errs) != 0 && res.Errs[i] != "" {
-			err = &TaskError{Index: idx, Deaths: d.deaths[idx], Err: &HandlerError{Msg: res.Errs[i]}}
+	var errs []error
+	for i, msg := range res.Errs {
+		if msg == "" {
+			continue
 		}
-		d.p.completed.Add(1)
-		if err := d.deliver(idx, res.Results[i], err); err != nil {
-			return err
+		if errs == nil {
+			errs = make([]error, c.n)
 		}
+		idx := c.first + i
+		errs[i] = &TaskError{Index: idx, Deaths: d.deaths[idx], Err: &HandlerError{Msg: msg}}
 	}
-	return nil
+	d.p.completed.Add(int64(c.n))
+	return d.onChunk(c.first, c.n, res.Results, errs)
 }
 
 // death handles a worker that exited: it blames the chunk the worker was
@@ -201,15 +268,14 @@ func (d *dispatch) death(m message) error {
 		}
 		if k > 0 {
 			requeue = append(requeue, c) // never started: not to blame
-			for _, idx := range c.index {
-				ev.Resent = append(ev.Resent, idx)
-			}
+			ev.Resent = append(ev.Resent, c.indexes()...)
 			continue
 		}
 		// The chunk it was working on: each task counts a death, and the
 		// survivors go again one by one to find the culprit.
 		d.outstanding--
-		for i, idx := range c.index {
+		for i := range c.n {
+			idx := c.first + i
 			d.deaths[idx]++
 			ev.Blamed = append(ev.Blamed, idx)
 			if n := d.deaths[idx]; n >= p.cfg.MaxRetries {
@@ -221,7 +287,7 @@ func (d *dispatch) death(m message) error {
 				ev.Failed = append(ev.Failed, idx)
 				continue
 			}
-			requeue = append(requeue, &chunk{gen: d.gen, index: []int{idx}, tasks: [][]byte{c.tasks[i]}})
+			requeue = append(requeue, &chunk{gen: d.gen, first: idx, n: 1, data: c.task(i), offs: []int{0}})
 			d.outstanding++
 			ev.Resent = append(ev.Resent, idx)
 		}
@@ -253,7 +319,7 @@ func (d *dispatch) death(m message) error {
 	}
 	for _, te := range failed {
 		p.completed.Add(1)
-		if err := d.deliver(te.Index, nil, te); err != nil {
+		if err := d.onFail(te); err != nil {
 			return err
 		}
 	}

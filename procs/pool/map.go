@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -49,33 +50,49 @@ func Map[T, R any](ctx context.Context, p *Pool, tasks []T, chunkSize int) ([]R,
 // result as soon as it arrives: exactly once per task, in no particular
 // order. A task that failed comes with a *TaskError and a zero result.
 //
-// The sequence is read lazily: at most Config.InFlight chunks per worker
-// (plus those being re-sent after a death) are read ahead of the results.
-// If f returns an error the map stops and returns it; chunks in flight
-// finish on their workers and are dropped. f must not call Close or start
-// another map on p.
+// The sequence is read lazily: at most Config.InFlight chunks per worker,
+// plus one waiting for room, are read ahead of the results (not counting
+// chunks being re-sent after a death). If f returns an error the map stops
+// and returns it; chunks in flight finish on their workers and are dropped.
+// f must not call Close or start another map on p.
 func MapUnordered[T, R any](ctx context.Context, p *Pool, tasks iter.Seq[T], chunkSize int, f func(i int, r R, err error) error) error {
-	next, stop := iter.Pull(tasks)
-	defer stop()
-	return p.run(ctx, chunkSize,
-		func() ([]byte, bool, error) {
-			t, ok := next()
-			if !ok {
-				return nil, false, nil
-			}
-			b, err := msgpack.Marshal(t)
-			if err != nil {
-				return nil, false, fmt.Errorf("encode: %w", err)
-			}
-			return b, true, nil
-		},
-		func(i int, raw []byte, err error) error {
+	var (
+		in  bytes.Reader
+		dec = msgpack.NewDecoder(&in)
+	)
+	onChunk := func(first, n int, data []byte, errs []error) error {
+		in.Reset(data)
+		dec.Reset(&in)
+		for i := range n {
 			var r R
-			if err == nil && len(raw) > 0 { // msgpack decodes a nil result as empty
-				if derr := msgpack.Unmarshal(raw, &r); derr != nil {
-					err = &TaskError{Index: i, Err: fmt.Errorf("decode result: %w", derr)}
+			var err error
+			if errs != nil && errs[i] != nil {
+				err = errs[i]
+				if derr := dec.Skip(); derr != nil {
+					return fmt.Errorf("pool: results of tasks %d..%d: %w", first, first+n-1, derr)
 				}
+			} else if derr := dec.Decode(&r); derr != nil {
+				return fmt.Errorf("pool: decode result of task %d: %w", first+i, derr)
 			}
-			return f(i, r, err)
-		})
+			if err := f(first+i, r, err); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	onFail := func(te *TaskError) error {
+		var r R
+		return f(te.Index, r, te)
+	}
+	d, err := p.begin(ctx, chunkSize, onChunk, onFail)
+	if err != nil {
+		return err
+	}
+	defer d.end()
+	for t := range tasks {
+		if err := d.push(t); err != nil {
+			return err
+		}
+	}
+	return d.finish()
 }

@@ -108,14 +108,6 @@ type worker struct {
 	held     atomic.Int32 // len(inflight), for Busy
 }
 
-// chunk is a group of tasks sent as one message.
-type chunk struct {
-	id    uint64
-	gen   uint64
-	index []int // input indexes of the tasks
-	tasks [][]byte
-}
-
 // message is what a worker's reader goroutine tells the dispatcher.
 type message struct {
 	w    *worker

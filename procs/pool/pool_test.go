@@ -384,7 +384,7 @@ func TestLazyInput(t *testing.T) {
 	if delivered != n {
 		t.Fatalf("delivered %d of %d", delivered, n)
 	}
-	if limit := 2 * DefaultInFlight * chunk; maxAhead > limit {
+	if limit := (2*DefaultInFlight + 1) * chunk; maxAhead > limit {
 		t.Errorf("read %d tasks ahead of the results, limit %d", maxAhead, limit)
 	}
 	want := 0

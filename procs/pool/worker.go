@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,61 +13,123 @@ import (
 	"ipcplay/procs"
 )
 
-// chunkMsg is what the parent sends a worker: tasks with their chunk id.
+// chunkMsg is what the parent sends a worker: N tasks, encoded back to back
+// in Tasks, with their chunk id. Encoding a chunk's tasks as one byte string
+// lets both sides encode and decode them with one reused encoder or decoder,
+// without a message value per task.
 type chunkMsg struct {
-	ID    uint64               `msgpack:"id"`
-	Tasks []msgpack.RawMessage `msgpack:"tasks"`
+	ID    uint64 `msgpack:"id"`
+	N     int    `msgpack:"n"`
+	Tasks []byte `msgpack:"tasks"`
 }
 
-// resultMsg is a worker's answer to one chunkMsg: Results[i] is the result
-// of Tasks[i], or msgpack nil if Errs[i] is not empty. Errs is omitted when
-// every task succeeded.
+// resultMsg is a worker's answer to one chunkMsg: the N results back to
+// back in Results, msgpack nil for a task that failed, whose error message
+// is then Errs[i]. Errs is omitted when every task succeeded.
 type resultMsg struct {
-	ID      uint64               `msgpack:"id"`
-	Results []msgpack.RawMessage `msgpack:"results"`
-	Errs    []string             `msgpack:"errs,omitempty"`
+	ID      uint64   `msgpack:"id"`
+	N       int      `msgpack:"n"`
+	Results []byte   `msgpack:"results"`
+	Errs    []string `msgpack:"errs,omitempty"`
 }
 
-// msgpackNil is the encoding of a nil value, sent as the result of a task
-// that failed.
-var msgpackNil = msgpack.RawMessage{0xc0}
+// A Handler runs the tasks of a worker. Make one with Typed or Raw.
+type Handler interface {
+	// run decodes n tasks from dec, runs them in order, and encodes one
+	// result per task to enc (nil for a task that failed, with its message
+	// in errs). An error means the chunk itself could not be handled.
+	run(ctx context.Context, dec *msgpack.Decoder, n int, enc *msgpack.Encoder) (errs []string, err error)
+}
 
-// A Handler runs one task in a worker. It receives the task as encoded by
-// the parent and returns the encoded result, or an error that the parent
-// reports as the task's *TaskError (a *HandlerError).
-type Handler func(ctx context.Context, task msgpack.RawMessage) (msgpack.RawMessage, error)
+// setErr records msg as task i's error in errs, which grows to n entries
+// the first time.
+func setErr(errs []string, n, i int, msg string) []string {
+	if errs == nil {
+		errs = make([]string, n)
+	}
+	errs[i] = msg
+	return errs
+}
 
-// Typed makes a Handler out of a function on decoded values: the task is
-// decoded into a T and the result encoded from an R with msgpack.
+type typed[T, R any] func(ctx context.Context, task T) (R, error)
+
+// Typed makes a Handler out of a function on decoded values: each task is
+// decoded into a T and its result encoded from an R with msgpack. An error
+// the function returns becomes the task's *TaskError in the parent.
 func Typed[T, R any](f func(ctx context.Context, task T) (R, error)) Handler {
-	return func(ctx context.Context, raw msgpack.RawMessage) (msgpack.RawMessage, error) {
+	return typed[T, R](f)
+}
+
+func (f typed[T, R]) run(ctx context.Context, dec *msgpack.Decoder, n int, enc *msgpack.Encoder) ([]string, error) {
+	var errs []string
+	for i := range n {
 		var t T
-		if err := msgpack.Unmarshal(raw, &t); err != nil {
-			return nil, fmt.Errorf("decode task: %w", err)
+		if err := dec.Decode(&t); err != nil {
+			return nil, fmt.Errorf("decode task %d of %d: %w", i, n, err)
 		}
 		r, err := f(ctx, t)
 		if err != nil {
-			return nil, err
+			errs = setErr(errs, n, i, err.Error())
+			if err := enc.EncodeNil(); err != nil {
+				return nil, err
+			}
+			continue
 		}
-		b, err := msgpack.Marshal(r)
-		if err != nil {
-			return nil, fmt.Errorf("encode result: %w", err)
+		if err := enc.Encode(r); err != nil {
+			return nil, fmt.Errorf("encode result of task %d of %d: %w", i, n, err)
 		}
-		return b, nil
 	}
+	return errs, nil
 }
 
-// Serve is the worker's side of the pool: it receives chunks on conn, runs h
-// on each task in order, and answers each chunk with its results. It returns
-// nil when the parent closes the connection (which is how a pool shuts down),
-// and an error if the connection fails or ctx is done.
+type raw func(ctx context.Context, task msgpack.RawMessage) (msgpack.RawMessage, error)
+
+// Raw makes a Handler out of a function on encoded values: it receives each
+// task as the parent encoded it and returns one encoded value (nil or empty
+// for msgpack nil).
+func Raw(f func(ctx context.Context, task msgpack.RawMessage) (msgpack.RawMessage, error)) Handler {
+	return raw(f)
+}
+
+func (f raw) run(ctx context.Context, dec *msgpack.Decoder, n int, enc *msgpack.Encoder) ([]string, error) {
+	var errs []string
+	for i := range n {
+		t, err := dec.DecodeRaw()
+		if err != nil {
+			return nil, fmt.Errorf("decode task %d of %d: %w", i, n, err)
+		}
+		r, err := f(ctx, t)
+		if err != nil {
+			errs = setErr(errs, n, i, err.Error())
+			r = nil
+		}
+		if len(r) == 0 {
+			err = enc.EncodeNil()
+		} else {
+			err = enc.Encode(r)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return errs, nil
+}
+
+// Serve is the worker's side of the pool: it receives chunks on conn, runs
+// h on their tasks in order, and answers each chunk with its results. It
+// returns nil when the parent closes the connection (which is how a pool
+// shuts down), and an error if the connection fails, a chunk cannot be
+// decoded, or ctx is done.
 func Serve(ctx context.Context, conn *ipc.Conn, h Handler) error {
 	var (
 		req chunkMsg
 		res resultMsg
+		in  bytes.Reader
+		out bytes.Buffer
+		dec = msgpack.NewDecoder(&in)
+		enc = msgpack.NewEncoder(&out)
 	)
 	for {
-		req.Tasks = nil
 		if err := conn.Recv(&req); err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
@@ -76,32 +139,14 @@ func Serve(ctx context.Context, conn *ipc.Conn, h Handler) error {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("pool worker: %w", context.Cause(ctx))
 		}
-		res.ID = req.ID
-		res.Results = res.Results[:0]
-		res.Errs = res.Errs[:0]
-		failed := false
-		for i, t := range req.Tasks {
-			r, err := h(ctx, t)
-			if err != nil {
-				if !failed {
-					// Errs is parallel to Results once any task fails.
-					for range i {
-						res.Errs = append(res.Errs, "")
-					}
-					failed = true
-				}
-				res.Results = append(res.Results, msgpackNil)
-				res.Errs = append(res.Errs, err.Error())
-				continue
-			}
-			if len(r) == 0 {
-				r = msgpackNil
-			}
-			res.Results = append(res.Results, r)
-			if failed {
-				res.Errs = append(res.Errs, "")
-			}
+		in.Reset(req.Tasks)
+		dec.Reset(&in)
+		out.Reset()
+		errs, err := h.run(ctx, dec, req.N, enc)
+		if err != nil {
+			return fmt.Errorf("pool worker: chunk %d: %w", req.ID, err)
 		}
+		res.ID, res.N, res.Results, res.Errs = req.ID, req.N, out.Bytes(), errs
 		if err := conn.Send(&res); err != nil {
 			return fmt.Errorf("pool worker: send results of chunk %d: %w", req.ID, err)
 		}

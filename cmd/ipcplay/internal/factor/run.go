@@ -18,7 +18,7 @@ import (
 const WorkerRole = "ipcplay-factor-worker"
 
 // WorkerMain is the entry point of WorkerRole: a pool worker that factorizes.
-var WorkerMain procs.Func = pool.WorkerMain(pool.Typed(func(_ context.Context, n uint64) ([]uint64, error) {
+var WorkerMain procs.Func = pool.WorkerMain(pool.Typed(func(_ context.Context, n uint64) (Factors, error) {
 	return Factorize(n, nil), nil
 }))
 
@@ -134,7 +134,7 @@ func runProcs(ctx context.Context, cfg Config, res *Result) error {
 	var sum uint64
 	var killErr error
 	start = time.Now()
-	err = pool.MapUnordered(ctx, p, numbers(cfg.UpTo), cfg.ChunkSize, func(i int, fs []uint64, err error) error {
+	err = pool.MapUnordered(ctx, p, numbers(cfg.UpTo), cfg.ChunkSize, func(i int, fs Factors, err error) error {
 		if err != nil {
 			return err
 		}
