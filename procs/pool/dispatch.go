@@ -215,6 +215,11 @@ func (d *dispatch) send(w *worker, c *chunk) {
 
 // result handles the answer to w's oldest chunk.
 func (d *dispatch) result(w *worker, res *resultMsg) error {
+	if res.ID == helloID {
+		w.ready = true
+		d.p.failing = 0
+		return nil
+	}
 	if len(w.inflight) == 0 || w.inflight[0].id != res.ID || res.N != w.inflight[0].n ||
 		(len(res.Errs) != 0 && len(res.Errs) != res.N) {
 		// The worker broke the protocol: kill it, and its death re-sends
@@ -227,8 +232,6 @@ func (d *dispatch) result(w *worker, res *resultMsg) error {
 	w.inflight[0] = nil
 	w.inflight = w.inflight[1:]
 	w.held.Add(-1)
-	w.worked = true
-	d.p.failing = 0
 	if c.gen != d.gen {
 		return nil // left over from a map that ended early
 	}
@@ -248,6 +251,10 @@ func (d *dispatch) result(w *worker, res *resultMsg) error {
 	return d.onChunk(c.first, c.n, res.Results, errs)
 }
 
+// maxStartFailures is how many workers in a row may die before they start
+// serving until the pool gives up.
+const maxStartFailures = 3
+
 // death handles a worker that exited: it blames the chunk the worker was
 // working on, re-queues what it held, records the event and starts a
 // replacement.
@@ -266,7 +273,7 @@ func (d *dispatch) death(m message) error {
 		if c.gen != d.gen {
 			continue
 		}
-		if k > 0 {
+		if k > 0 || !w.ready {
 			requeue = append(requeue, c) // never started: not to blame
 			ev.Resent = append(ev.Resent, c.indexes()...)
 			continue
@@ -292,7 +299,7 @@ func (d *dispatch) death(m message) error {
 			ev.Resent = append(ev.Resent, idx)
 		}
 	}
-	if len(w.inflight) == 0 && !w.worked {
+	if !w.ready {
 		p.failing++
 	}
 	w.inflight = nil
@@ -300,7 +307,7 @@ func (d *dispatch) death(m message) error {
 	d.retry = append(requeue, d.retry...)
 
 	var startErr error
-	if p.failing > 3+p.cfg.Workers {
+	if p.failing > maxStartFailures {
 		startErr = fmt.Errorf("%w (%d in a row, last: %v)", ErrWorkersFailing, p.failing, m.err)
 	} else if nw, err := p.start(w.slot); err != nil {
 		startErr = err

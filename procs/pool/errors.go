@@ -13,9 +13,10 @@ var ErrClosed = errors.New("pool: closed")
 // that killed its worker Config.MaxRetries times.
 var ErrWorkerDeaths = errors.New("task killed its worker too many times")
 
-// ErrWorkersFailing is returned when new workers keep dying before doing any
-// work, so that restarting them again would loop forever.
-var ErrWorkersFailing = errors.New("pool: workers die before doing any work")
+// ErrWorkersFailing is returned when workers keep dying before they start
+// serving (a role that fails at once, for example), so that starting more
+// would loop forever. The map stops and the pool is closed.
+var ErrWorkersFailing = errors.New("pool: workers die before they start serving")
 
 // TaskError reports a task that failed: its handler returned an error (Err
 // is a *HandlerError), or it was in flight on a worker that died

@@ -88,7 +88,7 @@ type Pool struct {
 	wg      sync.WaitGroup
 	nextID  uint64 // chunk ids, across maps
 	gen     uint64 // the running map's generation
-	failing int    // workers in a row that died without doing any work
+	failing int    // workers in a row that died before serving
 
 	completed atomic.Int64
 
@@ -104,7 +104,7 @@ type worker struct {
 	inflight []*chunk     // in the order sent: [0] is the one it works on
 	dead     bool         // its death was handled
 	broken   bool         // a send failed; it has been killed
-	worked   bool         // it returned at least one result
+	ready    bool         // it said hello: it is serving
 	held     atomic.Int32 // len(inflight), for Busy
 }
 

@@ -48,6 +48,9 @@ func TestMain(m *testing.M) {
 	procs.Register(roleSquare, func(ctx context.Context, args []string) error {
 		return WorkerMain(Typed(square(args)))(ctx, args)
 	})
+	procs.Register(roleCrash, func(ctx context.Context, args []string) error {
+		return errors.New("cannot start")
+	})
 	procs.Init()
 	os.Exit(m.Run())
 }
@@ -404,5 +407,26 @@ func TestNewErrors(t *testing.T) {
 	}
 	if _, err := New(ctx, Config{Role: roleSquare}); err == nil {
 		t.Error("zero workers accepted")
+	}
+}
+
+// roleCrash fails at once, before serving.
+const roleCrash = "pool-test-crash"
+
+func TestWorkersFailingAtStart(t *testing.T) {
+	ctx := testCtx(t)
+	p, err := New(ctx, Config{Role: roleCrash, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	_, err = Map[int, int](ctx, p, ints(100), 10)
+	if !errors.Is(err, ErrWorkersFailing) {
+		t.Fatalf("err = %v, want ErrWorkersFailing", err)
+	}
+	noChildren(t)
+	evs := p.Events()
+	if len(evs) == 0 || evs[0].ExitCode != 1 || len(evs[0].Blamed) != 0 {
+		t.Errorf("events %+v, want exit 1 with nothing blamed", evs)
 	}
 }

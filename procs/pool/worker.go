@@ -23,6 +23,10 @@ type chunkMsg struct {
 	Tasks []byte `msgpack:"tasks"`
 }
 
+// helloID is the id of the resultMsg a worker sends once, when it starts
+// serving; chunk ids start at 1.
+const helloID = 0
+
 // resultMsg is a worker's answer to one chunkMsg: the N results back to
 // back in Results, msgpack nil for a task that failed, whose error message
 // is then Errs[i]. Errs is omitted when every task succeeded.
@@ -129,6 +133,11 @@ func Serve(ctx context.Context, conn *ipc.Conn, h Handler) error {
 		dec = msgpack.NewDecoder(&in)
 		enc = msgpack.NewEncoder(&out)
 	)
+	// The hello tells the parent this worker is up: a worker that dies
+	// before it cannot have touched a chunk.
+	if err := conn.Send(&resultMsg{ID: helloID}); err != nil {
+		return fmt.Errorf("pool worker: send hello: %w", err)
+	}
 	for {
 		if err := conn.Recv(&req); err != nil {
 			if errors.Is(err, io.EOF) {
