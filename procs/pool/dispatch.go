@@ -12,9 +12,9 @@ import (
 )
 
 // dispatch is the state of one map, owned by the goroutine running it. The
-// map pushes its tasks one by one (push), which encodes them into the chunk
-// being built; a full chunk is sent as soon as a worker has room, and until
-// then push handles the workers' messages, delivering results through
+// map encodes its tasks one by one into the chunk being built (enc, offs,
+// added); a full chunk is sent as soon as a worker has room, and until
+// then the map handles the workers' messages, delivering results through
 // onChunk and onFail. So the input is read only as fast as workers free up.
 type dispatch struct {
 	p         *Pool
@@ -96,12 +96,9 @@ func (p *Pool) begin(ctx context.Context, chunkSize int, onChunk func(int, int, 
 // their results are dropped when they arrive.
 func (d *dispatch) end() { d.p.mu.Unlock() }
 
-// push adds task v to the map.
-func (d *dispatch) push(v any) error {
-	d.offs = append(d.offs, d.buf.Len())
-	if err := d.enc.Encode(v); err != nil {
-		return fmt.Errorf("pool: encode task %d: %w", d.nextIndex+len(d.offs)-1, err)
-	}
+// added is called after the map encoded a task to enc, its start appended
+// to offs; a full chunk is submitted.
+func (d *dispatch) added() error {
 	if len(d.offs) < d.chunkSize {
 		return nil
 	}

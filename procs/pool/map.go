@@ -71,7 +71,7 @@ func MapUnordered[T, R any](ctx context.Context, p *Pool, tasks iter.Seq[T], chu
 				if derr := dec.Skip(); derr != nil {
 					return fmt.Errorf("pool: results of tasks %d..%d: %w", first, first+n-1, derr)
 				}
-			} else if derr := dec.Decode(&r); derr != nil {
+			} else if derr := decodeValue(dec, &r); derr != nil {
 				return fmt.Errorf("pool: decode result of task %d: %w", first+i, derr)
 			}
 			if err := f(first+i, r, err); err != nil {
@@ -90,7 +90,11 @@ func MapUnordered[T, R any](ctx context.Context, p *Pool, tasks iter.Seq[T], chu
 	}
 	defer d.end()
 	for t := range tasks {
-		if err := d.push(t); err != nil {
+		d.offs = append(d.offs, d.buf.Len())
+		if err := encodeValue(d.enc, t); err != nil {
+			return fmt.Errorf("pool: encode task %d: %w", d.nextIndex+len(d.offs)-1, err)
+		}
+		if err := d.added(); err != nil {
 			return err
 		}
 	}

@@ -68,7 +68,7 @@ func (f typed[T, R]) run(ctx context.Context, dec *msgpack.Decoder, n int, enc *
 	var errs []string
 	for i := range n {
 		var t T
-		if err := dec.Decode(&t); err != nil {
+		if err := decodeValue(dec, &t); err != nil {
 			return nil, fmt.Errorf("decode task %d of %d: %w", i, n, err)
 		}
 		r, err := f(ctx, t)
@@ -79,7 +79,7 @@ func (f typed[T, R]) run(ctx context.Context, dec *msgpack.Decoder, n int, enc *
 			}
 			continue
 		}
-		if err := enc.Encode(r); err != nil {
+		if err := encodeValue(enc, r); err != nil {
 			return nil, fmt.Errorf("encode result of task %d of %d: %w", i, n, err)
 		}
 	}

@@ -1,0 +1,79 @@
+package pool
+
+import (
+	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
+)
+
+// encodeValue encodes v as enc.Encode would, taking a direct path for the
+// common scalar types and for msgpack.CustomEncoder implementations, which
+// skips msgpack's reflection-based lookup: per task, that lookup costs as
+// much as a small task's work.
+func encodeValue[V any](enc *msgpack.Encoder, v V) error {
+	switch x := any(v).(type) {
+	case int:
+		return enc.EncodeInt(int64(x))
+	case int64:
+		return enc.EncodeInt(x)
+	case uint64:
+		return enc.EncodeUint(x)
+	case uint:
+		return enc.EncodeUint(uint64(x))
+	case string:
+		return enc.EncodeString(x)
+	case bool:
+		return enc.EncodeBool(x)
+	case float64:
+		return enc.EncodeFloat64(x)
+	case msgpack.CustomEncoder:
+		return x.EncodeMsgpack(enc)
+	}
+	return enc.Encode(v)
+}
+
+// decodeValue decodes into v as dec.Decode would, with the direct paths of
+// encodeValue. A msgpack nil decodes to V's zero value.
+func decodeValue[V any](dec *msgpack.Decoder, v *V) error {
+	switch p := any(v).(type) {
+	case *int:
+		x, err := dec.DecodeInt()
+		*p = x
+		return err
+	case *int64:
+		x, err := dec.DecodeInt64()
+		*p = x
+		return err
+	case *uint64:
+		x, err := dec.DecodeUint64()
+		*p = x
+		return err
+	case *uint:
+		x, err := dec.DecodeUint()
+		*p = x
+		return err
+	case *string:
+		x, err := dec.DecodeString()
+		*p = x
+		return err
+	case *bool:
+		x, err := dec.DecodeBool()
+		*p = x
+		return err
+	case *float64:
+		x, err := dec.DecodeFloat64()
+		*p = x
+		return err
+	case msgpack.CustomDecoder:
+		c, err := dec.PeekCode()
+		if err != nil {
+			return err
+		}
+		if c == msgpcode.Nil {
+			var zero V
+			*v = zero
+			return dec.DecodeNil()
+		}
+		return p.DecodeMsgpack(dec)
+	}
+	return dec.Decode(v)
+}
