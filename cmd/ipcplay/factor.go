@@ -50,8 +50,8 @@ func runFactor(ctx context.Context, env *env, args []string) error {
 	if len(pos) > 0 {
 		return usagef("unexpected argument %q", pos[0])
 	}
-	if *upto < 1 || *upto > 1<<32 {
-		return usagef("--upto %d: want 1..%d", *upto, uint64(1)<<32)
+	if *upto < 1 || *upto > factor.MaxSieve {
+		return usagef("--upto %d: want 1..%d", *upto, factor.MaxSieve)
 	}
 	if *workers < 1 || *workers > 1024 {
 		return usagef("--procs %d: want 1..1024", *workers)

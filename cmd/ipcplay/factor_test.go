@@ -2,8 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"ipcplay/procs"
 )
 
 func TestFactorUsageErrors(t *testing.T) {
@@ -80,6 +85,28 @@ func TestFactorJSON(t *testing.T) {
 			if ev.Signal != "SIGKILL" || len(ev.Resent) == 0 {
 				t.Errorf("procs run at chunk %d: event %+v", r.ChunkSize, ev)
 			}
+		}
+	}
+}
+
+func TestFactorInterruptStopsPool(t *testing.T) {
+	c, stderr, workers := startCLI(t, 2, "factor", "--procs", "2", "--upto", "20000000")
+	sent := time.Now()
+	if err := c.Process().Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Wait()
+	took := time.Since(sent)
+	var ce *procs.ChildError
+	if !errors.As(err, &ce) || ce.ExitCode != 128+int(syscall.SIGINT) {
+		t.Fatalf("cli after SIGINT: %v (stderr %q), want exit status %d", err, stderr, 128+int(syscall.SIGINT))
+	}
+	if took > 2*time.Second {
+		t.Errorf("cli took %v to exit after SIGINT", took)
+	}
+	for _, pid := range workers {
+		if !gone(pid, 0) {
+			t.Errorf("worker %d still running after the cli exited", pid)
 		}
 	}
 }

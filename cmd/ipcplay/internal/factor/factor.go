@@ -27,10 +27,15 @@ func Factorize(n uint64, dst []uint64) []uint64 {
 	return dst
 }
 
+// MaxSieve is the largest upto SieveSum accepts: its sieve takes 4 bytes
+// per number.
+const MaxSieve = 20_000_000
+
 // SieveSum returns the sum, over every n in 1..upto, of the prime factors of
 // n counted with multiplicity, computed with a smallest-prime-factor sieve:
-// an answer that shares no code with Factorize.
+// an answer that shares no code with Factorize. upto is capped at MaxSieve.
 func SieveSum(upto uint64) uint64 {
+	upto = min(upto, MaxSieve)
 	if upto < 2 {
 		return 0
 	}
@@ -45,13 +50,13 @@ func SieveSum(upto uint64) uint64 {
 			}
 		}
 	}
-	// sum[n] = spf[n] + sum[n/spf[n]]
-	sum := make([]uint64, upto+1)
 	var total uint64
 	for n := uint64(2); n <= upto; n++ {
-		p := uint64(spf[n])
-		sum[n] = p + sum[n/p]
-		total += sum[n]
+		for m := n; m > 1; {
+			p := uint64(spf[m])
+			total += p
+			m /= p
+		}
 	}
 	return total
 }
