@@ -198,13 +198,15 @@ func (d *dispatch) fill() {
 }
 
 // send gives c to w. A failed send means w is broken: it is killed, and its
-// reader reports the death, which re-sends c.
+// reader reports the death, which re-sends c. The send is bounded by the
+// map's context, so a worker stuck in a task with a full socket cannot
+// keep a cancelled map waiting.
 func (d *dispatch) send(w *worker, c *chunk) {
 	d.p.nextID++
 	c.id = d.p.nextID
 	w.inflight = append(w.inflight, c)
 	w.held.Add(1)
-	if err := w.conn.Send(&chunkMsg{ID: c.id, N: c.n, Tasks: c.data}); err != nil {
+	if err := w.conn.SendContext(d.ctx, &chunkMsg{ID: c.id, N: c.n, Tasks: c.data}); err != nil {
 		w.broken = true
 		w.cmd.Process().Kill()
 	}
