@@ -6,11 +6,15 @@
 // the parent over its own socket pair from ipc.Pair, inherited as
 // procs.FDControl. The parent sends chunks of msgpack-encoded tasks; the
 // worker answers each chunk with the results, in order, and the task errors.
+// A chunk's tasks travel as one byte string of msgpack values back to back,
+// encoded and decoded with one reused encoder or decoder per side, so a task
+// costs no message of its own; scalar types and types implementing
+// msgpack.CustomEncoder/CustomDecoder skip msgpack's reflection.
 //
 // Map returns the results in input order; MapUnordered hands each result to a
 // callback as soon as it arrives. Both read their input lazily: at most
-// Config.InFlight chunks are outstanding per worker, so a huge or endless
-// input costs bounded memory.
+// Config.InFlight chunks are outstanding per worker, plus one waiting for
+// room, so a huge or endless input costs bounded memory.
 //
 // # Dying workers
 //
@@ -18,6 +22,11 @@
 // socket reports EOF: the parent reaps it, records an Event (pid, exit code or
 // signal, the tasks re-sent), starts a replacement and sends the chunks that
 // were in flight on it again. Each result is delivered exactly once.
+//
+// A worker says hello when it starts serving. One that dies before that
+// cannot have touched a chunk: nothing is blamed, and after 3 such deaths in
+// a row the map fails with ErrWorkersFailing rather than restart workers
+// forever. A death between maps is handled when the next map starts.
 //
 // To find a task that kills its worker, the pool uses what it knows about the
 // order of work: a worker handles its chunks one at a time in the order they

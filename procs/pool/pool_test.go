@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"iter"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
 
 	"ipcplay/procs"
 )
@@ -48,6 +51,19 @@ func TestMain(m *testing.M) {
 	procs.Register(roleSquare, func(ctx context.Context, args []string) error {
 		return WorkerMain(Typed(square(args)))(ctx, args)
 	})
+	procs.Register(roleEcho, WorkerMain(Raw(func(ctx context.Context, task msgpack.RawMessage) (msgpack.RawMessage, error) {
+		var x int
+		if err := msgpack.Unmarshal(task, &x); err != nil {
+			return nil, err
+		}
+		switch {
+		case x == 0:
+			return nil, nil // msgpack nil
+		case x < 0:
+			return nil, errors.New("negative")
+		}
+		return task, nil
+	})))
 	procs.Register(roleCrash, func(ctx context.Context, args []string) error {
 		return errors.New("cannot start")
 	})
@@ -407,6 +423,31 @@ func TestNewErrors(t *testing.T) {
 	}
 	if _, err := New(ctx, Config{Role: roleSquare}); err == nil {
 		t.Error("zero workers accepted")
+	}
+}
+
+// roleEcho returns each task as it came, through a Raw handler: nil for 0,
+// an error for a negative number.
+const roleEcho = "pool-test-echo"
+
+func TestRawHandler(t *testing.T) {
+	ctx := testCtx(t)
+	p, err := New(ctx, Config{Role: roleEcho, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		p.Close()
+		noChildren(t)
+	}()
+	tasks := []int{0, 1, -2, 3, 4}
+	got, err := Map[int, int](ctx, p, tasks, 2)
+	var te *TaskError
+	if !errors.As(err, &te) || te.Index != 2 || te.Err.Error() != "negative" {
+		t.Errorf("err = %v, want task 2's error", err)
+	}
+	if want := []int{0, 1, 0, 3, 4}; !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
 	}
 }
 
