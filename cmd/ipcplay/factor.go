@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"ipcplay/cmd/ipcplay/internal/factor"
-	"ipcplay/procs/pool"
 )
 
 var factorCommand = &command{
@@ -271,17 +270,47 @@ type factorJSON struct {
 }
 
 type factorRunJSON struct {
-	Mode           string       `json:"mode"`
-	ChunkSize      int          `json:"chunksize"`
-	Seconds        float64      `json:"seconds"`
-	SetupSeconds   float64      `json:"setup_seconds"`
-	Tasks          uint64       `json:"tasks"`
-	Chunks         uint64       `json:"chunks"`
-	TasksPerSecond float64      `json:"tasks_per_second"`
-	SumOfFactors   uint64       `json:"sum_of_factors"`
-	Verified       bool         `json:"verified"`
-	KilledPID      int          `json:"killed_pid,omitempty"`
-	Events         []pool.Event `json:"events"`
+	Mode           string      `json:"mode"`
+	ChunkSize      int         `json:"chunksize"`
+	Seconds        float64     `json:"seconds"`
+	SetupSeconds   float64     `json:"setup_seconds"`
+	Tasks          uint64      `json:"tasks"`
+	Chunks         uint64      `json:"chunks"`
+	TasksPerSecond float64     `json:"tasks_per_second"`
+	SumOfFactors   uint64      `json:"sum_of_factors"`
+	Verified       bool        `json:"verified"`
+	KilledPID      int         `json:"killed_pid,omitempty"`
+	Events         []eventJSON `json:"events"`
+}
+
+// eventJSON is a pool.Event with its task lists as [first, last] ranges,
+// which keeps a chunk of 10,000 re-sent tasks to one line.
+type eventJSON struct {
+	Time        string   `json:"time"`
+	Slot        int      `json:"slot"`
+	PID         int      `json:"pid"`
+	ExitCode    int      `json:"exit_code"`
+	Signal      string   `json:"signal,omitempty"`
+	Error       string   `json:"error,omitempty"`
+	ResentCount int      `json:"resent_count"`
+	Resent      [][2]int `json:"resent"`
+	Blamed      [][2]int `json:"blamed"`
+	Failed      []int    `json:"failed,omitempty"`
+	Replacement int      `json:"replacement"`
+}
+
+// ranges turns sorted-in-runs indexes into [first, last] ranges.
+func ranges(idx []int) [][2]int {
+	out := [][2]int{}
+	for i := 0; i < len(idx); {
+		j := i
+		for j+1 < len(idx) && idx[j+1] == idx[j]+1 {
+			j++
+		}
+		out = append(out, [2]int{idx[i], idx[j]})
+		i = j + 1
+	}
+	return out
 }
 
 func (r *factorReport) json() factorJSON {
@@ -290,9 +319,14 @@ func (r *factorReport) json() factorJSON {
 		System: r.system, ExpectedSum: r.want, Verified: r.verified(), Runs: []factorRunJSON{},
 	}
 	for _, run := range r.runs {
-		evs := run.Events
-		if evs == nil {
-			evs = []pool.Event{}
+		evs := []eventJSON{}
+		for _, ev := range run.Events {
+			evs = append(evs, eventJSON{
+				Time: ev.Time.UTC().Format(time.RFC3339Nano), Slot: ev.Slot, PID: ev.PID,
+				ExitCode: ev.ExitCode, Signal: ev.Signal, Error: ev.Error,
+				ResentCount: len(ev.Resent), Resent: ranges(ev.Resent), Blamed: ranges(ev.Blamed),
+				Failed: ev.Failed, Replacement: ev.Replacement,
+			})
 		}
 		doc.Runs = append(doc.Runs, factorRunJSON{
 			Mode: string(run.Mode), ChunkSize: run.ChunkSize, Seconds: run.Elapsed.Seconds(),

@@ -56,9 +56,10 @@ func TestFactorJSON(t *testing.T) {
 			TasksPerSecond float64 `json:"tasks_per_second"`
 			SumOfFactors   uint64  `json:"sum_of_factors"`
 			Events         []struct {
-				PID    int    `json:"pid"`
-				Signal string `json:"signal"`
-				Resent []int  `json:"resent"`
+				PID    int      `json:"pid"`
+				Signal string   `json:"signal"`
+				Resent [][2]int `json:"resent"`
+				Count  int      `json:"resent_count"`
 			} `json:"events"`
 		} `json:"runs"`
 	}
@@ -82,7 +83,7 @@ func TestFactorJSON(t *testing.T) {
 			t.Errorf("procs run at chunk %d: events %+v, want one SIGKILL", r.ChunkSize, r.Events)
 		}
 		for _, ev := range r.Events {
-			if ev.Signal != "SIGKILL" || len(ev.Resent) == 0 {
+			if ev.Signal != "SIGKILL" || len(ev.Resent) == 0 || ev.Count == 0 {
 				t.Errorf("procs run at chunk %d: event %+v", r.ChunkSize, ev)
 			}
 		}
