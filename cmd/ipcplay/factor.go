@@ -143,7 +143,7 @@ func (r *factorReport) verified() bool {
 func (r *factorReport) render(env *env) error {
 	w := env.stdout
 	fmt.Fprintf(w, "factor: factorize_naive(n) for n in 1..%s on %d workers (%s)\n\n", count(r.upto), r.workers, r.system)
-	t := newTable(w, "CHUNK", "MODE", "SECONDS", "TASKS/s", "CHUNKS", "SETUP ms", "SUM OF FACTORS", "OK", "DEATHS")
+	t := newTable(w, "CHUNK", "MODE", "SECONDS", "CPU s", "TASKS/s", "CHUNKS", "SETUP ms", "SUM OF FACTORS", "OK", "DEATHS")
 	for _, run := range r.runs {
 		ok := "yes"
 		if run.SumOfFactors != r.want {
@@ -153,7 +153,7 @@ func (r *factorReport) render(env *env) error {
 		if run.Mode == factor.Procs {
 			deaths = fmt.Sprint(len(run.Events))
 		}
-		t.row(fmt.Sprint(run.ChunkSize), string(run.Mode), seconds(run.Elapsed), count(uint64(run.TasksPerSecond())),
+		t.row(fmt.Sprint(run.ChunkSize), string(run.Mode), seconds(run.Elapsed), seconds(run.CPU), count(uint64(run.TasksPerSecond())),
 			count(run.Chunks), millis(run.Setup), fmt.Sprint(run.SumOfFactors), ok, deaths)
 	}
 	if err := t.flush(); err != nil {
@@ -162,16 +162,17 @@ func (r *factorReport) render(env *env) error {
 	fmt.Fprintf(w, "the sieve says the sum is %d (%s ms).\n", r.want, millis(r.sieve))
 
 	fmt.Fprintln(w, "\nprocesses against goroutines:")
-	t = newTable(w, "CHUNK", "PROCS/GOROUTINES", "OVERHEAD µs/chunk*")
+	t = newTable(w, "CHUNK", "PROCS/GOROUTINES", "CPU PROCS/GOROUTINES", "OVERHEAD µs/chunk*")
 	for _, pg := range r.pairs() {
-		t.row(fmt.Sprint(pg[0].ChunkSize), ratio(pg[0].Elapsed, pg[1].Elapsed),
+		t.row(fmt.Sprint(pg[0].ChunkSize), ratio(pg[0].Elapsed, pg[1].Elapsed), ratio(pg[0].CPU, pg[1].CPU),
 			fmt.Sprintf("%.1f", float64(overhead(pg[0], pg[1]))/float64(time.Microsecond)))
 	}
 	if err := t.flush(); err != nil {
 		return err
 	}
 	fmt.Fprintln(w, "* (procs seconds - goroutines seconds) x workers / chunks: what one message round trip")
-	fmt.Fprintln(w, "  cost a worker beyond the work itself.")
+	fmt.Fprintln(w, "  cost a worker beyond the work itself. CPU is user+system time of ipcplay and its workers:")
+	fmt.Fprintln(w, "  on a busy machine it is the steadier comparison.")
 
 	var events int
 	for _, run := range r.runs {
@@ -236,7 +237,8 @@ func (r *factorReport) verdict() string {
 		}
 	}
 	rt := float64(best[0].Elapsed) / float64(max(best[1].Elapsed, 1))
-	s := fmt.Sprintf("verdict: every sum verified; the pool took %.2fx the goroutines' time at chunk size %d", rt, best[0].ChunkSize)
+	s := fmt.Sprintf("verdict: every sum verified; the pool took %.2fx the goroutines' time (%.2fx their CPU) at chunk size %d",
+		rt, float64(best[0].CPU)/float64(max(best[1].CPU, 1)), best[0].ChunkSize)
 	if len(pairs) > 1 {
 		first, last := pairs[0], pairs[len(pairs)-1]
 		s += fmt.Sprintf(", and the cost of a message fell from %.1f µs at chunk size %d to %.1f µs at %d",
@@ -273,6 +275,7 @@ type factorRunJSON struct {
 	Mode           string      `json:"mode"`
 	ChunkSize      int         `json:"chunksize"`
 	Seconds        float64     `json:"seconds"`
+	CPUSeconds     float64     `json:"cpu_seconds"`
 	SetupSeconds   float64     `json:"setup_seconds"`
 	Tasks          uint64      `json:"tasks"`
 	Chunks         uint64      `json:"chunks"`
@@ -329,7 +332,7 @@ func (r *factorReport) json() factorJSON {
 			})
 		}
 		doc.Runs = append(doc.Runs, factorRunJSON{
-			Mode: string(run.Mode), ChunkSize: run.ChunkSize, Seconds: run.Elapsed.Seconds(),
+			Mode: string(run.Mode), ChunkSize: run.ChunkSize, Seconds: run.Elapsed.Seconds(), CPUSeconds: run.CPU.Seconds(),
 			SetupSeconds: run.Setup.Seconds(), Tasks: run.Tasks, Chunks: run.Chunks,
 			TasksPerSecond: run.TasksPerSecond(), SumOfFactors: run.SumOfFactors,
 			Verified: run.SumOfFactors == r.want, KilledPID: run.Killed, Events: evs,

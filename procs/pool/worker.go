@@ -59,7 +59,9 @@ type typed[T, R any] func(ctx context.Context, task T) (R, error)
 
 // Typed makes a Handler out of a function on decoded values: each task is
 // decoded into a T and its result encoded from an R with msgpack. An error
-// the function returns becomes the task's *TaskError in the parent.
+// the function returns becomes the task's *TaskError in the parent. Each
+// result is encoded before the next task runs, so f may return memory it
+// reuses from one task to the next.
 func Typed[T, R any](f func(ctx context.Context, task T) (R, error)) Handler {
 	return typed[T, R](f)
 }
