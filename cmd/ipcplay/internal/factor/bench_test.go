@@ -18,6 +18,8 @@ const benchUpTo = 200_000
 //	procs-tasks/s       tasks per second on the pool (start excluded)
 //	goroutines-tasks/s  tasks per second on goroutines
 //	procs/goroutines    the pool's time over the goroutines' (lower is better)
+//	cpu-procs/goroutines  the same for CPU time (user+system, workers included),
+//	                    steadier than wall time on a busy machine
 //	overhead-ns/chunk   (procs - goroutines) x workers / chunks: the cost of
 //	                    one chunk's messages to a worker, beyond the work
 //
@@ -27,19 +29,22 @@ func BenchmarkFactor(b *testing.B) {
 		b.Run(fmt.Sprintf("chunk=%d", chunk), func(b *testing.B) {
 			ctx := b.Context()
 			cfg := Config{UpTo: benchUpTo, Workers: 2, ChunkSize: chunk}
-			var procs, gor time.Duration
+			var procs, gor, procsCPU, gorCPU time.Duration
 			var chunks uint64
 			for b.Loop() {
 				p := run(ctx, b, Procs, cfg)
 				g := run(ctx, b, Goroutines, cfg)
 				procs += p.Elapsed
 				gor += g.Elapsed
+				procsCPU += p.CPU
+				gorCPU += g.CPU
 				chunks += p.Chunks
 			}
 			tasks := float64(benchUpTo) * float64(b.N)
 			b.ReportMetric(tasks/procs.Seconds(), "procs-tasks/s")
 			b.ReportMetric(tasks/gor.Seconds(), "goroutines-tasks/s")
 			b.ReportMetric(float64(procs)/float64(gor), "procs/goroutines")
+			b.ReportMetric(float64(procsCPU)/float64(gorCPU), "cpu-procs/goroutines")
 			b.ReportMetric(float64((procs-gor)*time.Duration(cfg.Workers))/float64(chunks), "overhead-ns/chunk")
 		})
 	}
