@@ -57,24 +57,26 @@ func Map[T, R any](ctx context.Context, p *Pool, tasks []T, chunkSize int) ([]R,
 // f must not call Close or start another map on p.
 func MapUnordered[T, R any](ctx context.Context, p *Pool, tasks iter.Seq[T], chunkSize int, f func(i int, r R, err error) error) error {
 	var (
-		in  bytes.Reader
-		dec = msgpack.NewDecoder(&in)
+		in   bytes.Reader
+		dec  = msgpack.NewDecoder(&in)
+		zero R
+		r    = new(R) // one for the map: a variable per result escapes
 	)
 	onChunk := func(first, n int, data []byte, errs []error) error {
 		in.Reset(data)
 		dec.Reset(&in)
 		for i := range n {
-			var r R
+			*r = zero // so that the decoder reuses nothing f was given
 			var err error
 			if errs != nil && errs[i] != nil {
 				err = errs[i]
 				if derr := dec.Skip(); derr != nil {
 					return fmt.Errorf("pool: results of tasks %d..%d: %w", first, first+n-1, derr)
 				}
-			} else if derr := decodeValue(dec, &r); derr != nil {
+			} else if derr := decodeValue(dec, r); derr != nil {
 				return fmt.Errorf("pool: decode result of task %d: %w", first+i, derr)
 			}
-			if err := f(first+i, r, err); err != nil {
+			if err := f(first+i, *r, err); err != nil {
 				return err
 			}
 		}

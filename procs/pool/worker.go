@@ -67,13 +67,17 @@ func Typed[T, R any](f func(ctx context.Context, task T) (R, error)) Handler {
 }
 
 func (f typed[T, R]) run(ctx context.Context, dec *msgpack.Decoder, n int, enc *msgpack.Encoder) ([]string, error) {
-	var errs []string
+	var (
+		errs []string
+		zero T
+		t    = new(T) // one for the chunk: a variable per task escapes
+	)
 	for i := range n {
-		var t T
-		if err := decodeValue(dec, &t); err != nil {
+		*t = zero // so that nothing decoded before is reused
+		if err := decodeValue(dec, t); err != nil {
 			return nil, fmt.Errorf("decode task %d of %d: %w", i, n, err)
 		}
-		r, err := f(ctx, t)
+		r, err := f(ctx, *t)
 		if err != nil {
 			errs = setErr(errs, n, i, err.Error())
 			if err := enc.EncodeNil(); err != nil {
