@@ -10,25 +10,36 @@ import (
 // skips msgpack's reflection-based lookup: per task, that lookup costs as
 // much as a small task's work.
 func encodeValue[V any](enc *msgpack.Encoder, v V) error {
-	switch x := any(v).(type) {
-	case int:
-		return enc.EncodeInt(int64(x))
-	case int64:
-		return enc.EncodeInt(x)
-	case uint64:
-		return enc.EncodeUint(x)
-	case uint:
-		return enc.EncodeUint(uint64(x))
-	case string:
-		return enc.EncodeString(x)
-	case bool:
-		return enc.EncodeBool(x)
-	case float64:
-		return enc.EncodeFloat64(x)
-	case msgpack.CustomEncoder:
+	if ok, err := encodeScalar(enc, v); ok {
+		return err
+	}
+	if x, ok := any(v).(msgpack.CustomEncoder); ok {
 		return x.EncodeMsgpack(enc)
 	}
 	return enc.Encode(v)
+}
+
+// encodeScalar encodes v if it is one of the common scalar types. It is a
+// function of its own so that v, which does not escape here, is not boxed
+// on the heap for the scalar cases.
+func encodeScalar[V any](enc *msgpack.Encoder, v V) (bool, error) {
+	switch x := any(v).(type) {
+	case int:
+		return true, enc.EncodeInt(int64(x))
+	case int64:
+		return true, enc.EncodeInt(x)
+	case uint64:
+		return true, enc.EncodeUint(x)
+	case uint:
+		return true, enc.EncodeUint(uint64(x))
+	case string:
+		return true, enc.EncodeString(x)
+	case bool:
+		return true, enc.EncodeBool(x)
+	case float64:
+		return true, enc.EncodeFloat64(x)
+	}
+	return false, nil
 }
 
 // decodeValue decodes into v as dec.Decode would, with the direct paths of
