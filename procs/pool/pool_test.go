@@ -207,6 +207,7 @@ func TestKillWorkerUnordered(t *testing.T) {
 	const n = 20000
 	seen := make([]int, n)
 	var killed int
+	var killedAt time.Time
 	count := 0
 	err := MapUnordered(ctx, p, ints2seq(n), 10, func(i int, r int, err error) error {
 		if err != nil {
@@ -219,6 +220,7 @@ func TestKillWorkerUnordered(t *testing.T) {
 		count++
 		if count == 2000 {
 			killed = p.Busy()[0]
+			killedAt = time.Now()
 			if err := syscall.Kill(killed, syscall.SIGKILL); err != nil {
 				return err
 			}
@@ -243,6 +245,10 @@ func TestKillWorkerUnordered(t *testing.T) {
 	}
 	if len(ev.Resent) == 0 {
 		t.Errorf("event = %+v: nothing re-sent", ev)
+	}
+	// Noticed at once: from its socket's EOF, not from a timeout.
+	if d := ev.Time.Sub(killedAt); d > time.Second {
+		t.Errorf("death noticed %v after the kill", d)
 	}
 	if pids := p.PIDs(); pids[0] != ev.Replacement {
 		t.Errorf("slot 0 runs %d, want the replacement %d", pids[0], ev.Replacement)
