@@ -23,9 +23,9 @@ const factorLong = `
 Runs the classic factorize_naive(n) for every n in 1..N, one task per n,
 on a pool of P worker processes (procs/pool) and on P goroutines fed the same
 chunks of C tasks over a channel. A chunk is one message each way between
-processes, so the per-message cost shows as the difference between the two,
-divided by the number of chunks; --sweep runs chunk sizes 1, 10, 100, 1000
-and 10000 to show it falling as chunks grow.
+processes, so the cost of messages shows as the difference between the two, per
+task; --sweep runs chunk sizes 1, 10, 100, 1000 and 10000 to show it
+falling as chunks grow and more tasks share each message.
 
 Every run sums the prime factors of every n (with multiplicity) and checks
 the sum against a sieve. --kill-worker SIGKILLs a pool worker half way: the
@@ -122,13 +122,20 @@ func (r *factorReport) pairs() [][2]factor.Result {
 	return out
 }
 
-// overhead is what each chunk cost the pool beyond the goroutines' time,
-// spread over the workers: (procs - goroutines) * workers / chunks.
+// overhead is what each task cost the pool beyond the goroutines' time,
+// spread over the workers: (procs - goroutines) x workers / tasks. With one
+// task per chunk it is the cost of a message round trip; as chunks grow that
+// cost is shared by more tasks, and what is left is encoding and decoding.
 func overhead(p, g factor.Result) time.Duration {
-	if p.Chunks == 0 {
+	if p.Tasks == 0 {
 		return 0
 	}
-	return (p.Elapsed - g.Elapsed) * time.Duration(p.Workers) / time.Duration(p.Chunks)
+	return (p.Elapsed - g.Elapsed) * time.Duration(p.Workers) / time.Duration(p.Tasks)
+}
+
+// micros formats a duration in microseconds.
+func micros(d time.Duration) string {
+	return fmt.Sprintf("%.2f", float64(d)/float64(time.Microsecond))
 }
 
 func (r *factorReport) verified() bool {
@@ -162,17 +169,18 @@ func (r *factorReport) render(env *env) error {
 	fmt.Fprintf(w, "the sieve says the sum is %d (%s ms).\n", r.want, millis(r.sieve))
 
 	fmt.Fprintln(w, "\nprocesses against goroutines:")
-	t = newTable(w, "CHUNK", "PROCS/GOROUTINES", "CPU PROCS/GOROUTINES", "OVERHEAD µs/chunk*")
+	t = newTable(w, "CHUNK", "PROCS/GOROUTINES", "CPU PROCS/GOROUTINES", "OVERHEAD µs/task*")
 	for _, pg := range r.pairs() {
 		t.row(fmt.Sprint(pg[0].ChunkSize), ratio(pg[0].Elapsed, pg[1].Elapsed), ratio(pg[0].CPU, pg[1].CPU),
-			fmt.Sprintf("%.1f", float64(overhead(pg[0], pg[1]))/float64(time.Microsecond)))
+			micros(overhead(pg[0], pg[1])))
 	}
 	if err := t.flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(w, "* (procs seconds - goroutines seconds) x workers / chunks: what one message round trip")
-	fmt.Fprintln(w, "  cost a worker beyond the work itself. CPU is user+system time of ipcplay and its workers:")
-	fmt.Fprintln(w, "  on a busy machine it is the steadier comparison.")
+	fmt.Fprintln(w, "* (procs seconds - goroutines seconds) x workers / tasks: what a task cost a worker beyond the")
+	fmt.Fprintln(w, "  work itself. At chunk size 1 that is a message round trip; larger chunks share it among")
+	fmt.Fprintln(w, "  their tasks. CPU is user+system time of ipcplay and its workers: on a busy machine it is")
+	fmt.Fprintln(w, "  the steadier comparison.")
 
 	var events int
 	for _, run := range r.runs {
@@ -241,9 +249,9 @@ func (r *factorReport) verdict() string {
 		rt, float64(best[0].CPU)/float64(max(best[1].CPU, 1)), best[0].ChunkSize)
 	if len(pairs) > 1 {
 		first, last := pairs[0], pairs[len(pairs)-1]
-		s += fmt.Sprintf(", and the cost of a message fell from %.1f µs at chunk size %d to %.1f µs at %d",
-			float64(overhead(first[0], first[1]))/float64(time.Microsecond), first[0].ChunkSize,
-			float64(overhead(last[0], last[1]))/float64(time.Microsecond), last[0].ChunkSize)
+		s += fmt.Sprintf(", and the overhead per task fell from %s µs at chunk size %d to %s µs at %d",
+			micros(overhead(first[0], first[1])), first[0].ChunkSize,
+			micros(overhead(last[0], last[1])), last[0].ChunkSize)
 	}
 	if r.kill {
 		var deaths, resent int
@@ -272,18 +280,21 @@ type factorJSON struct {
 }
 
 type factorRunJSON struct {
-	Mode           string      `json:"mode"`
-	ChunkSize      int         `json:"chunksize"`
-	Seconds        float64     `json:"seconds"`
-	CPUSeconds     float64     `json:"cpu_seconds"`
-	SetupSeconds   float64     `json:"setup_seconds"`
-	Tasks          uint64      `json:"tasks"`
-	Chunks         uint64      `json:"chunks"`
-	TasksPerSecond float64     `json:"tasks_per_second"`
-	SumOfFactors   uint64      `json:"sum_of_factors"`
-	Verified       bool        `json:"verified"`
-	KilledPID      int         `json:"killed_pid,omitempty"`
-	Events         []eventJSON `json:"events"`
+	Mode      string  `json:"mode"`
+	ChunkSize int     `json:"chunksize"`
+	Seconds   float64 `json:"seconds"`
+	// OverheadSecondsPerTask is (procs - goroutines) x workers / tasks at
+	// this chunk size; only in procs runs.
+	OverheadSecondsPerTask *float64    `json:"overhead_seconds_per_task,omitempty"`
+	CPUSeconds             float64     `json:"cpu_seconds"`
+	SetupSeconds           float64     `json:"setup_seconds"`
+	Tasks                  uint64      `json:"tasks"`
+	Chunks                 uint64      `json:"chunks"`
+	TasksPerSecond         float64     `json:"tasks_per_second"`
+	SumOfFactors           uint64      `json:"sum_of_factors"`
+	Verified               bool        `json:"verified"`
+	KilledPID              int         `json:"killed_pid,omitempty"`
+	Events                 []eventJSON `json:"events"`
 }
 
 // eventJSON is a pool.Event with its task lists as [first, last] ranges,
@@ -321,7 +332,12 @@ func (r *factorReport) json() factorJSON {
 		SchemaVersion: 1, UpTo: r.upto, Procs: r.workers, Sweep: r.sweep, KillWorker: r.kill,
 		System: r.system, ExpectedSum: r.want, Verified: r.verified(), Runs: []factorRunJSON{},
 	}
-	for _, run := range r.runs {
+	for i, run := range r.runs {
+		var perTask *float64
+		if run.Mode == factor.Procs && i+1 < len(r.runs) {
+			o := overhead(run, r.runs[i+1]).Seconds()
+			perTask = &o
+		}
 		evs := []eventJSON{}
 		for _, ev := range run.Events {
 			evs = append(evs, eventJSON{
@@ -333,7 +349,8 @@ func (r *factorReport) json() factorJSON {
 		}
 		doc.Runs = append(doc.Runs, factorRunJSON{
 			Mode: string(run.Mode), ChunkSize: run.ChunkSize, Seconds: run.Elapsed.Seconds(), CPUSeconds: run.CPU.Seconds(),
-			SetupSeconds: run.Setup.Seconds(), Tasks: run.Tasks, Chunks: run.Chunks,
+			OverheadSecondsPerTask: perTask,
+			SetupSeconds:           run.Setup.Seconds(), Tasks: run.Tasks, Chunks: run.Chunks,
 			TasksPerSecond: run.TasksPerSecond(), SumOfFactors: run.SumOfFactors,
 			Verified: run.SumOfFactors == r.want, KilledPID: run.Killed, Events: evs,
 		})

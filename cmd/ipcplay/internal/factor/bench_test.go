@@ -22,6 +22,7 @@ const benchUpTo = 200_000
 //	                    steadier than wall time on a busy machine
 //	overhead-ns/chunk   (procs - goroutines) x workers / chunks: the cost of
 //	                    one chunk's messages to a worker, beyond the work
+//	overhead-ns/task    the same per task: it falls as chunks grow
 //
 //	go test -run '^$' -bench Factor -benchtime 3x ./cmd/ipcplay/internal/factor
 func BenchmarkFactor(b *testing.B) {
@@ -46,6 +47,7 @@ func BenchmarkFactor(b *testing.B) {
 			b.ReportMetric(float64(procs)/float64(gor), "procs/goroutines")
 			b.ReportMetric(float64(procsCPU)/float64(gorCPU), "cpu-procs/goroutines")
 			b.ReportMetric(float64((procs-gor)*time.Duration(cfg.Workers))/float64(chunks), "overhead-ns/chunk")
+			b.ReportMetric(float64((procs-gor)*time.Duration(cfg.Workers))/tasks, "overhead-ns/task")
 		})
 	}
 }
