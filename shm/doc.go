@@ -18,4 +18,38 @@
 // The views work the same over memory that is not shared between processes
 // (see [Local]), which lets one piece of code run on goroutines and on
 // processes alike.
+//
+// # Typed arrays
+//
+// [MakeArray], [MakeValue] and [MakeBytes] lay a typed array (int64, uint64,
+// float64 or uint32, see [Array]), a single [Value] or plain [Bytes] in
+// memory behind a 32-byte header: magic, layout version, element type,
+// element size and length. The matching Open functions check the header and
+// return a *[MismatchError] that names what differs, so a child that maps
+// the wrong thing, or at the wrong offset, is told so instead of reading
+// garbage.
+//
+// # Locks between processes
+//
+// [Mutex], [Semaphore], [Event] and [Barrier] live in shared memory and are
+// built on futex(2): FUTEX_WAIT sleeps while a 32-bit word holds a given
+// value, FUTEX_WAKE wakes sleepers on a word. The shared, not the _PRIVATE,
+// operations are used, since the sleepers are in different processes. The
+// uncontended paths are one atomic operation and no system call. Every wait
+// takes a context; a waiter sleeps in slices of at most 20 ms, so it notices
+// a cancelled context, a passed deadline or a dead lock owner within a
+// slice even if nobody wakes it.
+//
+// A Mutex records its owner's pid, and its start time from /proc/PID/stat
+// so that a new process reusing the pid is not taken for the owner. A
+// waiter that finds the owner gone takes the lock and gets an
+// *[OwnerDeadError] (errors.Is(err, [ErrOwnerDead])), like a robust pthread
+// mutex's EOWNERDEAD: it holds the lock and should repair what the lock
+// guards before unlocking. There is no ENOTRECOVERABLE state.
+//
+// The race detector knows nothing of memory mapped outside the Go heap: in
+// a Region, the atomics and therefore these locks do not order goroutines'
+// other memory accesses in its eyes, and it may report races between
+// goroutines of one process that a Mutex in the region does order. Over
+// [Local] memory it sees the order.
 package shm

@@ -3,6 +3,7 @@ package main
 import (
 	"ipcplay/cmd/ipcplay/internal/factor"
 	"ipcplay/cmd/ipcplay/internal/primes"
+	"ipcplay/cmd/ipcplay/internal/shmlab"
 	"ipcplay/procs"
 )
 
@@ -10,5 +11,6 @@ import (
 // Each package's TestMain registers the roles its own tests start.
 func registerRoles() {
 	procs.Register(primes.WorkerRole, primes.WorkerMain)
+	shmlab.RegisterRoles()
 	procs.Register(factor.WorkerRole, factor.WorkerMain)
 }

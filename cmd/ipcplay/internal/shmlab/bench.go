@@ -1,0 +1,402 @@
+package shmlab
+
+import (
+	"context"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"ipcplay/ipc"
+	"ipcplay/procs"
+	"ipcplay/shm"
+)
+
+// BenchRole is the child role that receives the bytes in Bench.
+const BenchRole = "ipcplay-shm-bench"
+
+// MaxBenchSize bounds Bench's size: the lab holds four buffers of it.
+const MaxBenchSize = 1 << 30
+
+// The paths Bench measures.
+const (
+	PathCopy = "copy" // copy() between two buffers of one process
+	PathShm  = "shm"  // the sender copies into a shared byte array the receiver maps
+	PathPipe = "pipe" // the sender writes into a pipe, the receiver reads into its buffer
+	// PathMsgpack sends MsgpackChunk-byte msgpack values over a Unix
+	// socket with ipc.Conn; the receiver decodes and copies them into its
+	// buffer.
+	PathMsgpack = "msgpack"
+)
+
+// MsgpackChunk is the size of one value on PathMsgpack, well under
+// ipc.DefaultMaxFrame.
+const MsgpackChunk = 1 << 20
+
+// BenchResult is one path's best round.
+type BenchResult struct {
+	Path     string
+	Bytes    int64
+	Rounds   int
+	Elapsed  time.Duration   // the fastest round
+	Times    []time.Duration // every round, in order
+	Verified bool            // every round's checksum matched on the receiving side
+	PipeSize int             // the pipe's capacity, for PathPipe
+}
+
+// GBps returns the rate of the fastest round in gigabytes (1e9 bytes) per
+// second.
+func (r BenchResult) GBps() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Bytes) / r.Elapsed.Seconds() / 1e9
+}
+
+// BenchConfig describes a Bench run.
+type BenchConfig struct {
+	Size   int64
+	Rounds int // each path runs this many rounds; the fastest is reported
+}
+
+// Bench moves cfg.Size bytes from this process to a child through a shared
+// array, through a pipe and as msgpack values over a Unix socket, and from
+// one buffer to another in this process with copy, the bound set by memory
+// bandwidth. A round's time runs from
+// the sender's first byte until the bytes are in the receiver's memory and
+// it has said so; the receiver then checksums them, untimed, and the
+// sender compares. Every round sends different bytes, so stale data cannot
+// pass. The first round also pays the page faults of fresh buffers; the
+// fastest round is reported.
+func Bench(ctx context.Context, cfg BenchConfig) ([]BenchResult, error) {
+	if cfg.Size < 1 || cfg.Size > MaxBenchSize {
+		return nil, fmt.Errorf("bench: size %d, want 1..%d", cfg.Size, MaxBenchSize)
+	}
+	if cfg.Rounds < 1 {
+		return nil, fmt.Errorf("bench: %d rounds, want at least 1", cfg.Rounds)
+	}
+	src := make([]byte, cfg.Size)
+	var out []BenchResult
+	for _, run := range benchPaths {
+		r, err := run(ctx, cfg, src)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+var benchPaths = []func(context.Context, BenchConfig, []byte) (BenchResult, error){benchCopy, benchShm, benchPipe, benchMsgpack}
+
+func benchCopy(_ context.Context, cfg BenchConfig, src []byte) (BenchResult, error) {
+	res := BenchResult{Path: PathCopy, Bytes: cfg.Size, Rounds: cfg.Rounds, Verified: true}
+	dst := make([]byte, len(src))
+	for round := range cfg.Rounds {
+		want := fill(src, uint64(round)+1)
+		t0 := time.Now()
+		copy(dst, src)
+		res.best(time.Since(t0))
+		res.Verified = res.Verified && checksum(dst) == want
+	}
+	return res, nil
+}
+
+func (r *BenchResult) best(d time.Duration) {
+	r.Times = append(r.Times, d)
+	if r.Elapsed == 0 || d < r.Elapsed {
+		r.Elapsed = d
+	}
+}
+
+// The bench region: a control page, then the shared bytes.
+const (
+	offFilled   = 0  // Semaphore: the sender has written a round (shm path)
+	offReceived = 8  // Semaphore: the receiver has the round's bytes
+	offChecked  = 16 // Semaphore: the receiver has stored their checksum
+	offSum      = 64 // Value[uint64]: the receiver's checksum
+	offData     = 4096
+)
+
+func benchRegionSize(size int64, path string) int {
+	if path == PathShm {
+		return offData + shm.ArraySize(shm.TypeBytes, int(size))
+	}
+	return offData
+}
+
+type benchBoard struct {
+	filled, received, checked *shm.Semaphore
+	sum                       *shm.Value[uint64]
+	data                      *shm.Bytes // nil on the pipe path
+}
+
+func benchViews(mem []byte, size int64, path string, create bool) (*benchBoard, error) {
+	var b benchBoard
+	var err error
+	if b.filled, err = shm.SemaphoreAt(mem, offFilled); err != nil {
+		return nil, err
+	}
+	if b.received, err = shm.SemaphoreAt(mem, offReceived); err != nil {
+		return nil, err
+	}
+	if b.checked, err = shm.SemaphoreAt(mem, offChecked); err != nil {
+		return nil, err
+	}
+	if create {
+		b.sum, err = shm.MakeValue[uint64](mem, offSum)
+	} else {
+		b.sum, err = shm.OpenValue[uint64](mem, offSum)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if path == PathShm {
+		if create {
+			b.data, err = shm.MakeBytes(mem, offData, int(size))
+		} else {
+			b.data, err = shm.OpenBytes(mem, offData, int(size))
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return &b, nil
+}
+
+// transport is what a sender has to reach the receiving child.
+type transport struct {
+	b    *benchBoard
+	w    *os.File  // PathPipe
+	conn *ipc.Conn // PathMsgpack
+}
+
+func benchShm(ctx context.Context, cfg BenchConfig, src []byte) (BenchResult, error) {
+	return benchChild(ctx, cfg, src, PathShm, func(_ context.Context, t transport) error {
+		copy(t.b.data.Bytes(), src)
+		t.b.filled.Post()
+		return nil
+	})
+}
+
+func benchPipe(ctx context.Context, cfg BenchConfig, src []byte) (BenchResult, error) {
+	return benchChild(ctx, cfg, src, PathPipe, func(_ context.Context, t transport) error {
+		_, err := t.w.Write(src)
+		return err
+	})
+}
+
+func benchMsgpack(ctx context.Context, cfg BenchConfig, src []byte) (BenchResult, error) {
+	return benchChild(ctx, cfg, src, PathMsgpack, func(ctx context.Context, t transport) error {
+		for off := 0; off < len(src); off += MsgpackChunk {
+			if err := t.conn.SendContext(ctx, src[off:min(off+MsgpackChunk, len(src))]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// benchChild runs the rounds of one path against a receiving child; send
+// moves one round's bytes.
+func benchChild(ctx context.Context, cfg BenchConfig, src []byte, path string,
+	send func(context.Context, transport) error) (BenchResult, error) {
+	res := BenchResult{Path: path, Bytes: cfg.Size, Rounds: cfg.Rounds, Verified: true}
+	r, err := shm.New("ipcplay-shm-bench", benchRegionSize(cfg.Size, path))
+	if err != nil {
+		return res, err
+	}
+	defer r.Close()
+	b, err := benchViews(r.Bytes(), cfg.Size, path, true)
+	if err != nil {
+		return res, err
+	}
+	t := transport{b: b}
+	files := []*os.File{nil, r.File()}
+	switch path {
+	case PathPipe:
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return res, fmt.Errorf("bench pipe: %w", err)
+		}
+		defer pr.Close()
+		defer pw.Close()
+		res.PipeSize = growPipe(pw)
+		files = append(files, pr)
+		t.w = pw
+	case PathMsgpack:
+		conn, f, err := ipc.Pair(ipc.Stream)
+		if err != nil {
+			return res, fmt.Errorf("bench msgpack: %w", err)
+		}
+		defer conn.Close()
+		defer f.Close()
+		files = append(files, f)
+		t.conn = conn
+	}
+	args := []string{"-path", path, "-size", strconv.FormatInt(cfg.Size, 10), "-rounds", strconv.Itoa(cfg.Rounds)}
+	g, err := startGroup(ctx, 1, BenchRole, func(int) []string { return args }, files)
+	if err != nil {
+		return res, err
+	}
+	defer g.stop()
+	if len(files) > 2 {
+		files[2].Close() // the child has its own copy of its end
+	}
+	if t.w != nil {
+		// A write to a pipe whose reader hangs would block past the
+		// context: a deadline unblocks it.
+		stop := context.AfterFunc(g.ctx, func() { t.w.SetWriteDeadline(time.Now()) })
+		defer stop()
+	}
+	for round := range cfg.Rounds {
+		want := fill(src, uint64(round)+1)
+		t0 := time.Now()
+		if err := send(g.ctx, t); err != nil {
+			return res, g.failed(fmt.Errorf("bench %s: send round %d: %w", path, round, err))
+		}
+		if err := b.received.Wait(g.ctx); err != nil {
+			return res, g.failed(fmt.Errorf("bench %s: wait for round %d: %w", path, round, err))
+		}
+		res.best(time.Since(t0))
+		if err := b.checked.Wait(g.ctx); err != nil {
+			return res, g.failed(fmt.Errorf("bench %s: wait for checksum %d: %w", path, round, err))
+		}
+		res.Verified = res.Verified && b.sum.Load() == want
+	}
+	return res, g.wait()
+}
+
+// growPipe asks for a 1 MiB pipe, the default limit for unprivileged users
+// (/proc/sys/fs/pipe-max-size), and returns the capacity it got. It goes
+// through SyscallConn, not Fd, to keep the file in non-blocking mode, so
+// that its write deadline works.
+func growPipe(w *os.File) int {
+	rc, err := w.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	size := 0
+	rc.Control(func(fd uintptr) {
+		unix.FcntlInt(fd, unix.F_SETPIPE_SZ, 1<<20)
+		size, _ = unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0)
+	})
+	return size
+}
+
+// benchMain is the entry point of BenchRole: the receiving side.
+func benchMain(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet(BenchRole, flag.ContinueOnError)
+	path := fs.String("path", "", "shm, pipe or msgpack")
+	size := fs.Int64("size", 0, "bytes per round")
+	rounds := fs.Int("rounds", 1, "rounds")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *size < 1 || *size > MaxBenchSize || (*path != PathShm && *path != PathPipe && *path != PathMsgpack) {
+		return fmt.Errorf("bench child: path %q, size %d", *path, *size)
+	}
+	f, err := procs.ChildFile(procs.FDShm, procs.Memfd, "bench")
+	if err != nil {
+		return err
+	}
+	r, err := shm.Open(f, benchRegionSize(*size, *path))
+	if err != nil {
+		f.Close()
+		return err
+	}
+	defer r.Close()
+	b, err := benchViews(r.Bytes(), *size, *path, false)
+	if err != nil {
+		return err
+	}
+	var pipe *os.File
+	var conn *ipc.Conn
+	var buf, chunk []byte
+	switch *path {
+	case PathPipe:
+		if pipe, err = procs.ChildFile(procs.FDExtra, procs.Pipe, "bench pipe"); err != nil {
+			return err
+		}
+		defer pipe.Close()
+	case PathMsgpack:
+		f, err := procs.ChildFile(procs.FDExtra, procs.Socket, "bench socket")
+		if err != nil {
+			return err
+		}
+		if conn, err = ipc.FileConn(f); err != nil {
+			return err
+		}
+		defer conn.Close()
+		chunk = make([]byte, 0, MsgpackChunk)
+	}
+	if *path != PathShm {
+		buf = make([]byte, *size)
+		for i := 0; i < len(buf); i += 4096 {
+			buf[i] = 1 // fault the pages in now, not in the first round
+		}
+	}
+	for range *rounds {
+		switch *path {
+		case PathPipe:
+			if _, err := io.ReadFull(pipe, buf); err != nil {
+				return fmt.Errorf("read pipe: %w", err)
+			}
+		case PathMsgpack:
+			for got := 0; got < len(buf); {
+				if err := conn.RecvContext(ctx, &chunk); err != nil {
+					return fmt.Errorf("receive msgpack: %w", err)
+				}
+				if len(chunk) > len(buf)-got {
+					return fmt.Errorf("receive msgpack: %d bytes past the %d expected", len(chunk)-(len(buf)-got), len(buf))
+				}
+				got += copy(buf[got:], chunk)
+			}
+		default:
+			if err := b.filled.Wait(ctx); err != nil {
+				return err
+			}
+			buf = b.data.Bytes()
+		}
+		b.received.Post()
+		b.sum.Store(checksum(buf))
+		b.checked.Post()
+	}
+	return nil
+}
+
+// fill fills b with bytes from a xorshift generator seeded with seed and
+// returns their checksum.
+func fill(b []byte, seed uint64) uint64 {
+	x := seed*0x9e3779b97f4a7c15 | 1
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		binary.LittleEndian.PutUint64(b[i:], x)
+	}
+	for ; i < len(b); i++ {
+		b[i] = byte(x >> (8 * (i % 8)))
+	}
+	return checksum(b)
+}
+
+// checksum is an FNV-style hash over 8-byte words: order-sensitive and
+// fast enough to verify a GiB in well under a second.
+func checksum(b []byte) uint64 {
+	h := uint64(0xcbf29ce484222325)
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		h = (h ^ binary.LittleEndian.Uint64(b[i:])) * 0x100000001b3
+	}
+	for ; i < len(b); i++ {
+		h = (h ^ uint64(b[i])) * 0x100000001b3
+	}
+	return h
+}
