@@ -277,13 +277,27 @@ func (d *dispatch) death(m message) error {
 			ev.Resent = append(ev.Resent, c.indexes()...)
 			continue
 		}
-		// The chunk it was working on: each task counts a death, and the
-		// survivors go again one by one to find the culprit.
+		// The chunk it was working on: each task counts a death. The chunk
+		// goes again whole, unless one more death would fail a task: then
+		// its tasks go one by one, so that only the culprit can fail.
 		d.outstanding--
+		split := false
 		for i := range c.n {
 			idx := c.first + i
 			d.deaths[idx]++
 			ev.Blamed = append(ev.Blamed, idx)
+			if d.deaths[idx] >= p.cfg.MaxRetries-1 {
+				split = true
+			}
+		}
+		if !split {
+			requeue = append(requeue, c)
+			d.outstanding++
+			ev.Resent = append(ev.Resent, c.indexes()...)
+			continue
+		}
+		for i := range c.n {
+			idx := c.first + i
 			if n := d.deaths[idx]; n >= p.cfg.MaxRetries {
 				cause := ErrWorkerDeaths
 				if m.err != nil {

@@ -33,11 +33,15 @@
 // were sent, and its results come back in that order before the EOF, so when
 // a worker dies the oldest chunk still in flight on it is the one it was
 // working on. That chunk, and only it, is blamed: each of its tasks counts a
-// death, and it is re-sent split into single-task chunks so that the culprit
-// is isolated on the next try. The other chunks in flight on the dead worker
-// had not been started; they are re-sent whole and count nothing. A task
-// blamed Config.MaxRetries times (3 by default) fails with a *TaskError
-// naming its index; the rest of the map completes.
+// death. It is re-sent whole while that is safe, and split into single-task
+// chunks once one more death would fail a task (after the second death, with
+// the default MaxRetries of 3), so that the culprit is isolated before
+// anything fails: a worker killed from outside costs one re-sent chunk, and a
+// poison task costs three workers. The other chunks in flight on the dead
+// worker had not been started; they are re-sent whole and count nothing. A
+// task blamed Config.MaxRetries times fails with a *TaskError naming its
+// index; the rest of the map completes. (With MaxRetries 1, every task of the
+// chunk fails at the first death: there is no try left to tell them apart.)
 //
 // # Cancellation
 //

@@ -64,7 +64,7 @@ type Event struct {
 	// the worker and were sent again.
 	Resent []int `json:"resent"`
 	// Blamed lists the tasks of the chunk it was working on, which each
-	// counted a death.
+	// counted a death (and are among Resent, unless they Failed).
 	Blamed []int `json:"blamed"`
 	// Failed lists the tasks that reached MaxRetries with this death.
 	Failed []int `json:"failed,omitempty"`

@@ -331,9 +331,48 @@ func TestPoisonTask(t *testing.T) {
 	if f := evs[len(evs)-1].Failed; len(f) != 1 || f[0] != 500 {
 		t.Errorf("last event failed %v, want [500]", f)
 	}
+	// First the chunk goes again whole; then, one death from failing, its
+	// tasks go one by one.
+	if b := evs[0].Blamed; len(b) != 10 || b[0] != 500 || !slices.Contains(evs[0].Resent, 500) {
+		t.Errorf("first death blamed %v and re-sent %v, want chunk 500..509 re-sent", b, evs[0].Resent)
+	}
+	if b := evs[1].Blamed; len(b) != 10 {
+		t.Errorf("second death blamed %v, want the chunk again", b)
+	}
+	if b := evs[2].Blamed; len(b) != 1 || b[0] != 500 {
+		t.Errorf("third death blamed %v, want [500] alone", b)
+	}
 	// The pool still works.
 	if got, err := Map[int, int](ctx, p, []int{3}, 1); err != nil || got[0] != 9 {
 		t.Errorf("map after poison: %v, %v", got, err)
+	}
+}
+
+func TestPoisonTaskMaxRetries2(t *testing.T) {
+	ctx := testCtx(t)
+	p, err := New(ctx, Config{Role: roleSquare, Args: []string{"42"}, Workers: 2, MaxRetries: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		p.Close()
+		noChildren(t)
+	}()
+	got, err := Map[int, int](ctx, p, ints(100), 8)
+	var te *TaskError
+	if !errors.As(err, &te) || te.Index != 42 || te.Deaths != 2 {
+		t.Fatalf("err = %v, want task 42 failed after 2 deaths", err)
+	}
+	if joined, ok := err.(interface{ Unwrap() []error }); !ok || len(joined.Unwrap()) != 1 {
+		t.Errorf("err = %v, want only task 42 to fail", err)
+	}
+	for i, r := range got {
+		if i != 42 && r != i*i {
+			t.Fatalf("result %d = %d, want %d", i, r, i*i)
+		}
+	}
+	if n := len(p.Events()); n != 2 {
+		t.Errorf("%d deaths, want 2", n)
 	}
 }
 
