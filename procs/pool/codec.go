@@ -38,8 +38,56 @@ func encodeScalar[V any](enc *msgpack.Encoder, v V) (bool, error) {
 		return true, enc.EncodeBool(x)
 	case float64:
 		return true, enc.EncodeFloat64(x)
+	case []uint64:
+		return true, encodeSlice(enc, x, enc.EncodeUint)
+	case []int64:
+		return true, encodeSlice(enc, x, enc.EncodeInt)
+	case []int:
+		return true, encodeSlice(enc, x, func(i int) error { return enc.EncodeInt(int64(i)) })
+	case []string:
+		return true, encodeSlice(enc, x, enc.EncodeString)
 	}
 	return false, nil
+}
+
+// encodeSlice encodes s as msgpack encodes a slice: nil as nil, else an
+// array of its elements.
+func encodeSlice[E any](enc *msgpack.Encoder, s []E, each func(E) error) error {
+	if s == nil {
+		return enc.EncodeNil()
+	}
+	if err := enc.EncodeArrayLen(len(s)); err != nil {
+		return err
+	}
+	for _, e := range s {
+		if err := each(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// decodeSlice decodes what encodeSlice encodes, or any msgpack array of
+// elements each reads.
+func decodeSlice[E any](dec *msgpack.Decoder, p *[]E, each func() (E, error)) error {
+	n, err := dec.DecodeArrayLen()
+	if err != nil || n < 0 {
+		*p = nil
+		return err
+	}
+	// The length comes from the peer, inside a byte string that ipc's
+	// frame check does not look into: grow as elements actually arrive
+	// rather than trust it with one allocation.
+	s := make([]E, 0, min(n, 1024))
+	for range n {
+		e, err := each()
+		if err != nil {
+			return err
+		}
+		s = append(s, e)
+	}
+	*p = s
+	return nil
 }
 
 // decodeValue decodes into v as dec.Decode would, with the direct paths of
@@ -74,6 +122,14 @@ func decodeValue[V any](dec *msgpack.Decoder, v *V) error {
 		x, err := dec.DecodeFloat64()
 		*p = x
 		return err
+	case *[]uint64:
+		return decodeSlice(dec, p, dec.DecodeUint64)
+	case *[]int64:
+		return decodeSlice(dec, p, dec.DecodeInt64)
+	case *[]int:
+		return decodeSlice(dec, p, dec.DecodeInt)
+	case *[]string:
+		return decodeSlice(dec, p, dec.DecodeString)
 	case msgpack.CustomDecoder:
 		c, err := dec.PeekCode()
 		if err != nil {

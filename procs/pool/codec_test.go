@@ -55,6 +55,11 @@ func TestCodecRoundTrip(t *testing.T) {
 	roundTrip(t, 2.5)
 	roundTrip(t, point{3, -4})
 	roundTrip(t, []string{"a", "b"})
+	roundTrip(t, []uint64{2, 2, 1 << 40})
+	roundTrip(t, []uint64{})
+	roundTrip(t, []uint64(nil))
+	roundTrip(t, []int64{-1, 5})
+	roundTrip(t, []int{-300, 0, 70000})
 	roundTrip(t, map[string]int{"x": 1})
 }
 
@@ -63,5 +68,15 @@ func TestDecodeNilCustom(t *testing.T) {
 	p := point{1, 2}
 	if err := decodeValue(msgpack.NewDecoder(bytes.NewReader(b)), &p); err != nil || p != (point{}) {
 		t.Errorf("nil into a custom decoder: %#v, %v", p, err)
+	}
+}
+
+func TestDecodeSliceLengthLie(t *testing.T) {
+	// An array header claiming 2^32-1 elements, then none: an error, not a
+	// 32 GiB allocation.
+	b := []byte{0xdd, 0xff, 0xff, 0xff, 0xff}
+	var s []uint64
+	if err := decodeValue(msgpack.NewDecoder(bytes.NewReader(b)), &s); err == nil {
+		t.Errorf("decoded %d elements from a lying header", len(s))
 	}
 }

@@ -1,7 +1,5 @@
 package factor
 
-import "github.com/vmihailenco/msgpack/v5"
-
 // Factorize appends the prime factors of n, with multiplicity and in
 // ascending order, to dst and returns it: nothing for n < 2. It is the
 // classic factorize_naive: trial division by 2, then by odd numbers, until
@@ -59,45 +57,4 @@ func SieveSum(upto uint64) uint64 {
 		}
 	}
 	return total
-}
-
-// Factors is the prime factors of one number, as a pool worker returns
-// them. It encodes itself as a msgpack array of unsigned integers without
-// going through reflection, which for a slice costs more than factorizing a
-// small number.
-type Factors []uint64
-
-// EncodeMsgpack implements msgpack.CustomEncoder.
-func (f Factors) EncodeMsgpack(enc *msgpack.Encoder) error {
-	if err := enc.EncodeArrayLen(len(f)); err != nil {
-		return err
-	}
-	for _, p := range f {
-		if err := enc.EncodeUint(p); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// DecodeMsgpack implements msgpack.CustomDecoder.
-func (f *Factors) DecodeMsgpack(dec *msgpack.Decoder) error {
-	n, err := dec.DecodeArrayLen()
-	if err != nil {
-		return err
-	}
-	if n < 0 {
-		*f = nil
-		return nil
-	}
-	// Every factor takes at least one byte, so a length larger than what
-	// is left was caught by ipc's frame check before decoding started.
-	s := make(Factors, n)
-	for i := range s {
-		if s[i], err = dec.DecodeUint64(); err != nil {
-			return err
-		}
-	}
-	*f = s
-	return nil
 }

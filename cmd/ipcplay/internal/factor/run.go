@@ -23,8 +23,8 @@ func WorkerMain(ctx context.Context, args []string) error {
 	// The pool encodes each result before it runs the next task, so one
 	// buffer serves every task: a worker process allocates nothing per n,
 	// where a goroutine must hand over a list of its own.
-	var buf Factors
-	return pool.WorkerMain(pool.Typed(func(_ context.Context, n uint64) (Factors, error) {
+	var buf []uint64
+	return pool.WorkerMain(pool.Typed(func(_ context.Context, n uint64) ([]uint64, error) {
 		buf = Factorize(n, buf[:0])
 		return buf, nil
 	}))(ctx, args)
@@ -161,7 +161,7 @@ func runProcs(ctx context.Context, cfg Config, res *Result) error {
 	var sum uint64
 	var killErr error
 	start = time.Now()
-	err = pool.MapUnordered(ctx, p, numbers(cfg.UpTo), cfg.ChunkSize, func(i int, fs Factors, err error) error {
+	err = pool.MapUnordered(ctx, p, numbers(cfg.UpTo), cfg.ChunkSize, func(i int, fs []uint64, err error) error {
 		if err != nil {
 			return err
 		}
