@@ -6,7 +6,8 @@ import (
 )
 
 // encodeValue encodes v as enc.Encode would, taking a direct path for the
-// common scalar types and for msgpack.CustomEncoder implementations, which
+// common scalar types, slices of ints and strings, and
+// msgpack.CustomEncoder implementations, which
 // skips msgpack's reflection-based lookup: per task, that lookup costs as
 // much as a small task's work.
 func encodeValue[V any](enc *msgpack.Encoder, v V) error {

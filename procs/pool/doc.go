@@ -8,8 +8,9 @@
 // worker answers each chunk with the results, in order, and the task errors.
 // A chunk's tasks travel as one byte string of msgpack values back to back,
 // encoded and decoded with one reused encoder or decoder per side, so a task
-// costs no message of its own; scalar types and types implementing
-// msgpack.CustomEncoder/CustomDecoder skip msgpack's reflection.
+// costs no message of its own; scalar types, slices of ints and strings,
+// and types implementing msgpack.CustomEncoder/CustomDecoder skip msgpack's
+// reflection.
 //
 // Map returns the results in input order; MapUnordered hands each result to a
 // callback as soon as it arrives. Both read their input lazily: at most
