@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -111,8 +112,23 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
+// goroutinesBack waits up to a second for the number of goroutines to fall
+// back to n: every goroutine the pool started has an owner that waited.
+func goroutinesBack(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(time.Second)
+	for runtime.NumGoroutine() > n {
+		if time.Now().After(deadline) {
+			t.Errorf("%d goroutines after Close, %d before New", runtime.NumGoroutine(), n)
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func TestMapInOrder(t *testing.T) {
 	ctx := testCtx(t)
+	before := runtime.NumGoroutine()
 	p := newPool(t, ctx, 2)
 	for _, chunk := range []int{1, 7, 5000} {
 		got, err := Map[int, int](ctx, p, ints(1000), chunk)
@@ -132,6 +148,7 @@ func TestMapInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	noChildren(t)
+	goroutinesBack(t, before)
 	if _, err := Map[int, int](ctx, p, ints(3), 1); !errors.Is(err, ErrClosed) {
 		t.Errorf("map after Close: %v, want ErrClosed", err)
 	}
@@ -378,6 +395,7 @@ func TestPoisonTaskMaxRetries2(t *testing.T) {
 
 func TestCancelStopsWorkers(t *testing.T) {
 	ctx := testCtx(t)
+	before := runtime.NumGoroutine()
 	p := newPool(t, ctx, 2, "none", "5ms")
 	mctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -392,6 +410,7 @@ func TestCancelStopsWorkers(t *testing.T) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 	noChildren(t)
+	goroutinesBack(t, before)
 	if _, err := Map[int, int](ctx, p, ints(3), 1); !errors.Is(err, ErrClosed) {
 		t.Errorf("map after cancel: %v, want ErrClosed", err)
 	}
