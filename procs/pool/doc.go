@@ -13,7 +13,8 @@
 // reflection.
 //
 // Map returns the results in input order; MapUnordered hands each result to a
-// callback as soon as it arrives. Both read their input lazily: at most
+// callback as soon as it arrives, and Unordered is the same as an iterator
+// (for it, err := range pool.Unordered[T, R](ctx, p, tasks, chunk)). All read their input lazily: at most
 // Config.InFlight chunks are outstanding per worker, plus one waiting for
 // room, so a huge or endless input costs bounded memory.
 //
