@@ -26,6 +26,7 @@ func commands() []*command {
 		rpcCommand,
 		managerCommand,
 		queueCommand,
+		factorCommand,
 	}
 }
 

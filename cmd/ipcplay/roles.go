@@ -1,6 +1,7 @@
 package main
 
 import (
+	"ipcplay/cmd/ipcplay/internal/factor"
 	"ipcplay/cmd/ipcplay/internal/pipelab"
 	"ipcplay/cmd/ipcplay/internal/primes"
 	"ipcplay/cmd/ipcplay/internal/queuelab"
@@ -20,4 +21,5 @@ func registerRoles() {
 	procs.Register(rpclab.ManagerShmWorkerRole, rpclab.ManagerShmWorkerMain)
 	shmlab.RegisterRoles()
 	queuelab.RegisterRoles()
+	procs.Register(factor.WorkerRole, factor.WorkerMain)
 }

@@ -1,0 +1,14 @@
+package factor
+
+import (
+	"os"
+	"testing"
+
+	"ipcplay/procs"
+)
+
+func TestMain(m *testing.M) {
+	procs.Register(WorkerRole, WorkerMain)
+	procs.Init()
+	os.Exit(m.Run())
+}

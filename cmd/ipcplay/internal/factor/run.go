@@ -1,0 +1,256 @@
+package factor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"ipcplay/procs/pool"
+)
+
+// WorkerRole is the child role of the pool's workers. Register it with
+// WorkerMain in main and TestMain.
+const WorkerRole = "ipcplay-factor-worker"
+
+// WorkerMain is the entry point of WorkerRole: a pool worker that factorizes.
+func WorkerMain(ctx context.Context, args []string) error {
+	// The pool encodes each result before it runs the next task, so one
+	// buffer serves every task: a worker process allocates nothing per n,
+	// where a goroutine must hand over a list of its own.
+	var buf []uint64
+	return pool.WorkerMain(pool.Typed(func(_ context.Context, n uint64) ([]uint64, error) {
+		buf = Factorize(n, buf[:0])
+		return buf, nil
+	}))(ctx, args)
+}
+
+// Mode says where the tasks run.
+type Mode string
+
+const (
+	Procs      Mode = "procs"      // a procs/pool of worker processes
+	Goroutines Mode = "goroutines" // goroutines fed chunks over a channel
+)
+
+// DefaultUpTo is N when none is given: the classic lab's million.
+const DefaultUpTo = 1_000_000
+
+// Config describes one run.
+type Config struct {
+	UpTo      uint64 // factorize every n in 1..UpTo
+	Workers   int    // processes or goroutines
+	ChunkSize int    // tasks per message
+	// KillWorker SIGKILLs one worker holding tasks once half the tasks are
+	// done (Procs mode only), to show the pool recovering. A run of a single
+	// chunk has no such moment, and kills nothing.
+	KillWorker bool
+	// Progress, if set, is called from the running goroutine about every
+	// percent with the number of tasks done.
+	Progress func(done, total uint64)
+}
+
+// Result is what a run measured.
+type Result struct {
+	Mode      Mode
+	Workers   int
+	ChunkSize int
+	Tasks     uint64        // how many n were factorized
+	Chunks    uint64        // how many messages carried them
+	Setup     time.Duration // starting the workers
+	Elapsed   time.Duration // from the first task sent to the last result
+	// SumOfFactors is the sum of every prime factor of every n, with
+	// multiplicity.
+	SumOfFactors uint64
+	// CPU is the processor time the run used, user and system, in this
+	// process and in the workers it reaped: unlike Elapsed, it hardly
+	// changes when other programs compete for the machine.
+	CPU time.Duration
+	// Killed is the pid SIGKILLed by KillWorker, 0 if none.
+	Killed int
+	// Events are the pool's worker deaths.
+	Events []pool.Event
+}
+
+// TasksPerSecond is Tasks over Elapsed.
+func (r Result) TasksPerSecond() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Tasks) / r.Elapsed.Seconds()
+}
+
+// Run factorizes 1..cfg.UpTo in mode and sums the factors.
+func Run(ctx context.Context, mode Mode, cfg Config) (Result, error) {
+	if cfg.Workers < 1 {
+		return Result{}, fmt.Errorf("factor: %d workers: need at least 1", cfg.Workers)
+	}
+	if cfg.ChunkSize < 1 {
+		return Result{}, fmt.Errorf("factor: chunk size %d: need at least 1", cfg.ChunkSize)
+	}
+	res := Result{Mode: mode, Workers: cfg.Workers, ChunkSize: cfg.ChunkSize, Tasks: cfg.UpTo}
+	res.Chunks = (cfg.UpTo + uint64(cfg.ChunkSize) - 1) / uint64(cfg.ChunkSize)
+	cpu0 := cpuTime()
+	var err error
+	switch mode {
+	case Procs:
+		err = runProcs(ctx, cfg, &res)
+	case Goroutines:
+		err = runGoroutines(ctx, cfg, &res)
+	default:
+		err = fmt.Errorf("factor: unknown mode %q", mode)
+	}
+	res.CPU = cpuTime() - cpu0
+	return res, err
+}
+
+// cpuTime is the user and system time of this process and of its reaped
+// children so far.
+func cpuTime() time.Duration {
+	var total time.Duration
+	for _, who := range []int{unix.RUSAGE_SELF, unix.RUSAGE_CHILDREN} {
+		var ru unix.Rusage
+		if unix.Getrusage(who, &ru) == nil {
+			total += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		}
+	}
+	return total
+}
+
+// numbers yields 1..upto.
+func numbers(upto uint64) iter.Seq[uint64] {
+	return func(yield func(uint64) bool) {
+		for n := uint64(1); n <= upto; n++ {
+			if !yield(n) {
+				return
+			}
+		}
+	}
+}
+
+// progress calls cfg.Progress about every percent.
+type progress struct {
+	cfg  *Config
+	done uint64
+	next uint64
+}
+
+func (p *progress) add(n uint64) {
+	p.done += n
+	if p.cfg.Progress != nil && p.done >= p.next {
+		p.cfg.Progress(p.done, p.cfg.UpTo)
+		p.next = p.done + max(p.cfg.UpTo/100, 1)
+	}
+}
+
+func runProcs(ctx context.Context, cfg Config, res *Result) error {
+	start := time.Now()
+	p, err := pool.New(ctx, pool.Config{Role: WorkerRole, Workers: cfg.Workers})
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	res.Setup = time.Since(start)
+
+	prog := progress{cfg: &cfg}
+	var sum uint64
+	var killErr error
+	start = time.Now()
+	err = pool.MapUnordered(ctx, p, numbers(cfg.UpTo), cfg.ChunkSize, func(i int, fs []uint64, err error) error {
+		if err != nil {
+			return err
+		}
+		for _, f := range fs {
+			sum += f
+		}
+		prog.add(1)
+		if cfg.KillWorker && res.Killed == 0 && prog.done >= cfg.UpTo/2 {
+			busy := p.Busy()
+			if len(busy) == 0 {
+				return nil // try again at the next result
+			}
+			res.Killed = busy[0]
+			if err := syscall.Kill(res.Killed, syscall.SIGKILL); err != nil {
+				killErr = fmt.Errorf("factor: kill worker %d: %w", res.Killed, err)
+			}
+		}
+		return nil
+	})
+	res.Elapsed = time.Since(start)
+	res.SumOfFactors = sum
+	res.Events = p.Events()
+	return errors.Join(err, killErr, p.Close())
+}
+
+// span is a chunk of the goroutines' input: n in [lo, hi).
+type span struct{ lo, hi uint64 }
+
+// spanResult is what a goroutine sends back for a span, as a worker process
+// does: the factor list of every n.
+type spanResult struct {
+	factors [][]uint64
+}
+
+func runGoroutines(ctx context.Context, cfg Config, res *Result) error {
+	start := time.Now()
+	spans := make(chan span, cfg.Workers*pool.DefaultInFlight)
+	results := make(chan spanResult, cfg.Workers*pool.DefaultInFlight)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range cfg.Workers {
+		wg.Go(func() {
+			for s := range spans {
+				r := spanResult{factors: make([][]uint64, 0, s.hi-s.lo)}
+				for n := s.lo; n < s.hi; n++ {
+					r.factors = append(r.factors, Factorize(n, nil))
+				}
+				select {
+				case results <- r:
+				case <-ctx.Done():
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		defer close(spans)
+		for lo := uint64(1); lo <= cfg.UpTo; lo += uint64(cfg.ChunkSize) {
+			s := span{lo, min(lo+uint64(cfg.ChunkSize), cfg.UpTo+1)}
+			select {
+			case spans <- s:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	res.Setup = time.Since(start)
+	start = time.Now()
+	prog := progress{cfg: &cfg}
+	var sum uint64
+	var err error
+	for got := uint64(0); got < res.Chunks; got++ {
+		select {
+		case r := <-results:
+			for _, fs := range r.factors {
+				for _, f := range fs {
+					sum += f
+				}
+			}
+			prog.add(uint64(len(r.factors)))
+		case <-ctx.Done():
+			err = fmt.Errorf("factor: %w", context.Cause(ctx))
+			got = res.Chunks
+		}
+	}
+	res.Elapsed = time.Since(start)
+	res.SumOfFactors = sum
+	cancel()
+	wg.Wait()
+	return err
+}

@@ -1,0 +1,347 @@
+package pool
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// dispatch is the state of one map, owned by the goroutine running it. The
+// map encodes its tasks one by one into the chunk being built (enc, offs,
+// added); a full chunk is sent as soon as a worker has room, and until
+// then the map handles the workers' messages, delivering results through
+// onChunk and onFail. So the input is read only as fast as workers free up.
+type dispatch struct {
+	p         *Pool
+	ctx       context.Context
+	gen       uint64
+	chunkSize int
+	// onChunk receives the results of tasks first..first+n-1, encoded back
+	// to back in data; errs is nil or holds each task's *TaskError.
+	onChunk func(first, n int, data []byte, errs []error) error
+	// onFail receives a task that killed its worker too often.
+	onFail func(te *TaskError) error
+
+	buf  bytes.Buffer // the chunk being built
+	enc  *msgpack.Encoder
+	offs []int // where each of its tasks starts in buf
+
+	pending     *chunk      // a full chunk waiting for a worker with room
+	retry       []*chunk    // chunks to send again, before anything new
+	deaths      map[int]int // worker deaths blamed on each task index
+	outstanding int         // chunks of this map not yet answered
+	nextIndex   int
+}
+
+// chunk is a group of tasks sent as one message: tasks first..first+n-1,
+// encoded back to back in data, task i starting at offs[i].
+type chunk struct {
+	id    uint64
+	gen   uint64
+	first int
+	n     int
+	data  []byte
+	offs  []int
+}
+
+// indexes lists the input indexes of c's tasks.
+func (c *chunk) indexes() []int {
+	idx := make([]int, c.n)
+	for i := range idx {
+		idx[i] = c.first + i
+	}
+	return idx
+}
+
+// task returns the encoding of c's task i.
+func (c *chunk) task(i int) []byte {
+	end := len(c.data)
+	if i+1 < c.n {
+		end = c.offs[i+1]
+	}
+	return c.data[c.offs[i]:end]
+}
+
+// begin starts a map on p: it waits for any other map to end, and returns
+// the map's dispatch, which the caller ends with end.
+func (p *Pool) begin(ctx context.Context, chunkSize int, onChunk func(int, int, []byte, []error) error, onFail func(*TaskError) error) (*dispatch, error) {
+	if chunkSize < 1 {
+		chunkSize = 1
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrClosed
+	}
+	p.gen++
+	d := &dispatch{
+		p:         p,
+		ctx:       ctx,
+		gen:       p.gen,
+		chunkSize: chunkSize,
+		onChunk:   onChunk,
+		onFail:    onFail,
+		deaths:    make(map[int]int),
+	}
+	d.enc = msgpack.NewEncoder(&d.buf)
+	return d, nil
+}
+
+// end ends the map. Chunks still in flight finish on their workers, and
+// their results are dropped when they arrive.
+func (d *dispatch) end() { d.p.mu.Unlock() }
+
+// added is called after the map encoded a task to enc, its start appended
+// to offs; a full chunk is submitted.
+func (d *dispatch) added() error {
+	if len(d.offs) < d.chunkSize {
+		return nil
+	}
+	return d.submit()
+}
+
+// submit closes the chunk being built and waits until a worker takes it.
+func (d *dispatch) submit() error {
+	if len(d.offs) == 0 {
+		return nil
+	}
+	c := &chunk{
+		gen:   d.gen,
+		first: d.nextIndex,
+		n:     len(d.offs),
+		data:  bytes.Clone(d.buf.Bytes()),
+		offs:  d.offs,
+	}
+	d.nextIndex += c.n
+	d.buf.Reset()
+	d.offs = make([]int, 0, d.chunkSize)
+	d.outstanding++
+	d.pending = c
+	for {
+		d.fill()
+		if d.pending == nil {
+			return nil
+		}
+		if err := d.wait(); err != nil {
+			return err
+		}
+	}
+}
+
+// finish sends the last, partial chunk and waits for every result.
+func (d *dispatch) finish() error {
+	if err := d.submit(); err != nil {
+		return err
+	}
+	for {
+		d.fill()
+		if d.outstanding == 0 {
+			return nil
+		}
+		if err := d.wait(); err != nil {
+			return err
+		}
+	}
+}
+
+// wait handles one message from a worker, or the end of the map's or the
+// pool's context, which stops every worker.
+func (d *dispatch) wait() error {
+	p := d.p
+	select {
+	case <-d.ctx.Done():
+		p.stop()
+		return fmt.Errorf("pool: map stopped: %w", context.Cause(d.ctx))
+	case <-p.ctx.Done():
+		p.stop()
+		return fmt.Errorf("%w: %w", ErrClosed, context.Cause(p.ctx))
+	case m := <-p.msgs:
+		if m.res != nil {
+			return d.result(m.w, m.res)
+		}
+		return d.death(m)
+	}
+}
+
+// fill sends chunks to every worker with room, round robin: retried chunks
+// first, then the pending one.
+func (d *dispatch) fill() {
+	for {
+		sent := false
+		for _, w := range d.p.workers {
+			if w.dead || w.broken || len(w.inflight) >= d.p.cfg.InFlight {
+				continue
+			}
+			var c *chunk
+			switch {
+			case len(d.retry) > 0:
+				c = d.retry[0]
+				d.retry[0] = nil
+				d.retry = d.retry[1:]
+			case d.pending != nil:
+				c, d.pending = d.pending, nil
+			default:
+				return
+			}
+			d.send(w, c)
+			sent = true
+		}
+		if !sent {
+			return
+		}
+	}
+}
+
+// send gives c to w. A failed send means w is broken: it is killed, and its
+// reader reports the death, which re-sends c. The send is bounded by the
+// map's context, so a worker stuck in a task with a full socket cannot
+// keep a cancelled map waiting.
+func (d *dispatch) send(w *worker, c *chunk) {
+	d.p.nextID++
+	c.id = d.p.nextID
+	w.inflight = append(w.inflight, c)
+	w.held.Add(1)
+	if err := w.conn.SendContext(d.ctx, &chunkMsg{ID: c.id, N: c.n, Tasks: c.data}); err != nil {
+		w.broken = true
+		w.cmd.Process().Kill()
+	}
+}
+
+// result handles the answer to w's oldest chunk.
+func (d *dispatch) result(w *worker, res *resultMsg) error {
+	if res.ID == helloID {
+		w.ready = true
+		d.p.failing = 0
+		return nil
+	}
+	if len(w.inflight) == 0 || w.inflight[0].id != res.ID || res.N != w.inflight[0].n ||
+		(len(res.Errs) != 0 && len(res.Errs) != res.N) {
+		// The worker broke the protocol: kill it, and its death re-sends
+		// what it held.
+		w.broken = true
+		w.cmd.Process().Kill()
+		return nil
+	}
+	c := w.inflight[0]
+	w.inflight[0] = nil
+	w.inflight = w.inflight[1:]
+	w.held.Add(-1)
+	if c.gen != d.gen {
+		return nil // left over from a map that ended early
+	}
+	d.outstanding--
+	var errs []error
+	for i, msg := range res.Errs {
+		if msg == "" {
+			continue
+		}
+		if errs == nil {
+			errs = make([]error, c.n)
+		}
+		idx := c.first + i
+		errs[i] = &TaskError{Index: idx, Deaths: d.deaths[idx], Err: &HandlerError{Msg: msg}}
+	}
+	d.p.completed.Add(int64(c.n))
+	return d.onChunk(c.first, c.n, res.Results, errs)
+}
+
+// maxStartFailures is how many workers in a row may die before they start
+// serving until the pool gives up.
+const maxStartFailures = 3
+
+// death handles a worker that exited: it blames the chunk the worker was
+// working on, re-queues what it held, records the event and starts a
+// replacement.
+func (d *dispatch) death(m message) error {
+	p, w := d.p, m.w
+	w.dead = true
+	w.held.Store(0)
+	ev := Event{Time: time.Now(), Slot: w.slot, PID: w.cmd.Pid()}
+	describe(&ev, m.err)
+	if ev.Error == "" && m.recv != nil && !errors.Is(m.recv, io.EOF) {
+		ev.Error = m.recv.Error()
+	}
+	var requeue []*chunk
+	var failed []*TaskError
+	for k, c := range w.inflight {
+		if c.gen != d.gen {
+			continue
+		}
+		if k > 0 || !w.ready {
+			requeue = append(requeue, c) // never started: not to blame
+			ev.Resent = append(ev.Resent, c.indexes()...)
+			continue
+		}
+		// The chunk it was working on: each task counts a death. The chunk
+		// goes again whole, unless one more death would fail a task: then
+		// its tasks go one by one, so that only the culprit can fail.
+		d.outstanding--
+		split := false
+		for i := range c.n {
+			idx := c.first + i
+			d.deaths[idx]++
+			ev.Blamed = append(ev.Blamed, idx)
+			if d.deaths[idx] >= p.cfg.MaxRetries-1 {
+				split = true
+			}
+		}
+		if !split {
+			requeue = append(requeue, c)
+			d.outstanding++
+			ev.Resent = append(ev.Resent, c.indexes()...)
+			continue
+		}
+		for i := range c.n {
+			idx := c.first + i
+			if n := d.deaths[idx]; n >= p.cfg.MaxRetries {
+				cause := ErrWorkerDeaths
+				if m.err != nil {
+					cause = fmt.Errorf("%w: %w", ErrWorkerDeaths, m.err)
+				}
+				failed = append(failed, &TaskError{Index: idx, Deaths: n, Err: cause})
+				ev.Failed = append(ev.Failed, idx)
+				continue
+			}
+			requeue = append(requeue, &chunk{gen: d.gen, first: idx, n: 1, data: c.task(i), offs: []int{0}})
+			d.outstanding++
+			ev.Resent = append(ev.Resent, idx)
+		}
+	}
+	if !w.ready {
+		p.failing++
+	}
+	w.inflight = nil
+	// Blamed singles first, then the untouched chunks, then older retries.
+	d.retry = append(requeue, d.retry...)
+
+	var startErr error
+	if p.failing > maxStartFailures {
+		startErr = fmt.Errorf("%w (%d in a row, last: %v)", ErrWorkersFailing, p.failing, m.err)
+	} else if nw, err := p.start(w.slot); err != nil {
+		startErr = err
+	} else {
+		ev.Replacement = nw.cmd.Pid()
+		p.evmu.Lock()
+		p.workers[w.slot] = nw
+		p.evmu.Unlock()
+	}
+	p.evmu.Lock()
+	p.events = append(p.events, ev)
+	p.evmu.Unlock()
+	if startErr != nil {
+		p.stop()
+		return startErr
+	}
+	for _, te := range failed {
+		p.completed.Add(1)
+		if err := d.onFail(te); err != nil {
+			return err
+		}
+	}
+	return nil
+}

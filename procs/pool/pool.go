@@ -1,0 +1,312 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"ipcplay/ipc"
+	"ipcplay/procs"
+)
+
+// Defaults for the zero fields of a Config.
+const (
+	DefaultInFlight   = 2
+	DefaultMaxRetries = 3
+)
+
+// reapGrace is how long the reader of a worker whose socket closed waits for
+// it to exit on its own before killing it.
+const reapGrace = 2 * time.Second
+
+// closeGrace is how long Close lets workers finish the chunks they hold
+// before it stops them with SIGTERM.
+const closeGrace = 5 * time.Second
+
+// Config describes a Pool.
+type Config struct {
+	// Role is the registered role every worker runs; its entry point serves
+	// the pool's socket, usually WorkerMain(handler).
+	Role string
+	// Args are passed to the role.
+	Args []string
+	// Workers is the number of worker processes; it must be at least 1.
+	Workers int
+	// InFlight is how many chunks each worker may hold at once (the one it
+	// is working on and those waiting in its socket). Zero means
+	// DefaultInFlight.
+	InFlight int
+	// MaxRetries is how many worker deaths a task may be blamed for before
+	// it fails with a *TaskError. Zero means DefaultMaxRetries.
+	MaxRetries int
+	// Stderr receives the workers' standard error; nil discards it (its
+	// tail is still kept in each death's *procs.ChildError).
+	Stderr io.Writer
+}
+
+// Event records a worker that died while the pool was running.
+type Event struct {
+	Time     time.Time `json:"time"`
+	Slot     int       `json:"slot"`      // the worker's position in the pool
+	PID      int       `json:"pid"`       // the pid it had
+	ExitCode int       `json:"exit_code"` // its exit status, -1 if killed by a signal
+	Signal   string    `json:"signal,omitempty"`
+	Error    string    `json:"error,omitempty"`
+	// Resent lists the input indexes of the tasks that were in flight on
+	// the worker and were sent again.
+	Resent []int `json:"resent"`
+	// Blamed lists the tasks of the chunk it was working on, which each
+	// counted a death (and are among Resent, unless they Failed).
+	Blamed []int `json:"blamed"`
+	// Failed lists the tasks that reached MaxRetries with this death.
+	Failed []int `json:"failed,omitempty"`
+	// Replacement is the pid of the worker started in its place, 0 if none.
+	Replacement int `json:"replacement"`
+}
+
+// A Pool is a set of worker processes that run tasks. One map runs at a
+// time; a second waits for the first. The methods Events, PIDs and Completed
+// may be called from any goroutine at any time.
+type Pool struct {
+	cfg    Config
+	ctx    context.Context // the workers' context
+	cancel context.CancelFunc
+
+	mu      sync.Mutex // held by a running map and by Close
+	closed  bool
+	workers []*worker // by slot; replaced on death
+	msgs    chan message
+	quit    chan struct{} // closed when no map will read msgs again
+	wg      sync.WaitGroup
+	nextID  uint64 // chunk ids, across maps
+	gen     uint64 // the running map's generation
+	failing int    // workers in a row that died before serving
+
+	completed atomic.Int64
+
+	evmu   sync.Mutex
+	events []Event
+}
+
+// worker is one child and the parent's view of what it holds.
+type worker struct {
+	slot     int
+	cmd      *procs.Cmd
+	conn     *ipc.Conn
+	inflight []*chunk     // in the order sent: [0] is the one it works on
+	dead     bool         // its death was handled
+	broken   bool         // a send failed; it has been killed
+	ready    bool         // it said hello: it is serving
+	held     atomic.Int32 // len(inflight), for Busy
+}
+
+// message is what a worker's reader goroutine tells the dispatcher.
+type message struct {
+	w    *worker
+	res  *resultMsg // a chunk's results, or nil when the worker died
+	err  error      // the worker's exit (from Wait), when res is nil
+	recv error      // why its socket stopped, when res is nil
+}
+
+// New starts a pool of cfg.Workers processes. The workers run until Close,
+// or until ctx is done, which kills them.
+func New(ctx context.Context, cfg Config) (*Pool, error) {
+	if cfg.Workers < 1 {
+		return nil, fmt.Errorf("pool: %d workers: need at least 1", cfg.Workers)
+	}
+	if !procs.Registered(cfg.Role) {
+		return nil, fmt.Errorf("pool: role %q is not registered", cfg.Role)
+	}
+	if cfg.InFlight <= 0 {
+		cfg.InFlight = DefaultInFlight
+	}
+	if cfg.MaxRetries <= 0 {
+		cfg.MaxRetries = DefaultMaxRetries
+	}
+	p := &Pool{
+		cfg:     cfg,
+		msgs:    make(chan message, cfg.Workers),
+		quit:    make(chan struct{}),
+		workers: make([]*worker, cfg.Workers),
+	}
+	p.ctx, p.cancel = context.WithCancel(ctx)
+	for i := range p.workers {
+		w, err := p.start(i)
+		if err != nil {
+			p.stop()
+			return nil, err
+		}
+		p.workers[i] = w
+	}
+	return p, nil
+}
+
+// start starts the worker for slot and its reader goroutine.
+func (p *Pool) start(slot int) (*worker, error) {
+	conn, f, err := ipc.Pair(ipc.Stream)
+	if err != nil {
+		return nil, fmt.Errorf("pool: worker %d: %w", slot, err)
+	}
+	cmd := procs.Command(p.ctx, p.cfg.Role, p.cfg.Args...)
+	cmd.Index = slot
+	cmd.ExtraFiles = []*os.File{f} // procs.FDControl
+	cmd.Stderr = p.cfg.Stderr
+	err = cmd.Start()
+	f.Close()
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("pool: start worker %d: %w", slot, err)
+	}
+	w := &worker{slot: slot, cmd: cmd, conn: conn}
+	p.wg.Add(1)
+	go p.read(w)
+	return w, nil
+}
+
+// read receives w's results and hands them to the dispatcher; when the
+// socket stops, it reaps the worker and reports its death. After quit it
+// keeps reading and dropping results, so that the worker is never blocked
+// on a full socket, until the worker exits.
+func (p *Pool) read(w *worker) {
+	defer p.wg.Done()
+	var recvErr error
+	for {
+		res := new(resultMsg)
+		if err := w.conn.Recv(res); err != nil {
+			recvErr = err
+			break
+		}
+		select {
+		case p.msgs <- message{w: w, res: res}:
+		case <-p.quit:
+		}
+	}
+	if !errors.Is(recvErr, io.EOF) {
+		// Not a clean end of stream: the worker cannot be trusted to exit.
+		w.cmd.Process().Kill()
+	}
+	t := time.AfterFunc(reapGrace, func() { w.cmd.Process().Kill() })
+	err := w.cmd.Wait()
+	t.Stop()
+	w.conn.Close()
+	select {
+	case p.msgs <- message{w: w, err: err, recv: recvErr}:
+	case <-p.quit:
+	}
+}
+
+// stop kills every worker and waits for all of them. It is called with mu
+// held, or before the pool is shared.
+func (p *Pool) stop() {
+	p.closed = true
+	p.cancel()
+	select {
+	case <-p.quit:
+	default:
+		close(p.quit)
+	}
+	p.wg.Wait()
+}
+
+// Close stops the workers: each one sees EOF on its socket, finishes the
+// chunks it holds and exits; those still running after a grace period are
+// stopped with SIGTERM. Close waits for all of them. It must not be called
+// from inside a MapUnordered callback.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	for _, w := range p.workers {
+		if w != nil {
+			w.conn.CloseWrite()
+		}
+	}
+	close(p.quit)
+	done := make(chan struct{})
+	go func() {
+		p.wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(closeGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		p.cancel()
+		<-done
+	}
+	p.cancel()
+	return nil
+}
+
+// Events returns the worker deaths recorded so far, oldest first.
+func (p *Pool) Events() []Event {
+	p.evmu.Lock()
+	defer p.evmu.Unlock()
+	return append([]Event(nil), p.events...)
+}
+
+// PIDs returns the process ids of the current workers, by slot. A slot
+// whose worker died and was not replaced yet holds the dead one's pid.
+func (p *Pool) PIDs() []int {
+	p.evmu.Lock()
+	defer p.evmu.Unlock()
+	pids := make([]int, len(p.workers))
+	for i, w := range p.workers {
+		if w != nil {
+			pids[i] = w.cmd.Pid()
+		}
+	}
+	return pids
+}
+
+// Busy returns the process ids of the workers that hold chunks, in slot
+// order: during a map, a worker to kill (for a demonstration or a test) that
+// is sure to have work to re-send.
+func (p *Pool) Busy() []int {
+	p.evmu.Lock()
+	defer p.evmu.Unlock()
+	var pids []int
+	for _, w := range p.workers {
+		if w != nil && w.held.Load() > 0 {
+			pids = append(pids, w.cmd.Pid())
+		}
+	}
+	return pids
+}
+
+// Completed returns how many tasks the pool has delivered (succeeded or
+// failed), across all maps.
+func (p *Pool) Completed() int64 { return p.completed.Load() }
+
+// Workers returns the number of worker slots.
+func (p *Pool) Workers() int { return p.cfg.Workers }
+
+// describe fills the exit fields of ev from a worker's Wait error.
+func describe(ev *Event, err error) {
+	var ce *procs.ChildError
+	switch {
+	case err == nil:
+		ev.ExitCode = 0
+	case errors.As(err, &ce):
+		ev.ExitCode = ce.ExitCode
+		if s, ok := ce.Signal.(syscall.Signal); ok {
+			ev.Signal = unix.SignalName(s)
+		}
+		ev.Error = err.Error()
+	default:
+		ev.ExitCode = -1
+		ev.Error = err.Error()
+	}
+}
