@@ -123,6 +123,37 @@ func newFlagSet(env *env, name, usage, long string) *flag.FlagSet {
 	return fs
 }
 
+// A subcommand is the word after a command that has several, such as
+// "deadlock" in "ipcplay pipes deadlock".
+type subcommand struct {
+	name string
+	run  func(ctx context.Context, env *env, args []string) error
+}
+
+// runSubcommand runs the one of subs that args[0] names with the rest of
+// args, or prints the command's usage and long help for -h and help.
+func runSubcommand(ctx context.Context, env *env, args []string, usage, long string, subs ...subcommand) error {
+	names := make([]string, len(subs))
+	for i, s := range subs {
+		names[i] = s.name
+	}
+	want := strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+	if len(args) == 0 {
+		return usagef("missing subcommand: want %s", want)
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprintf(env.stdout, "usage: ipcplay %s\n\n%s\n", usage, strings.TrimSpace(long))
+		return flag.ErrHelp
+	}
+	for _, s := range subs {
+		if s.name == args[0] {
+			return s.run(ctx, env, args[1:])
+		}
+	}
+	return usagef("unknown subcommand %q: want %s", args[0], want)
+}
+
 // parseFlags parses args, turning a flag error into a usage error, and
 // prints the usage to stdout on -h. Flags may follow the positional
 // arguments, as in "primes 91 --procs 2".

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"strconv"
 	"strings"
@@ -35,21 +34,10 @@ The pipes lab. Subcommands:
 Run 'ipcplay pipes <subcommand> -h' for its flags.`
 
 func runPipes(ctx context.Context, env *env, args []string) error {
-	if len(args) == 0 {
-		return usagef("missing subcommand: want deadlock, capacity or bench")
-	}
-	switch args[0] {
-	case "deadlock":
-		return runPipesDeadlock(ctx, env, args[1:])
-	case "capacity":
-		return runPipesCapacity(ctx, env, args[1:])
-	case "bench":
-		return runPipesBench(ctx, env, args[1:])
-	case "-h", "-help", "--help", "help":
-		fmt.Fprintf(env.stdout, "usage: ipcplay %s\n\n%s\n", pipesUsage, strings.TrimSpace(pipesLong))
-		return flag.ErrHelp
-	}
-	return usagef("unknown subcommand %q: want deadlock, capacity or bench", args[0])
+	return runSubcommand(ctx, env, args, pipesUsage, pipesLong,
+		subcommand{"deadlock", runPipesDeadlock},
+		subcommand{"capacity", runPipesCapacity},
+		subcommand{"bench", runPipesBench})
 }
 
 const deadlockUsage = "pipes deadlock [--scenario wait-then-read|stdout-then-stderr|both-directions|all] [--bytes N[,N...]] [--timeout D] [--json]"

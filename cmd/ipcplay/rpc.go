@@ -47,21 +47,9 @@ func demoMethods() string {
 }
 
 func runRPC(ctx context.Context, env *env, args []string) error {
-	if len(args) == 0 {
-		return usagef("want a subcommand: serve or call")
-	}
-	switch args[0] {
-	case "serve":
-		return runRPCServe(ctx, env, args[1:])
-	case "call":
-		return runRPCCall(ctx, env, args[1:])
-	case "-h", "-help", "--help", "help":
-		fs := newFlagSet(env, "rpc", rpcUsage, rpcLong)
-		fs.SetOutput(env.stdout)
-		fs.Usage()
-		return nil
-	}
-	return usagef("unknown subcommand %q: want serve or call", args[0])
+	return runSubcommand(ctx, env, args, rpcUsage, rpcLong,
+		subcommand{"serve", runRPCServe},
+		subcommand{"call", runRPCCall})
 }
 
 func runRPCServe(ctx context.Context, env *env, args []string) error {

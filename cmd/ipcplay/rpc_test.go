@@ -19,7 +19,7 @@ func TestRPCUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"rpc"}, "want a subcommand"},
+		{[]string{"rpc"}, "missing subcommand"},
 		{[]string{"rpc", "listen"}, `unknown subcommand "listen"`},
 		{[]string{"rpc", "serve"}, "--socket is required"},
 		{[]string{"rpc", "call", "--socket", "/nonexistent/s"}, "want a METHOD"},

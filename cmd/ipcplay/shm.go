@@ -33,23 +33,10 @@ with typed shared arrays and process-shared locks built on futex(2):
 Run 'ipcplay shm SUBCOMMAND -h' for a subcommand's flags.`
 
 func runShm(ctx context.Context, env *env, args []string) error {
-	if len(args) == 0 {
-		return usagef("missing subcommand: want counter, square or bench")
-	}
-	switch args[0] {
-	case "counter":
-		return runShmCounter(ctx, env, args[1:])
-	case "square":
-		return runShmSquare(ctx, env, args[1:])
-	case "bench":
-		return runShmBench(ctx, env, args[1:])
-	case "-h", "-help", "--help", "help":
-		fs := newFlagSet(env, "shm", shmUsage, shmLong)
-		fs.SetOutput(env.stdout)
-		fs.Usage()
-		return nil
-	}
-	return usagef("unknown subcommand %q: want counter, square or bench", args[0])
+	return runSubcommand(ctx, env, args, shmUsage, shmLong,
+		subcommand{"counter", runShmCounter},
+		subcommand{"square", runShmSquare},
+		subcommand{"bench", runShmBench})
 }
 
 const shmCounterUsage = "shm counter [--procs P] [--increments N] [--sync none|atomic|mutex|all] [--json]"
