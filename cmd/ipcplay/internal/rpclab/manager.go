@@ -261,7 +261,17 @@ func runRPC(ctx context.Context, cfg ManagerConfig) (res ModeResult, err error) 
 		}
 	}()
 
-	setup, elapsed, err := runWorkers(ctx, cfg, start, func(i int) *procs.Cmd {
+	// The parent's own client, for the final snapshot, connects now, so
+	// that the socket's directory can go as soon as every worker has
+	// connected too: a parent killed mid-run then leaves nothing on disk.
+	cl, err := ipc.DialClient(ctx, path, key, 0)
+	if err != nil {
+		return res, fmt.Errorf("manager: %w", err)
+	}
+	defer cl.Close()
+
+	removeDir := func() { os.RemoveAll(dir) }
+	setup, elapsed, err := runWorkers(ctx, cfg, start, removeDir, func(i int) *procs.Cmd {
 		w := procs.Command(ctx, ManagerWorkerRole, "-socket", path, "-index", strconv.Itoa(i), "-ops", strconv.Itoa(cfg.Ops))
 		w.Env = env
 		return w
@@ -269,12 +279,6 @@ func runRPC(ctx context.Context, cfg ManagerConfig) (res ModeResult, err error) 
 	if err != nil {
 		return res, err
 	}
-
-	cl, err := ipc.DialClient(ctx, path, key, 0)
-	if err != nil {
-		return res, fmt.Errorf("manager: %w", err)
-	}
-	defer cl.Close()
 	var snap Snapshot
 	if err := cl.Call(ctx, "snapshot", struct{}{}, &snap); err != nil {
 		return res, fmt.Errorf("manager: %w", err)
@@ -287,8 +291,9 @@ func runRPC(ctx context.Context, cfg ManagerConfig) (res ModeResult, err error) 
 // runWorkers starts cfg.Procs workers made by mk, waits until each has
 // said "ready", starts them all at once by closing the gate (their stdin),
 // and waits until each has said "done" and exited. setup runs from start
-// to all ready; elapsed from the gate to the last "done".
-func runWorkers(ctx context.Context, cfg ManagerConfig, start time.Time, mk func(i int) *procs.Cmd) (setup, elapsed time.Duration, err error) {
+// to all ready; elapsed from the gate to the last "done". If onReady is not
+// nil, it runs once all are ready, before the gate opens.
+func runWorkers(ctx context.Context, cfg ManagerConfig, start time.Time, onReady func(), mk func(i int) *procs.Cmd) (setup, elapsed time.Duration, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	gate, gateW, err := os.Pipe()
@@ -335,6 +340,9 @@ func runWorkers(ctx context.Context, cfg ManagerConfig, start time.Time, mk func
 		}
 	}
 	setup = time.Since(start)
+	if onReady != nil {
+		onReady()
+	}
 	t0 := time.Now()
 	gateW.Close()
 	for i, r := range outs {
