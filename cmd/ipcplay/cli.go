@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"syscall"
 )
 
 // A command is one subcommand of ipcplay, shaped like cmd/go's
@@ -18,18 +17,6 @@ type command struct {
 	run   func(ctx context.Context, env *env, args []string) error
 }
 
-func commands() []*command {
-	return []*command{
-		primesCommand,
-		pipesCommand,
-		shmCommand,
-		rpcCommand,
-		managerCommand,
-		queueCommand,
-		factorCommand,
-	}
-}
-
 // usageError is a mistake in the command line: it exits 2.
 type usageError struct{ msg string }
 
@@ -37,77 +24,6 @@ func (e *usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
-}
-
-// run runs ipcplay with args (without the program name) and returns the
-// exit status: 0 on success, 1 when a lab fails, 2 on a usage error, and
-// 128+signal when interrupted.
-func run(ctx context.Context, args []string, env *env) int {
-	if len(args) == 0 {
-		printUsage(env.stderr)
-		return 2
-	}
-	name := args[0]
-	if name == "help" || name == "-h" || name == "--help" || name == "-help" {
-		if len(args) > 1 {
-			return run(ctx, []string{args[1], "-h"}, env)
-		}
-		printUsage(env.stdout)
-		return 0
-	}
-	var cmd *command
-	for _, c := range commands() {
-		if c.name == name {
-			cmd = c
-		}
-	}
-	if cmd == nil {
-		fmt.Fprintf(env.stderr, "ipcplay: unknown command %q\n", name)
-		printUsage(env.stderr)
-		return 2
-	}
-	err := cmd.run(ctx, env, args[1:])
-	var ue *usageError
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.As(err, &ue):
-		fmt.Fprintf(env.stderr, "ipcplay %s: %v (see 'ipcplay %s -h')\n", cmd.name, err, cmd.name)
-		return 2
-	}
-	if sig, ok := interrupted(ctx); ok {
-		fmt.Fprintf(env.stderr, "ipcplay %s: interrupted by %v; every child stopped\n", cmd.name, sig)
-		return 128 + int(sig)
-	}
-	fmt.Fprintf(env.stderr, "ipcplay %s: %v\n", cmd.name, err)
-	return 1
-}
-
-// interrupted reports the signal that ended ctx, if one did.
-func interrupted(ctx context.Context) (syscall.Signal, bool) {
-	if ctx.Err() == nil {
-		return 0, false
-	}
-	cause := context.Cause(ctx)
-	switch {
-	case cause == nil:
-	case strings.Contains(cause.Error(), "interrupt"):
-		return syscall.SIGINT, true
-	case strings.Contains(cause.Error(), "terminated"):
-		return syscall.SIGTERM, true
-	}
-	return syscall.SIGINT, true
-}
-
-func printUsage(w io.Writer) {
-	fmt.Fprintf(w, "ipcplay: labs that make Linux inter-process communication visible and measurable\n\n")
-	fmt.Fprintf(w, "usage: ipcplay <command> [flags] [args]\n\ncommands:\n")
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.short)
-	}
-	fmt.Fprintf(w, "\nrun 'ipcplay <command> -h' for a command's flags\n")
 }
 
 // newFlagSet returns a FlagSet for a command that reports errors instead of

@@ -9,6 +9,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"ipcplay/cmd/ipcplay/internal/base"
+	"ipcplay/cmd/ipcplay/internal/primes"
 	"ipcplay/procs"
 )
 
@@ -18,11 +20,62 @@ func main() {
 	os.Exit(cli(os.Args[1:]))
 }
 
+// registerRoles is the one place the real binary registers its child roles.
+// Each package's TestMain registers the roles its own tests start.
+func registerRoles() {
+	primes.RegisterRoles()
+	registerLegacyRoles()
+}
+
+// program is the table of labs; main hands it to base, as cmd/go's main
+// fills base.Go.Commands.
+func program() *base.Program {
+	return &base.Program{
+		Name:  "ipcplay",
+		Short: "labs that make Linux inter-process communication visible and measurable",
+		Commands: []*base.Command{
+			primes.Command(),
+			legacy(pipesCommand, "pipes <subcommand> [flags]"),
+			legacy(shmCommand, "shm <subcommand> [flags]"),
+			legacy(queueCommand, "queue [flags]"),
+			legacy(factorCommand, "factor [flags]"),
+			legacy(rpcCommand, "rpc <subcommand> [flags]"),
+			legacy(managerCommand, "manager [flags]"),
+		},
+		Version: version,
+	}
+}
+
 // cli runs ipcplay with args on the process's own streams and returns the
-// exit status. SIGINT and SIGTERM cancel the running lab, which stops its
-// children before cli returns.
+// exit status. SIGINT and SIGTERM cancel the running lab with a
+// *base.Interrupt cause; it stops its children before cli returns.
 func cli(args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext(context.Background())
 	defer stop()
-	return run(ctx, args, newEnv(os.Stdout, os.Stderr))
+	return program().Main(ctx, base.OSEnv(), args)
+}
+
+// signalContext returns a context cancelled with a *base.Interrupt cause
+// when SIGINT or SIGTERM arrives, and a stop function that ends the
+// goroutine watching for them.
+func signalContext(parent context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		select {
+		case s := <-sigs:
+			cancel(&base.Interrupt{Signal: s.(syscall.Signal)})
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		<-exited
+		cancel(context.Canceled)
+	}
 }

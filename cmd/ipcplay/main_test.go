@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"ipcplay/cmd/ipcplay/internal/base"
 	"ipcplay/procs"
 )
 
@@ -36,7 +36,7 @@ func runHere(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	var out, errOut bytes.Buffer
-	code = run(ctx, args, &env{stdout: &out, stderr: &errOut})
+	code = program().Main(ctx, base.TestEnv(&out, &errOut), args)
 	assertNoChildren(t)
 	return code, out.String(), errOut.String()
 }
@@ -52,41 +52,18 @@ func assertNoChildren(t *testing.T) {
 	}
 }
 
-func TestUsageErrors(t *testing.T) {
+func TestUnknownCommand(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"primes", "--procs", "0"}, "--procs 0: want 1..1024"},
-		{[]string{"primes", "--procs", "x"}, `invalid value "x" for flag -procs`},
-		{[]string{"primes", "--procs", "5000"}, "--procs 5000: want 1..1024"},
-		{[]string{"primes", "--mode", "threads"}, `--mode "threads": want procs, goroutines or both`},
-		{[]string{"primes", "--check-every", "0"}, "--check-every 0: want at least 1"},
-		{[]string{"primes", "--frobnicate"}, "flag provided but not defined: -frobnicate"},
-		{[]string{"primes", "-5"}, "-5"},
-		{[]string{"primes", "abc"}, "abc"},
-		{[]string{"primes", "18446744073709551616"}, "18446744073709551616"},
-		{[]string{"primes", "91", "1.5"}, "1.5"},
+		{[]string{"nosuch"}, `unknown command "nosuch"; want primes,`},
+		{[]string{"prime"}, `unknown command "prime"; did you mean "primes"?`},
+		{[]string{}, "usage: ipcplay <command>"},
 	} {
 		code, stdout, stderr := runHere(t, tc.args...)
-		if code != 2 {
-			t.Errorf("%q: exit %d, want 2", tc.args, code)
-		}
-		if stdout != "" {
-			t.Errorf("%q: wrote %q to stdout, want nothing", tc.args, stdout)
-		}
-		if strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "ipcplay primes: ") ||
-			!strings.HasSuffix(stderr, "(see 'ipcplay primes -h')\n") || !strings.Contains(stderr, tc.want) {
-			t.Errorf("%q: stderr %q, want one line naming %q", tc.args, stderr, tc.want)
-		}
-	}
-}
-
-func TestUnknownCommand(t *testing.T) {
-	for _, args := range [][]string{{"nosuch"}, {}} {
-		code, stdout, stderr := runHere(t, args...)
-		if code != 2 || stdout != "" || !strings.Contains(stderr, "usage: ipcplay <command>") {
-			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 2 and the usage on stderr", args, code, stdout, stderr)
+		if code != 2 || stdout != "" || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 2 and %q on stderr", tc.args, code, stdout, stderr, tc.want)
 		}
 	}
 }
@@ -100,88 +77,16 @@ func TestHelp(t *testing.T) {
 		{[]string{"--help"}, "primes"},
 		{[]string{"help", "primes"}, "usage: ipcplay primes"},
 		{[]string{"primes", "-h"}, "usage: ipcplay primes"},
-		{[]string{"primes", "--help"}, "-check-every"},
+		{[]string{"primes", "--help"}, "--check-every N"},
+		{[]string{"help", "help"}, "commands:"},
+		{[]string{"help", "-h"}, "commands:"},
+		{[]string{"--help", "help"}, "commands:"},
+		{[]string{"--version"}, "ipcplay "},
+		{[]string{"version"}, "ipcplay "},
 	} {
 		code, stdout, stderr := runHere(t, tc.args...)
 		if code != 0 || stderr != "" || !strings.Contains(stdout, tc.want) {
 			t.Errorf("%q: exit %d, stderr %q, stdout %.80q; want 0 and %q on stdout", tc.args, code, stderr, stdout, tc.want)
-		}
-	}
-}
-
-func TestPrimesTable(t *testing.T) {
-	code, stdout, stderr := runHere(t, "primes", "--procs", "2", "91", "100000007")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	for _, want := range []string{"91", "100000007", "composite", "prime", "verdict:"} {
-		if !strings.Contains(stdout, want) {
-			t.Errorf("output lacks %q:\n%s", want, stdout)
-		}
-	}
-	if stderr != "" {
-		t.Errorf("stderr is not a terminal, yet got %q", stderr)
-	}
-}
-
-func TestPrimesJSON(t *testing.T) {
-	code, stdout, stderr := runHere(t, "primes", "--json", "--procs", "3", "91", "100000007", "1000000016000000063")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	var doc struct {
-		SchemaVersion int      `json:"schema_version"`
-		Procs         int      `json:"procs"`
-		Modes         []string `json:"modes"`
-		System        struct {
-			CPUs int `json:"cpus"`
-		} `json:"system"`
-		Results []struct {
-			N           uint64   `json:"n"`
-			Mode        string   `json:"mode"`
-			Prime       bool     `json:"prime"`
-			Factor      uint64   `json:"factor"`
-			Checked     uint64   `json:"checked"`
-			FullScan    uint64   `json:"full_scan"`
-			StopLatency *float64 `json:"stop_latency_seconds"`
-			Workers     []struct {
-				PID     int    `json:"pid"`
-				Checked uint64 `json:"checked"`
-				Outcome string `json:"outcome"`
-			} `json:"workers"`
-		} `json:"results"`
-	}
-	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
-		t.Fatalf("stdout is not one JSON document: %v\n%s", err, stdout)
-	}
-	if doc.SchemaVersion != 1 || doc.Procs != 3 || len(doc.Modes) != 2 || doc.System.CPUs < 1 {
-		t.Fatalf("header = %+v", doc)
-	}
-	if len(doc.Results) != 6 {
-		t.Fatalf("%d results, want 3 numbers x 2 modes", len(doc.Results))
-	}
-	for _, r := range doc.Results {
-		want := r.N == 100000007
-		if r.Prime != want {
-			t.Errorf("%d %s: prime = %v", r.N, r.Mode, r.Prime)
-		}
-		if !r.Prime && (r.Factor < 2 || r.N%r.Factor != 0) {
-			t.Errorf("%d %s: factor %d", r.N, r.Mode, r.Factor)
-		}
-		if r.Checked > r.FullScan {
-			t.Errorf("%d %s: checked %d > full scan %d", r.N, r.Mode, r.Checked, r.FullScan)
-		}
-		// 1000000016000000063 = 1000000007 * 1000000009: the workers
-		// run, one finds the factor and sets the flag.
-		if r.N == 1000000016000000063 {
-			if len(r.Workers) != 3 || r.StopLatency == nil {
-				t.Errorf("%d %s: %d workers, stop latency %v; want 3 and a latency", r.N, r.Mode, len(r.Workers), r.StopLatency)
-			}
-			for _, w := range r.Workers {
-				if (r.Mode == "procs") != (w.PID > 0) {
-					t.Errorf("%d %s: worker pid %d", r.N, r.Mode, w.PID)
-				}
-			}
 		}
 	}
 }
@@ -276,99 +181,6 @@ func TestKilledParentTakesWorkersDown(t *testing.T) {
 		if !gone(pid, 5*time.Second) {
 			syscall.Kill(pid, syscall.SIGKILL)
 			t.Errorf("worker %d still running 5s after its parent was killed", pid)
-		}
-	}
-}
-
-func TestShmUsageErrors(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"shm"}, "missing subcommand"},
-		{[]string{"shm", "frob"}, `unknown subcommand "frob"`},
-		{[]string{"shm", "counter", "--procs", "0"}, "--procs 0: want 1..64"},
-		{[]string{"shm", "counter", "--sync", "spin"}, `--sync "spin": want none, atomic, mutex or all`},
-		{[]string{"shm", "counter", "--increments", "0"}, "--increments 0"},
-		{[]string{"shm", "counter", "extra"}, `unexpected argument "extra"`},
-		{[]string{"shm", "square", "two"}, `"two" is not a finite number`},
-		{[]string{"shm", "square", "NaN"}, `"NaN" is not a finite number`},
-		{[]string{"shm", "bench", "--size", "lots"}, `--size "lots"`},
-		{[]string{"shm", "bench", "--size", "2GiB"}, "--size 2GiB: want 1B..1GiB"},
-		{[]string{"shm", "bench", "--rounds", "0"}, "--rounds 0"},
-	} {
-		code, stdout, stderr := runHere(t, tc.args...)
-		if code != 2 || stdout != "" || !strings.HasPrefix(stderr, "ipcplay shm: ") || !strings.Contains(stderr, tc.want) {
-			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 2 and %q", tc.args, code, stdout, stderr, tc.want)
-		}
-	}
-	for _, args := range [][]string{{"shm", "-h"}, {"shm", "counter", "-h"}, {"help", "shm"}, {"shm", "bench", "--help"}} {
-		code, stdout, _ := runHere(t, args...)
-		if code != 0 || !strings.Contains(stdout, "usage: ipcplay shm") {
-			t.Errorf("%q: exit %d, stdout %.80q; want 0 and the usage", args, code, stdout)
-		}
-	}
-}
-
-func TestShmCounterJSON(t *testing.T) {
-	code, stdout, stderr := runHere(t, "shm", "counter", "--json", "--procs", "4", "--increments", "5000")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	var doc struct {
-		SchemaVersion int `json:"schema_version"`
-		Runs          []struct {
-			Sync     string  `json:"sync"`
-			Mode     string  `json:"mode"`
-			Expected int64   `json:"expected"`
-			Final    int64   `json:"final"`
-			Lost     int64   `json:"lost"`
-			Seconds  float64 `json:"seconds"`
-		} `json:"runs"`
-	}
-	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
-		t.Fatalf("stdout is not one JSON document: %v\n%s", err, stdout)
-	}
-	if doc.SchemaVersion != 1 || len(doc.Runs) != 6 {
-		t.Fatalf("%d runs, want 3 syncs x 2 modes: %s", len(doc.Runs), stdout)
-	}
-	for _, r := range doc.Runs {
-		if r.Expected != 20000 || r.Lost != r.Expected-r.Final || r.Seconds <= 0 {
-			t.Errorf("%+v", r)
-		}
-		if r.Sync != "none" && r.Final != r.Expected {
-			t.Errorf("%s %s: final %d, want exactly %d", r.Sync, r.Mode, r.Final, r.Expected)
-		}
-	}
-}
-
-func TestShmSquareAndBench(t *testing.T) {
-	code, stdout, stderr := runHere(t, "shm", "square", "3", "-2", "0.5")
-	if code != 0 || !strings.Contains(stdout, "sum (shared value): 13.25") || !strings.Contains(stdout, "verdict:") {
-		t.Errorf("square: exit %d, stdout %q, stderr %q", code, stdout, stderr)
-	}
-	code, stdout, stderr = runHere(t, "shm", "bench", "--json", "--size", "1MiB", "--rounds", "1")
-	if code != 0 {
-		t.Fatalf("bench: exit %d: %s", code, stderr)
-	}
-	var doc struct {
-		Paths []struct {
-			Path     string  `json:"path"`
-			Bytes    int64   `json:"bytes"`
-			Seconds  float64 `json:"seconds"`
-			GBps     float64 `json:"gbps"`
-			Verified bool    `json:"verified"`
-		} `json:"paths"`
-	}
-	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
-		t.Fatalf("stdout is not one JSON document: %v\n%s", err, stdout)
-	}
-	if len(doc.Paths) != 4 {
-		t.Fatalf("%d paths, want copy, shm, pipe and msgpack", len(doc.Paths))
-	}
-	for _, p := range doc.Paths {
-		if p.Bytes != 1<<20 || !p.Verified || p.Seconds <= 0 || p.GBps <= 0 {
-			t.Errorf("%+v", p)
 		}
 	}
 }

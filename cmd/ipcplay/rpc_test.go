@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"ipcplay/cmd/ipcplay/internal/base"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,7 +59,7 @@ func TestRPCServeCall(t *testing.T) {
 	var out, errOut bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(sctx, []string{"rpc", "serve", "--socket", sock}, &env{stdout: &out, stderr: &errOut})
+		done <- program().Main(sctx, base.TestEnv(&out, &errOut), []string{"rpc", "serve", "--socket", sock})
 	}()
 	defer func() {
 		stop()

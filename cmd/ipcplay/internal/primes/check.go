@@ -4,15 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"ipcplay/cmd/ipcplay/internal/base"
 	"time"
 )
 
-// Mode says what the workers of a check are.
-type Mode string
+// Mode says what the workers of a check are: ipcplay's one Mode.
+type Mode = base.Mode
 
 const (
-	Procs      Mode = "procs"      // child processes sharing a memfd region
-	Goroutines Mode = "goroutines" // goroutines sharing Go memory
+	Procs      = base.Procs      // child processes sharing a memfd region
+	Goroutines = base.Goroutines // goroutines sharing Go memory
 )
 
 // DefaultCheckEvery is how many candidates a worker tries between two looks
