@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // TODO(issue 13): this bridge runs the labs not yet moved into their own

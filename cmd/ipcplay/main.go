@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command ipcplay runs small, honest experiments in inter-process
 // communication on Linux: the same work done by child processes and by
 // goroutines, measured side by side. Run "ipcplay help" for the labs.

@@ -5,6 +5,9 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
+	"io"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -163,6 +166,46 @@ func TestWrap(t *testing.T) {
 	for _, l := range Wrap(text, 30) {
 		if len(l) > 30 {
 			t.Errorf("Wrap: line of %d > 30: %q", len(l), l)
+		}
+	}
+}
+
+func TestCompletionBash(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash:", err)
+	}
+	var script bytes.Buffer
+	if code := testProgram().Main(context.Background(), TestEnv(&script, io.Discard), []string{"completion", "bash"}); code != 0 {
+		t.Fatalf("completion bash exited %d", code)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for line, want := range map[string]string{
+		"ipcplay l":           "lab",
+		"ipcplay lab s":       "sub",
+		"ipcplay lab sub --j": "--json",
+	} {
+		words := strings.Fields(line)
+		probe := script.String() + fmt.Sprintf("\nCOMP_WORDS=(%s); COMP_CWORD=%d; _ipcplay; echo \"${COMPREPLY[*]}\"\n", line, len(words)-1)
+		out, err := exec.CommandContext(ctx, bash, "--norc", "-c", probe).CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != want {
+			t.Errorf("complete %q = %q, %v; want %q", line, out, err, want)
+		}
+	}
+	if code := testProgram().Main(context.Background(), TestEnv(io.Discard, io.Discard), []string{"completion", "tcsh"}); code != 2 {
+		t.Errorf("completion tcsh exited %d, want 2", code)
+	}
+}
+
+func TestMan(t *testing.T) {
+	var out bytes.Buffer
+	if code := testProgram().Main(context.Background(), TestEnv(&out, io.Discard), []string{"man"}); code != 0 {
+		t.Fatalf("man exited %d", code)
+	}
+	for _, want := range []string{".TH IPCPLAY 1", ".SS ipcplay lab sub [flags]", `\-\-json`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("man page lacks %q", want)
 		}
 	}
 }

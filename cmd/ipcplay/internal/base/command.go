@@ -137,6 +137,19 @@ func (p *Program) Main(ctx context.Context, env *Env, args []string) int {
 	case "--version", "-version", "version":
 		fmt.Fprintln(env.Stdout, p.Version())
 		return 0
+	case "completion":
+		if len(args) != 2 {
+			fmt.Fprintf(env.Stderr, "%s completion: want one shell: bash, zsh or fish\n", p.Name)
+			return 2
+		}
+		if err := p.completion(env.Stdout, root, args[1]); err != nil {
+			fmt.Fprintf(env.Stderr, "%s completion: %v\n", p.Name, err)
+			return 2
+		}
+		return 0
+	case "man":
+		p.man(env.Stdout, root)
+		return 0
 	}
 	cmd, rest, code := p.find(env, root, args)
 	if cmd == nil {
