@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"ipcplay/cmd/ipcplay/internal/base"
+	"ipcplay/cmd/ipcplay/internal/doctor"
 	"ipcplay/cmd/ipcplay/internal/primes"
 	"ipcplay/procs"
 )
@@ -43,6 +44,7 @@ func program() *base.Program {
 			legacy(factorCommand, "factor [flags]"),
 			legacy(rpcCommand, "rpc <subcommand> [flags]"),
 			legacy(managerCommand, "manager [flags]"),
+			doctor.Command(),
 		},
 		Version: version,
 	}
