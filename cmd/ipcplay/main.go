@@ -14,6 +14,7 @@ import (
 	"ipcplay/cmd/ipcplay/internal/base"
 	"ipcplay/cmd/ipcplay/internal/doctor"
 	"ipcplay/cmd/ipcplay/internal/primes"
+	"ipcplay/cmd/ipcplay/internal/queuelab"
 	"ipcplay/procs"
 )
 
@@ -27,6 +28,7 @@ func main() {
 // Each package's TestMain registers the roles its own tests start.
 func registerRoles() {
 	primes.RegisterRoles()
+	queuelab.RegisterRoles()
 	registerLegacyRoles()
 }
 
@@ -40,7 +42,7 @@ func program() *base.Program {
 			primes.Command(),
 			legacy(pipesCommand, "pipes <subcommand> [flags]"),
 			legacy(shmCommand, "shm <subcommand> [flags]"),
-			legacy(queueCommand, "queue [flags]"),
+			queuelab.Command(),
 			legacy(factorCommand, "factor [flags]"),
 			legacy(rpcCommand, "rpc <subcommand> [flags]"),
 			legacy(managerCommand, "manager [flags]"),

@@ -20,7 +20,7 @@ import (
 
 // StufferRole is the child of the join-deadlock lab: it sends -n messages
 // and exits.
-const StufferRole = "queuelab-stuffer"
+const StufferRole = "ipcplay-queue-stuffer"
 
 // Via is what the join-deadlock child sends through.
 type Via string

@@ -19,22 +19,23 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"ipcplay/cmd/ipcplay/internal/base"
 	"ipcplay/ipc"
 	"ipcplay/procs"
 )
 
-// Mode says where producers and consumers run.
-type Mode string
+// Mode says where producers and consumers run: ipcplay's one Mode.
+type Mode = base.Mode
 
 const (
-	Procs      Mode = "processes"  // child processes over an ipc.Queue
-	Goroutines Mode = "goroutines" // goroutines over a buffered Go channel
+	Procs      = base.Procs      // child processes over an ipc.Queue
+	Goroutines = base.Goroutines // goroutines over a buffered Go channel
 )
 
 // The child roles of the lab; RegisterRoles registers them.
 const (
-	ProducerRole = "queuelab-producer"
-	ConsumerRole = "queuelab-consumer"
+	ProducerRole = "ipcplay-queue-producer"
+	ConsumerRole = "ipcplay-queue-consumer"
 )
 
 // RegisterRoles registers the lab's child roles with procs.

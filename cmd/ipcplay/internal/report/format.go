@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"ipcplay/cmd/ipcplay/internal/base"
@@ -158,16 +159,18 @@ func metric(f float64) string {
 	return sig3(f)
 }
 
-// head is a column's header on the terminal: its Head with the unit after
-// it where the cells do not carry one.
+// head is a column's header on the terminal: its Head in capitals, with
+// the unit after it where the cells do not carry one (units keep their
+// case: µs, MB/s).
 func head(c Column) string {
+	h := strings.ToUpper(c.Head)
 	switch c.Unit {
 	case PerSec:
-		return c.Head + "/s"
+		return h + "/s"
 	case Seconds, Millis, Micros, Nanos, MBps, GBps:
-		return c.Head + " " + string(c.Unit)
+		return h + " " + string(c.Unit)
 	}
-	return c.Head
+	return h
 }
 
 // numeric reports whether a column is right-aligned.

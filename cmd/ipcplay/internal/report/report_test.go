@@ -63,7 +63,7 @@ func TestTextDropsByPriority(t *testing.T) {
 	}
 	out := buf.String()
 	// "rate" (priority 3) goes before "checked" (2) before "size" (1).
-	if strings.Contains(out, "RATE/S") {
+	if strings.Contains(out, "RATE/s") {
 		t.Errorf("the lowest-priority column was kept at 60 columns:\n%s", out)
 	}
 	if !strings.Contains(out, "100109100129100369") || !strings.Contains(out, "1.04x") {
@@ -76,7 +76,7 @@ func TestTextDropsByPriority(t *testing.T) {
 	if err := WriteText(&buf, sample(), 60, true); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(buf.String(), "RATE/S") {
+	if !strings.Contains(buf.String(), "RATE/s") {
 		t.Errorf("--wide dropped a column:\n%s", buf.String())
 	}
 }

@@ -56,7 +56,7 @@ func WriteText(w io.Writer, r *Report, width int, wide bool) error {
 // para writes text wrapped to width after prefix, continuation lines
 // indented by two spaces.
 func para(w io.Writer, width int, prefix, text string) {
-	if strings.TrimSpace(prefix) == "" {
+	if prefix != "" && strings.TrimSpace(prefix) == "" {
 		// An indent: continuation lines keep it.
 		for _, l := range base.Wrap(text, width-utf8.RuneCountInString(prefix)) {
 			fmt.Fprintln(w, prefix+l)
@@ -86,7 +86,7 @@ func writeTable(w io.Writer, t *Table, width int, wide bool) {
 	heads := make([]string, len(t.Columns))
 	widths := make([]int, len(t.Columns))
 	for j, c := range t.Columns {
-		heads[j] = strings.ToUpper(head(c))
+		heads[j] = head(c)
 		widths[j] = utf8.RuneCountInString(heads[j])
 		for i := range cells {
 			widths[j] = max(widths[j], utf8.RuneCountInString(cells[i][j]))

@@ -1,0 +1,107 @@
+package queuelab
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"ipcplay/cmd/ipcplay/internal/base"
+	"ipcplay/cmd/ipcplay/internal/report"
+)
+
+// runCmd runs "ipcplay queue ARGS" in this process.
+func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	p := &base.Program{Name: "ipcplay", Commands: []*base.Command{Command()}}
+	code = p.Main(ctx, base.TestEnv(&out, &errOut), append([]string{"queue"}, args...))
+	return code, out.String(), errOut.String()
+}
+
+func TestCmdUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--producers", "0"}, "--producers 0: want a whole number from 1 to 64"},
+		{[]string{"--capacity", "0"}, "--capacity 0"},
+		{[]string{"--window", "100000000"}, "--window 100000000: want a whole number from 1 to 65,536"},
+		{[]string{"--mode", "processes"}, `want procs, goroutines or both`},
+		{[]string{"--lab", "nope"}, `--lab nope: want throughput, poison-pill or join-deadlock`},
+		{[]string{"--lab", "poison-pil"}, `did you mean "poison-pill"?`},
+		{[]string{"--watchdog", "1"}, `--watchdog 1: want a duration with a unit`},
+		{[]string{"extra"}, `unexpected argument "extra"`},
+	} {
+		code, stdout, stderr := runCmd(t, tc.args...)
+		if code != 2 || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and one line with %q", tc.args, code, stderr, tc.want)
+		}
+	}
+}
+
+func TestCmdJSON(t *testing.T) {
+	code, stdout, stderr := runCmd(t, "--messages", "4000", "--capacity", "32", "--window", "8", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	doc, err := report.Validate([]byte(stdout))
+	if err != nil {
+		t.Fatalf("%v in %s", err, stdout)
+	}
+	runs := doc.Table("runs")
+	if runs == nil || len(runs.Rows) != 2 || runs.String(0, "mode") != "procs" || runs.String(1, "mode") != "goroutines" {
+		t.Fatalf("runs: %+v", runs)
+	}
+	for i := range runs.Rows {
+		sent, _ := runs.Int(i, "sent")
+		received, _ := runs.Int(i, "received")
+		lost, _ := runs.Int(i, "lost")
+		p50, _ := runs.Int(i, "latency_p50_ns")
+		p99, _ := runs.Int(i, "latency_p99_ns")
+		if !runs.Bool(i, "exactly_once") || sent != 4000 || received != 4000 || lost != 0 || p99 < p50 {
+			t.Errorf("run %v", runs.Rows[i])
+		}
+	}
+	if len(doc.Verdict) != 1 || !strings.Contains(doc.Verdict[0], "exactly once") {
+		t.Errorf("verdict = %q", doc.Verdict)
+	}
+}
+
+func TestCmdPoisonPill(t *testing.T) {
+	code, stdout, stderr := runCmd(t, "--lab", "poison-pill", "--messages", "2000", "--watchdog", "1s")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"poison-pill-short", "verdict: Close and 2 pills", "left 1 consumer"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+}
+
+func TestCmdJoinDeadlockJSON(t *testing.T) {
+	code, stdout, stderr := runCmd(t, "--lab", "join-deadlock", "--capacity", "16", "--watchdog", "300ms", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	doc, err := report.Validate([]byte(stdout))
+	if err != nil {
+		t.Fatalf("%v in %s", err, stdout)
+	}
+	join, fix := doc.Table("join_first"), doc.Table("read_while_waiting")
+	if len(join.Rows) != 2 || len(fix.Rows) != 2 {
+		t.Fatalf("rows: %v %v", join.Rows, fix.Rows)
+	}
+	for i := range join.Rows {
+		msgs, _ := join.Int(i, "messages")
+		got, _ := fix.Int(i, "received")
+		code, _ := fix.Int(i, "exit_code")
+		if !join.Bool(i, "deadlocked") || fix.String(i, "ended_by") != "killed" || got != msgs || code != 0 {
+			t.Errorf("run %d: %v / %v", i, join.Rows[i], fix.Rows[i])
+		}
+	}
+}
