@@ -9,7 +9,6 @@ import (
 	"context"
 
 	"ipcplay/cmd/ipcplay/internal/base"
-	"ipcplay/cmd/ipcplay/internal/factor"
 	"ipcplay/cmd/ipcplay/internal/pipelab"
 	"ipcplay/cmd/ipcplay/internal/rpclab"
 	"ipcplay/cmd/ipcplay/internal/shmlab"
@@ -23,7 +22,6 @@ func registerLegacyRoles() {
 	procs.Register(rpclab.ManagerWorkerRole, rpclab.ManagerWorkerMain)
 	procs.Register(rpclab.ManagerShmWorkerRole, rpclab.ManagerShmWorkerMain)
 	shmlab.RegisterRoles()
-	procs.Register(factor.WorkerRole, factor.WorkerMain)
 }
 
 func legacy(c *command, usage string) *base.Command {

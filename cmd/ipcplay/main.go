@@ -13,6 +13,7 @@ import (
 
 	"ipcplay/cmd/ipcplay/internal/base"
 	"ipcplay/cmd/ipcplay/internal/doctor"
+	"ipcplay/cmd/ipcplay/internal/factor"
 	"ipcplay/cmd/ipcplay/internal/primes"
 	"ipcplay/cmd/ipcplay/internal/queuelab"
 	"ipcplay/procs"
@@ -29,6 +30,7 @@ func main() {
 func registerRoles() {
 	primes.RegisterRoles()
 	queuelab.RegisterRoles()
+	factor.RegisterRoles()
 	registerLegacyRoles()
 }
 
@@ -43,7 +45,7 @@ func program() *base.Program {
 			legacy(pipesCommand, "pipes <subcommand> [flags]"),
 			legacy(shmCommand, "shm <subcommand> [flags]"),
 			queuelab.Command(),
-			legacy(factorCommand, "factor [flags]"),
+			factor.Command(),
 			legacy(rpcCommand, "rpc <subcommand> [flags]"),
 			legacy(managerCommand, "manager [flags]"),
 			doctor.Command(),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"ipcplay/cmd/ipcplay/internal/base"
 	"iter"
 	"sync"
 	"syscall"
@@ -31,11 +32,11 @@ func WorkerMain(ctx context.Context, args []string) error {
 }
 
 // Mode says where the tasks run.
-type Mode string
+type Mode = base.Mode
 
 const (
-	Procs      Mode = "procs"      // a procs/pool of worker processes
-	Goroutines Mode = "goroutines" // goroutines fed chunks over a channel
+	Procs      = base.Procs      // a procs/pool of worker processes
+	Goroutines = base.Goroutines // goroutines fed chunks over a channel
 )
 
 // DefaultUpTo is N when none is given: the classic lab's million.

@@ -92,6 +92,7 @@ type Unit string
 const (
 	Text    Unit = ""      // string (or anything, printed with %v)
 	Int     Unit = "count" // int or int64, shown with separators
+	ID      Unit = "id"    // int identifiers (pids, slots), shown plain
 	BigInt  Unit = "int"   // uint64, a decimal string in JSON
 	Bytes   Unit = "bytes" // int or int64 bytes: 64KiB, 65,537B
 	Seconds Unit = "s"     // time.Duration shown in seconds

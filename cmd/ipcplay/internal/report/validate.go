@@ -192,7 +192,7 @@ func checkCell(u Unit, v any) error {
 		return err == nil
 	}
 	switch u {
-	case Seconds, Millis, Micros, Nanos, Int, Bytes:
+	case Seconds, Millis, Micros, Nanos, Int, ID, Bytes:
 		if !isInt() {
 			return fmt.Errorf("%v: want an integer", v)
 		}

@@ -1,0 +1,273 @@
+package factor
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+
+	"ipcplay/cmd/ipcplay/internal/base"
+	"ipcplay/cmd/ipcplay/internal/report"
+	"ipcplay/procs"
+)
+
+// RegisterRoles registers the lab's child roles with procs.
+func RegisterRoles() { procs.Register(WorkerRole, WorkerMain) }
+
+// sweepSizes are the chunk sizes of --sweep.
+var sweepSizes = []int{1, 10, 100, 1000, 10000}
+
+// Command returns the factor command.
+func Command() *base.Command {
+	cmd := &base.Command{
+		UsageLine: "factor [flags]",
+		Short:     "factorize_naive over 1..N on a pool of processes that survives dying workers, against goroutines",
+		Long: `Runs the classic factorize_naive(n) for every n in 1..N, one task per n, on a pool of P worker processes (procs/pool) and on P goroutines fed the same chunks of C tasks over a channel. A chunk is one message each way between processes, so the cost of messages shows as the difference between the two, per task; --sweep runs chunk sizes 1, 10, 100, 1000 and 10000 to show it falling as chunks grow and more tasks share each message.
+
+Every run sums the prime factors of every n (with multiplicity) and checks the sum against a sieve. --kill-worker SIGKILLs a pool worker half way: the pool notices, replaces it, re-sends its chunks, and the sum still matches.
+
+Examples:
+  ipcplay factor
+  ipcplay factor --upto 200000 --sweep
+  ipcplay factor --procs 2 --kill-worker`,
+	}
+	f := &cmd.Flag
+	out := base.AddOutputFlags(f)
+	upto := base.IntFlag(f, "upto", DefaultUpTo, 1, MaxSieve, "factorize every n in 1..N")
+	workers := base.ProcsFlag(f, runtime.NumCPU())
+	chunk := base.IntFlag(f, "chunksize", 1000, 1, 1_000_000, "tasks per message")
+	sweep := f.Bool("sweep", false, "run chunk sizes "+strings.Trim(fmt.Sprint(sweepSizes), "[]")+" instead of --chunksize")
+	kill := f.Bool("kill-worker", false, "SIGKILL one pool worker half way through each pool run")
+	cmd.Run = func(ctx context.Context, env *base.Env, args []string) error {
+		if len(args) > 0 {
+			return base.Usagef("unexpected argument %q", args[0])
+		}
+		sizes := []int{*chunk}
+		if *sweep {
+			if *chunk != 1000 {
+				return base.Usagef("--chunksize and --sweep: choose one")
+			}
+			sizes = sweepSizes
+		}
+		return runLab(ctx, env, out, uint64(*upto), *workers, sizes, *kill)
+	}
+	return cmd
+}
+
+func runLab(ctx context.Context, env *base.Env, out *base.Output, upto uint64, workers int, sizes []int, kill bool) error {
+	prog := env.NewProgress(!out.JSON)
+	defer prog.Done()
+	start := time.Now()
+	l := &lab{upto: upto, workers: workers, sweep: len(sizes) > 1, kill: kill}
+	l.want = SieveSum(upto)
+	l.sieve = time.Since(start)
+	for i, size := range sizes {
+		for j, mode := range []Mode{Procs, Goroutines} {
+			step := float64(i*2 + j)
+			cfg := Config{
+				UpTo: upto, Workers: workers, ChunkSize: size,
+				KillWorker: kill && mode == Procs,
+				Progress: func(done, total uint64) {
+					prog.Set(step+float64(done)/float64(max(total, 1)), float64(2*len(sizes)),
+						"factor: %s, chunks of %d", mode, size)
+				},
+			}
+			res, err := Run(ctx, mode, cfg)
+			if err != nil {
+				return err
+			}
+			l.runs = append(l.runs, res)
+		}
+	}
+	prog.Done()
+	if err := report.Write(env, out, l.report()); err != nil {
+		return err
+	}
+	if !l.verified() {
+		return fmt.Errorf("a run's sum of factors differs from the sieve's %d", l.want)
+	}
+	return nil
+}
+
+type lab struct {
+	upto    uint64
+	workers int
+	sweep   bool
+	kill    bool
+	want    uint64        // the sieve's sum
+	sieve   time.Duration // how long the sieve took
+	runs    []Result
+}
+
+// pairs returns the procs and goroutines runs of each chunk size.
+func (l *lab) pairs() [][2]Result {
+	var out [][2]Result
+	for i := 0; i+1 < len(l.runs); i += 2 {
+		out = append(out, [2]Result{l.runs[i], l.runs[i+1]})
+	}
+	return out
+}
+
+// overhead is what each task cost the pool beyond the goroutines' time,
+// spread over the workers: (procs - goroutines) x workers / tasks. With one
+// task per chunk it is the cost of a message round trip; as chunks grow
+// that cost is shared by more tasks, and what is left is encoding and
+// decoding.
+func overhead(p, g Result) time.Duration {
+	if p.Tasks == 0 {
+		return 0
+	}
+	return (p.Elapsed - g.Elapsed) * time.Duration(p.Workers) / time.Duration(p.Tasks)
+}
+
+func (l *lab) verified() bool {
+	for _, run := range l.runs {
+		if run.SumOfFactors != l.want {
+			return false
+		}
+	}
+	return true
+}
+
+func ratio(a, b time.Duration) any {
+	if b <= 0 {
+		return nil
+	}
+	return float64(a) / float64(b)
+}
+
+func (l *lab) report() *report.Report {
+	r := report.New("factor", fmt.Sprintf("factor: factorize_naive(n) for n in 1..%s on %d workers",
+		base.Count(int64(l.upto)), l.workers))
+	r.Config["upto"] = l.upto
+	r.Config["procs"] = l.workers
+	r.Config["kill_worker"] = l.kill
+	t := r.Table("runs", "runs",
+		report.Col("chunk", "chunk", report.Int),
+		report.Col("mode", "mode", report.Text),
+		report.Col("elapsed_ns", "time", report.Seconds),
+		report.Opt("cpu_ns", "cpu", report.Seconds, 3),
+		report.Col("tasks_per_sec", "tasks", report.PerSec),
+		report.Opt("chunks", "chunks", report.Int, 4),
+		report.Opt("setup_ns", "setup", report.Millis, 2),
+		report.Opt("sum_of_factors", "sum of factors", report.BigInt, 5),
+		report.Col("verified", "ok", report.Bool),
+		report.Opt("deaths", "deaths", report.Int, 1),
+	)
+	for _, run := range l.runs {
+		var deaths any
+		if run.Mode == Procs {
+			deaths = len(run.Events)
+		}
+		t.Row(run.ChunkSize, string(run.Mode), run.Elapsed, run.CPU, run.TasksPerSecond(), int64(run.Chunks),
+			run.Setup, run.SumOfFactors, run.SumOfFactors == l.want, deaths)
+	}
+	t.Notef("the sieve says the sum is %d (%s).", l.want, base.Human(l.sieve))
+
+	vs := r.Table("procs_vs_goroutines", "processes against goroutines",
+		report.Col("chunk", "chunk", report.Int),
+		report.Col("ratio", "procs/gor", report.Ratio),
+		report.Col("cpu_ratio", "cpu procs/gor", report.Ratio),
+		report.Col("overhead_per_task_ns", "overhead/task*", report.Micros),
+	)
+	for _, pg := range l.pairs() {
+		vs.Row(pg[0].ChunkSize, ratio(pg[0].Elapsed, pg[1].Elapsed), ratio(pg[0].CPU, pg[1].CPU), overhead(pg[0], pg[1]))
+	}
+	vs.Notef("* (procs time - goroutines time) x workers / tasks: what a task cost a worker beyond the work itself. At chunk size 1 that is a message round trip; larger chunks share it among their tasks. CPU is user+system time of ipcplay and its workers: on a busy machine it is the steadier comparison.")
+
+	var events int
+	for _, run := range l.runs {
+		events += len(run.Events)
+	}
+	if events > 0 {
+		d := r.Table("deaths", "worker deaths",
+			report.Col("chunk", "chunk", report.Int),
+			report.Col("slot", "slot", report.ID),
+			report.Col("pid", "pid", report.ID),
+			report.Col("exit", "exit", report.Text),
+			report.Col("resent_count", "re-sent", report.Int),
+			report.Opt("resent", "tasks", report.Text, 1),
+			report.Col("replaced_by", "replaced by", report.ID),
+		)
+		for _, run := range l.runs {
+			for _, ev := range run.Events {
+				exit := fmt.Sprint(ev.ExitCode)
+				if ev.Signal != "" {
+					exit = ev.Signal
+				}
+				d.Row(run.ChunkSize, ev.Slot, ev.PID, exit, len(ev.Resent), taskList(ev.Resent), ev.Replacement)
+			}
+		}
+	}
+	if l.sweep {
+		p := r.Plot("overhead", "pool overhead per task against chunk size",
+			report.Axis{Label: "chunk size", Unit: "tasks", Log: true},
+			report.Axis{Label: "overhead per task", Unit: "µs", Log: true})
+		line := p.Line("procs - goroutines", false)
+		for _, pg := range l.pairs() {
+			line.Add(float64(pg[0].ChunkSize), float64(overhead(pg[0], pg[1]))/1e3)
+		}
+	}
+	l.verdict(r)
+	return r
+}
+
+// taskList shows a list of task indexes as ranges, shortened.
+func taskList(idx []int) string {
+	if len(idx) == 0 {
+		return "none"
+	}
+	var parts []string
+	for i := 0; i < len(idx); {
+		j := i
+		for j+1 < len(idx) && idx[j+1] == idx[j]+1 {
+			j++
+		}
+		if j > i {
+			parts = append(parts, fmt.Sprintf("%d-%d", idx[i], idx[j]))
+		} else {
+			parts = append(parts, fmt.Sprint(idx[i]))
+		}
+		i = j + 1
+	}
+	s := fmt.Sprintf("%d: %s", len(idx), strings.Join(parts, ","))
+	if len(s) > 30 {
+		s = s[:27] + "..."
+	}
+	return s
+}
+
+func (l *lab) verdict(r *report.Report) {
+	if !l.verified() {
+		r.Verdictf("WRONG: a run's sum of factors differs from the sieve's")
+		return
+	}
+	pairs := l.pairs()
+	best := pairs[0]
+	for _, pg := range pairs[1:] {
+		if float64(pg[0].Elapsed)/float64(max(pg[1].Elapsed, 1)) < float64(best[0].Elapsed)/float64(max(best[1].Elapsed, 1)) {
+			best = pg
+		}
+	}
+	rt := float64(best[0].Elapsed) / float64(max(best[1].Elapsed, 1))
+	s := fmt.Sprintf("every sum verified; the pool took %.2fx the goroutines' time (%.2fx their CPU) at chunk size %d",
+		rt, float64(best[0].CPU)/float64(max(best[1].CPU, 1)), best[0].ChunkSize)
+	if len(pairs) > 1 {
+		first, last := pairs[0], pairs[len(pairs)-1]
+		s += fmt.Sprintf(", and the overhead per task fell from %s at chunk size %d to %s at %d",
+			base.Human(overhead(first[0], first[1])), first[0].ChunkSize,
+			base.Human(overhead(last[0], last[1])), last[0].ChunkSize)
+	}
+	if l.kill {
+		var deaths, resent int
+		for _, run := range l.runs {
+			deaths += len(run.Events)
+			for _, ev := range run.Events {
+				resent += len(ev.Resent)
+			}
+		}
+		s += fmt.Sprintf("; %d SIGKILLed worker(s) were replaced and their %d in-flight tasks re-sent, with the same sum", deaths, resent)
+	}
+	r.Verdictf("%s", s)
+}
