@@ -1,0 +1,65 @@
+//go:build linux
+
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"ipcplay/cmd/ipcplay/internal/report"
+)
+
+// labRuns are small runs of every lab, in the default output's shape.
+var labRuns = [][]string{
+	{"primes", "--procs", "2", "91", "100000007", "1000000016000000063"},
+	{"queue", "--messages", "5000"},
+	{"queue", "--lab", "poison-pill", "--messages", "2000", "--watchdog", "300ms"},
+	{"factor", "--upto", "20000", "--procs", "2"},
+	{"doctor"},
+}
+
+// TestLabsFit80Columns runs every lab as a user would, with stdout not a
+// terminal, and checks that every line fits 80 columns and ends clean.
+func TestLabsFit80Columns(t *testing.T) {
+	for _, args := range labRuns {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			code, stdout, stderr := runHere(t, args...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			for _, l := range strings.Split(stdout, "\n") {
+				if n := len([]rune(l)); n > 80 {
+					t.Errorf("line of %d columns: %q", n, l)
+				}
+				if strings.HasSuffix(l, " ") {
+					t.Errorf("line ends in a space: %q", l)
+				}
+			}
+			if !strings.Contains(stdout, "\nverdict: ") {
+				t.Errorf("no verdict line:\n%s", stdout)
+			}
+		})
+	}
+}
+
+// TestLabsJSONSchema checks every lab's --json against the one schema.
+func TestLabsJSONSchema(t *testing.T) {
+	for _, args := range labRuns {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			code, stdout, stderr := runHere(t, append(args, "--json")...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			doc, err := report.Validate([]byte(stdout))
+			if err != nil {
+				t.Fatalf("%v\n%s", err, stdout)
+			}
+			if doc.Lab != args[0] && !strings.HasPrefix(doc.Lab, args[0]+" ") {
+				t.Errorf("lab = %q, want %q", doc.Lab, args[0])
+			}
+			if len(doc.Verdict) == 0 {
+				t.Errorf("no verdict in the JSON")
+			}
+		})
+	}
+}
