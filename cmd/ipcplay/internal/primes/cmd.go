@@ -191,7 +191,7 @@ func (l *lab) report() *report.Report {
 	ls := r.Table("probably_prime", "the lesson every systems course ends on: ask a better algorithm",
 		report.Col("label", "label", report.Text),
 		report.Col("prime", "prime", report.Bool),
-		report.Col("probably_prime_ns", "ProbablyPrime", report.Millis),
+		report.Col("probably_prime_ns", "probably prime", report.Micros),
 		report.Col("trial_division_ns", "trial division", report.Millis),
 		report.Col("ratio", "trial/PP", report.Ratio),
 	)

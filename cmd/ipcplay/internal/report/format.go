@@ -139,7 +139,7 @@ func sig3(f float64) string {
 		return strconv.FormatFloat(f, 'f', 1, 64)
 	case a >= 1:
 		return strconv.FormatFloat(f, 'f', 2, 64)
-	case a >= 0.001:
+	case a >= 1e-6:
 		return strconv.FormatFloat(f, 'f', 3+int(-math.Floor(math.Log10(a)))-1, 64)
 	}
 	return strconv.FormatFloat(f, 'g', 3, 64)
