@@ -220,7 +220,7 @@ func TestSyscallsCounted(t *testing.T) {
 	for _, kind := range []string{"getppid", "write"} {
 		t.Run("kind="+kind, func(t *testing.T) {
 			c := startChild(t, roleSyscalls, kind, strconv.Itoa(n))
-			ctr, err := Start(c.cmd.Pid())
+			ctr, err := StartWith(Options{ByName: []string{"getppid", "write", "futex"}}, c.cmd.Pid())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -241,6 +241,14 @@ func TestSyscallsCounted(t *testing.T) {
 			// would be twice n.
 			if s.Syscalls < n || s.Syscalls > n+n/20 {
 				t.Fatalf("Syscalls = %d, want %d to %d", s.Syscalls, n, n+n/20)
+			}
+			// write also counts the child's "done".
+			t.Logf("by name: %v", s.ByName)
+			if got := s.ByName[kind]; got < n || got > n+1 {
+				t.Fatalf("ByName[%s] = %d, want %d or %d", kind, got, n, n+1)
+			}
+			if d := s.Per(n).Dominant(); !strings.Contains(d, "1 system call per message, mostly "+kind) {
+				t.Fatalf("Dominant() = %q, want it to name %s", d, kind)
 			}
 			c.finish(t)
 		})
@@ -338,7 +346,7 @@ func TestUsageSleepVsSpin(t *testing.T) {
 }
 
 func TestUnavailable(t *testing.T) {
-	ctr, err := start([]string{t.TempDir()}, []int{os.Getpid()})
+	ctr, err := start([]string{t.TempDir()}, Options{ByName: []string{"write"}}, []int{os.Getpid()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,6 +359,14 @@ func TestUnavailable(t *testing.T) {
 	}
 	if d := s.Per(10).Dominant(); !strings.Contains(d, "system calls not counted (tracefs not mounted") {
 		t.Fatalf("Dominant() = %q, want it to say why system calls were not counted", d)
+	}
+}
+
+func TestUnknownSyscallName(t *testing.T) {
+	needTracepoint(t)
+	_, err := StartWith(Options{ByName: []string{"no_such_call"}}, os.Getpid())
+	if err == nil || !strings.Contains(err.Error(), "no tracepoint") {
+		t.Fatalf("StartWith(no_such_call) = %v, want a no tracepoint error", err)
 	}
 }
 

@@ -28,8 +28,9 @@ type Counter struct {
 type target struct {
 	pid    int
 	self   bool
-	fds    []int // perf events, one per thread alive at Start
-	unsure int   // threads that appeared while attaching
+	fds    []int            // sys_enter events, one per thread alive at Start
+	named  map[string][]int // per-name events, one per thread, by name
+	unsure int              // threads that appeared while attaching
 	start  Usage
 	final  *Usage // set by Exited
 }
@@ -51,10 +52,27 @@ type target struct {
 // "unavailable: <reason>" in SyscallMethod and counts the rest. Start fails
 // if a process does not exist.
 func Start(pids ...int) (*Counter, error) {
-	return start(defaultTracefsDirs, pids)
+	return start(defaultTracefsDirs, Options{}, pids)
 }
 
-func start(tracefs []string, pids []int) (*Counter, error) {
+// Options adjusts [StartWith]. The zero value gives [Start].
+type Options struct {
+	// ByName lists system calls to count one by one besides the total,
+	// by their tracepoint names (the NAME of
+	// events/syscalls/sys_enter_NAME in tracefs, such as "sendmsg",
+	// "futex", "epoll_pwait"). Each name costs one more descriptor per
+	// thread. A name with no tracepoint makes StartWith fail, unless the
+	// kernel has no per-syscall tracepoints at all: then Sample.ByName
+	// stays nil.
+	ByName []string
+}
+
+// StartWith is [Start] with options.
+func StartWith(opts Options, pids ...int) (*Counter, error) {
+	return start(defaultTracefsDirs, opts, pids)
+}
+
+func start(tracefs []string, opts Options, pids []int) (*Counter, error) {
 	t0 := time.Now()
 	c := &Counter{method: MethodTracepoint}
 	self := os.Getpid()
@@ -85,11 +103,18 @@ func start(tracefs []string, pids []int) (*Counter, error) {
 		}
 		c.method = err.Error()
 	}
+	var named map[string]uint64
+	if c.method == MethodTracepoint && len(opts.ByName) > 0 {
+		if named, err = syscallIDs(tracefs, opts.ByName); err != nil {
+			c.closeAll()
+			return nil, fmt.Errorf("start cost counter: %w", err)
+		}
+	}
 	for _, t := range c.targets {
 		if c.method != MethodTracepoint {
 			break
 		}
-		if err := c.attach(id, t); err != nil {
+		if err := c.attach(id, named, t); err != nil {
 			if ue, ok := errors.AsType[*unavailableError](err); ok {
 				c.method = ue.Error()
 				c.closeFDs()
@@ -106,7 +131,7 @@ func start(tracefs []string, pids []int) (*Counter, error) {
 
 // attach opens one event per thread of t.pid, then lists the threads again
 // to count those that appeared meanwhile.
-func (c *Counter) attach(id uint64, t *target) error {
+func (c *Counter) attach(id uint64, named map[string]uint64, t *target) error {
 	tids, err := tasks(t.pid)
 	if err != nil {
 		return fmt.Errorf("attach to pid %d: %w", t.pid, err)
@@ -123,6 +148,22 @@ func (c *Counter) attach(id uint64, t *target) error {
 			return fmt.Errorf("attach to pid %d thread %d: %w", t.pid, tid, os.NewSyscallError("perf_event_open", err))
 		}
 		t.fds = append(t.fds, fd)
+		for name, nid := range named {
+			fd, err := openSysEnter(nid, tid)
+			if errors.Is(err, unix.ESRCH) {
+				break
+			}
+			if err != nil {
+				if r := permissionReason(err); r != nil {
+					return r
+				}
+				return fmt.Errorf("attach %s counter to pid %d thread %d: %w", name, t.pid, tid, os.NewSyscallError("perf_event_open", err))
+			}
+			if t.named == nil {
+				t.named = make(map[string][]int)
+			}
+			t.named[name] = append(t.named[name], fd)
+		}
 	}
 	if len(t.fds) == 0 {
 		return fmt.Errorf("attach to pid %d: %w", t.pid, ErrExited)
@@ -185,6 +226,19 @@ func (c *Counter) Stop() (Sample, error) {
 			}
 			p.Syscalls += n
 		}
+		for name, fds := range t.named {
+			if p.ByName == nil {
+				p.ByName = make(map[string]uint64)
+			}
+			for _, fd := range fds {
+				n, err := readCount(fd)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("count %s calls of pid %d: %w", name, t.pid, err))
+					continue
+				}
+				p.ByName[name] += n
+			}
+		}
 		var end Usage
 		var err error
 		switch {
@@ -210,6 +264,12 @@ func (c *Counter) Stop() (Sample, error) {
 		s.Syscalls += p.Syscalls
 		s.Usage = s.Usage.Add(p.Usage)
 		s.UnsureThreads += p.UnsureThreads
+		for name, n := range p.ByName {
+			if s.ByName == nil {
+				s.ByName = make(map[string]uint64)
+			}
+			s.ByName[name] += n
+		}
 	}
 	c.closeFDs()
 	s.CounterNS = c.ownNS + time.Since(t1).Nanoseconds()
@@ -232,6 +292,12 @@ func (c *Counter) closeFDs() {
 			unix.Close(fd)
 		}
 		t.fds = nil
+		for _, fds := range t.named {
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+		}
+		t.named = nil
 	}
 }
 

@@ -22,6 +22,11 @@
 // id is read from tracefs (/sys/kernel/tracing, or /sys/kernel/debug/tracing);
 // [MountTracefs] mounts it when it is missing, as perf(1) does.
 //
+// [StartWith] with [Options].ByName also counts chosen system calls one by
+// one ("sendmsg", "futex", ...) through the per-syscall tracepoints
+// syscalls:sys_enter_NAME; [Breakdown.Dominant] then names the call that
+// makes at least half of all ("mostly futex (61%)").
+//
 // [Sample.SyscallMethod] says what happened: [MethodTracepoint], or
 // "unavailable: <reason>" when tracefs is not mounted or the kernel refuses.
 // Counting a kernel tracepoint needs root, CAP_PERFMON, or

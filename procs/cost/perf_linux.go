@@ -43,6 +43,33 @@ func tracepointID(dirs []string) (uint64, error) {
 		sysEnterID, strings.Join(dirs, " or "))}
 }
 
+// syscallIDs reads the ids of the per-syscall tracepoints
+// syscalls:sys_enter_NAME. It returns nil, nil when the kernel has none
+// (built without CONFIG_FTRACE_SYSCALLS), and an error naming a name that
+// has no tracepoint when the others exist.
+func syscallIDs(dirs []string, names []string) (map[string]uint64, error) {
+	for _, d := range dirs {
+		if _, err := os.Stat(d + "/events/syscalls"); err != nil {
+			continue
+		}
+		ids := make(map[string]uint64, len(names))
+		for _, name := range names {
+			p := d + "/events/syscalls/sys_enter_" + name + "/id"
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return nil, fmt.Errorf("count %s calls: no tracepoint %s: %w", name, p, err)
+			}
+			id, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("parse %s: %w", p, err)
+			}
+			ids[name] = id
+		}
+		return ids, nil
+	}
+	return nil, nil
+}
+
 // MountTracefs mounts tracefs on /sys/kernel/tracing unless the
 // raw_syscalls:sys_enter tracepoint is already visible there or under
 // debugfs, as perf(1) does when it needs it. It needs CAP_SYS_ADMIN. The

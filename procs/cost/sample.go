@@ -48,6 +48,9 @@ type Sample struct {
 	// hundred ns per system call for the tracepoint, is in the package doc.)
 	CounterNS int64 `json:"counter_ns"`
 
+	// ByName counts the system calls named in Options.ByName, by name.
+	ByName map[string]uint64 `json:"by_name,omitempty"`
+
 	// Procs breaks the sums down by process, in the order given to Start.
 	Procs []Proc `json:"procs"`
 }
@@ -59,6 +62,7 @@ type Proc struct {
 	Threads       int    `json:"threads"` // threads attached at Start
 	UnsureThreads int    `json:"unsure_threads"`
 	Usage
+	ByName map[string]uint64 `json:"by_name,omitempty"`
 }
 
 // Breakdown is a [Sample] divided by a number of messages (or tasks): the
@@ -74,6 +78,9 @@ type Breakdown struct {
 	WallNS        float64 `json:"wall_ns_per_msg"`
 	Bytes         float64 `json:"bytes_per_msg"`
 	CodecNS       float64 `json:"codec_ns_per_msg"`
+
+	// ByName is Sample.ByName per message.
+	ByName map[string]float64 `json:"by_name_per_msg,omitempty"`
 }
 
 // Per divides s by n messages. Per(0) returns a Breakdown with only the
@@ -92,6 +99,12 @@ func (s Sample) Per(n uint64) Breakdown {
 	b.WallNS = float64(s.WallNS) / d
 	b.Bytes = float64(s.Bytes) / d
 	b.CodecNS = float64(s.CodecNS) / d
+	for name, c := range s.ByName {
+		if b.ByName == nil {
+			b.ByName = make(map[string]float64, len(s.ByName))
+		}
+		b.ByName[name] = float64(c) / d
+	}
 	return b
 }
 
@@ -128,14 +141,38 @@ func (b Breakdown) Dominant() string {
 	case b.SyscallMethod != MethodTracepoint:
 		parts = append(parts, "system calls not counted ("+strings.TrimPrefix(b.SyscallMethod, "unavailable: ")+")")
 	case b.Syscalls > 0 && b.Syscalls < 0.5:
-		parts = append(parts, fmt.Sprintf("%s system calls per message (one per %.0f)", Num(b.Syscalls), 1/b.Syscalls))
+		parts = append(parts, fmt.Sprintf("%s system calls per message (one per %.0f)%s", Num(b.Syscalls), 1/b.Syscalls, b.topSyscall()))
 	default:
-		parts = append(parts, Num(b.Syscalls)+" system calls per message")
+		parts = append(parts, count(b.Syscalls, "system call", "system calls")+" per message"+b.topSyscall())
 	}
 	if cs := b.VolCS + b.InvolCS; cs >= 0.1 {
-		parts = append(parts, Num(cs)+" context switches per message")
+		parts = append(parts, count(cs, "context switch", "context switches")+" per message")
 	}
 	return strings.Join(parts, "; ")
+}
+
+// topSyscall names the counted system call that makes at least half of
+// all, as ", mostly futex (61%)", or returns "".
+func (b Breakdown) topSyscall() string {
+	var top string
+	var most float64
+	for name, n := range b.ByName {
+		if n > most || (n == most && name < top) {
+			top, most = name, n
+		}
+	}
+	if top == "" || b.Syscalls <= 0 || most < b.Syscalls/2 {
+		return ""
+	}
+	return fmt.Sprintf(", mostly %s (%.0f%%)", top, 100*most/b.Syscalls)
+}
+
+// count formats x with the noun, singular when x reads as 1.
+func count(x float64, one, many string) string {
+	if n := Num(x); n != "1" {
+		return n + " " + many
+	}
+	return "1 " + one
 }
 
 // Num formats a per-message figure for a reader: whole numbers from 100,
