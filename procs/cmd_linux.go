@@ -169,6 +169,15 @@ func (c *Cmd) Process() *os.Process {
 	return c.cmd.Process
 }
 
+// ProcessState returns the exited child's state, with its rusage
+// (SysUsage), or nil before Wait returns.
+func (c *Cmd) ProcessState() *os.ProcessState {
+	if c.cmd == nil {
+		return nil
+	}
+	return c.cmd.ProcessState
+}
+
 // Pid returns the child's process id, or 0 before Start.
 func (c *Cmd) Pid() int {
 	if p := c.Process(); p != nil {
