@@ -8,6 +8,8 @@ import (
 	"io"
 	"strings"
 	"syscall"
+
+	"ipcplay/procs/sysinfo"
 )
 
 // A Command is one ipcplay command or subcommand, shaped like cmd/go's
@@ -246,6 +248,9 @@ func (p *Program) run(ctx context.Context, env *Env, cmd *Command, args []string
 	pos, err := args, error(nil)
 	if !cmd.Raw {
 		pos, err = ParseFlags(&cmd.Flag, args)
+	}
+	if err == nil && env.Run == nil {
+		env.Run, _ = sysinfo.StartRun() // no /proc/stat: no warnings
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		p.printHelp(env.Stdout, env.Width, cmd)

@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"ipcplay/procs/sysinfo"
 )
 
 // Env is what a command talks to: its output streams, and what they are
@@ -18,6 +20,10 @@ type Env struct {
 	// Width is the number of columns human output must fit: the
 	// terminal's width when stdout is one, 80 otherwise.
 	Width int
+	// Run, when set, is measuring what else the machine did since the
+	// command started (steal time, load); the report says so when that
+	// disturbed the figures.
+	Run *sysinfo.Run
 }
 
 // DefaultWidth is the width of human output when stdout is not a terminal.

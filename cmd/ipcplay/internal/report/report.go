@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"ipcplay/procs/sysinfo"
 	"time"
 )
 
@@ -21,12 +22,21 @@ type Report struct {
 	Verdict  []string       `json:"verdict"`  // what the numbers mean
 	Notes    []string       `json:"notes"`    // how to read them
 	Warnings []string       `json:"warnings"` // what may have disturbed them
-	// System is the machine and what it was doing during the run.
-	System any `json:"system"`
+	// System is the machine and what it was doing during the run; Write
+	// fills it.
+	System *System `json:"system"`
 	// SystemLine is System in one line for the terminal.
 	SystemLine string    `json:"-"`
 	Started    time.Time `json:"started"`
 	ElapsedNS  int64     `json:"elapsed_ns"`
+}
+
+// System is the machine a lab ran on, and what else it did during the run.
+type System struct {
+	sysinfo.System
+	// Run is the steal time and load over the run; nil when they could
+	// not be read.
+	Run *sysinfo.RunStats `json:"run"`
 }
 
 // New returns an empty report of the lab at path.

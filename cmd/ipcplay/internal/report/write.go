@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"ipcplay/cmd/ipcplay/internal/base"
+	"ipcplay/procs/sysinfo"
 )
 
 // Write renders r where out says: JSON or text on env's stdout, and the
@@ -19,6 +20,20 @@ func Write(env *base.Env, out *base.Output, r *Report) error {
 	}
 	if r.ElapsedNS == 0 {
 		r.ElapsedNS = int64(time.Since(r.Started))
+	}
+	if r.System == nil {
+		r.System = &System{System: sysinfo.Read()}
+		if env.Run != nil {
+			if st, err := env.Run.Stop(); err == nil {
+				r.System.Run = &st
+				if bad, why := st.Disturbed(); bad {
+					r.Warnf("%s: treat the figures as rough, or run again on a quieter machine", why)
+				}
+			}
+		}
+	}
+	if r.SystemLine == "" {
+		r.SystemLine = r.System.Summary()
 	}
 	var err error
 	if out.JSON {
