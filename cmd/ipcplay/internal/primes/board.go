@@ -92,6 +92,17 @@ func newBoard(mem []byte, workers int) (*board, error) {
 
 func (b *board) slot(w, s int) int { return valWorker + slotsPerWorker*w + s }
 
+// reset clears the board for a new check. The workers are idle, waiting
+// for their next job: the job's write to their pipe or channel orders
+// these stores before their loads.
+func (b *board) reset() {
+	b.stop.Clear()
+	b.abort.Clear()
+	for i := range valWorker + slotsPerWorker*b.workers {
+		b.vals.Store(i, 0)
+	}
+}
+
 // monotonic returns CLOCK_MONOTONIC in nanoseconds.
 func monotonic() int64 {
 	var ts unix.Timespec

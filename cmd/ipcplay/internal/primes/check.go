@@ -105,19 +105,93 @@ type Result struct {
 }
 
 // Check decides whether n is prime, running the parallel phase in the given
-// mode. Errors report a worker that failed or a cancelled ctx.
+// mode on workers started for this check alone. Errors report a worker that
+// failed or a cancelled ctx. A lab that checks many numbers keeps one
+// Checker instead.
 func Check(ctx context.Context, n uint64, mode Mode, cfg Config) (Result, error) {
 	if err := cfg.validate(); err != nil {
 		return Result{}, fmt.Errorf("check %d: %w", n, err)
 	}
 	start := time.Now()
-	res, err := check(ctx, n, mode, cfg)
+	c, err := NewChecker(ctx, mode, cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := c.Check(ctx, n)
+	res.Setup = c.Startup
+	teardown := time.Now()
+	if cerr := c.Close(); err == nil {
+		err = cerr
+	}
+	res.Teardown = time.Since(teardown)
 	res.Elapsed = time.Since(start)
 	return res, err
 }
 
-func check(ctx context.Context, n uint64, mode Mode, cfg Config) (Result, error) {
-	res := Result{N: n, Mode: mode, FoundBy: -1}
+// A Checker keeps one set of workers in one mode for many checks, as the
+// classic lab keeps one pool for all its numbers: the workers are started
+// once, and each check hands each of them one range. It is not safe for
+// concurrent use.
+type Checker struct {
+	mode   Mode
+	cfg    Config
+	r      runner
+	b      *board
+	broken error
+
+	// Startup is how long starting the workers and mapping their memory
+	// took, until every worker was ready.
+	Startup time.Duration
+}
+
+// NewChecker starts cfg.Workers workers in mode, and returns once every
+// one is ready.
+func NewChecker(ctx context.Context, mode Mode, cfg Config) (*Checker, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("start %s workers: %w", mode, err)
+	}
+	c := &Checker{mode: mode, cfg: cfg}
+	switch mode {
+	case Procs:
+		c.r = &procRunner{}
+	case Goroutines:
+		c.r = &goRunner{}
+	default:
+		return nil, fmt.Errorf("start workers: unknown mode %q", mode)
+	}
+	start := time.Now()
+	mem, err := c.r.mem(boardSize(cfg.Workers))
+	if err == nil {
+		c.b, err = newBoard(mem, cfg.Workers)
+	}
+	if err == nil {
+		err = c.r.start(ctx, c.b, cfg.Workers)
+	}
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("start %s workers: %w", mode, err), c.r.close())
+	}
+	c.Startup = time.Since(start)
+	return c, nil
+}
+
+// Pids returns the workers' process ids (none for goroutines).
+func (c *Checker) Pids() []int { return c.r.pids() }
+
+// Close stops the workers and reaps them.
+func (c *Checker) Close() error { return c.r.close() }
+
+// Check decides whether n is prime on the checker's workers. Result.Setup
+// is what handing out the check cost (resetting the shared board and
+// sending each worker its range), not the workers' start-up.
+func (c *Checker) Check(ctx context.Context, n uint64) (Result, error) {
+	start := time.Now()
+	res, err := c.check(ctx, n)
+	res.Elapsed = time.Since(start)
+	return res, err
+}
+
+func (c *Checker) check(ctx context.Context, n uint64) (Result, error) {
+	res := Result{N: n, Mode: c.mode, FoundBy: -1}
 	root := Isqrt(n)
 	factor, tried := serial(n, root)
 	rest := parallelRange(root)
@@ -134,24 +208,19 @@ func check(ctx context.Context, n uint64, mode Mode, cfg Config) (Result, error)
 		res.Prime = true
 		return res, nil
 	}
-
-	var r runner
-	switch mode {
-	case Procs:
-		r = &procRunner{}
-	case Goroutines:
-		r = &goRunner{}
-	default:
-		return res, fmt.Errorf("check %d: unknown mode %q", n, mode)
+	if c.broken != nil {
+		return res, fmt.Errorf("check %d in %s mode: workers lost earlier: %w", n, c.mode, c.broken)
 	}
+	cfg := c.cfg
 	ranges := Split(rest.Lo, rest.Hi, cfg.Workers)
 	jobs := make([]job, cfg.Workers)
 	for w, rg := range ranges {
 		jobs[w] = job{n: n, r: rg, every: uint64(cfg.CheckEvery), useFlag: !cfg.NoFlag, index: w}
 	}
-	run, err := runCheck(ctx, r, jobs, &cfg, mode)
+	run, err := runCheck(ctx, c.r, c.b, jobs, &cfg, c.mode)
 	if err != nil {
-		return res, fmt.Errorf("check %d in %s mode: %w", n, mode, err)
+		c.broken = err
+		return res, fmt.Errorf("check %d in %s mode: %w", n, c.mode, err)
 	}
 	res.Setup, res.Compute, res.Teardown = run.setup, run.compute, run.teardown
 	res.Workers = run.workers
@@ -182,19 +251,6 @@ func serialFullScan(n, root uint64) uint64 {
 	return t
 }
 
-// A runner starts a check's workers in one mode. start makes every worker
-// ready to scan and returns once all are; release lets them scan; wait
-// returns when all have ended. close releases what start took, and may be
-// called after any of them.
-type runner interface {
-	start(ctx context.Context, b *board, jobs []job) error
-	mem(size int) ([]byte, error)
-	release() error
-	wait() error
-	pids() []int
-	close() error
-}
-
 type runResult struct {
 	setup, compute, teardown time.Duration
 	stopLatency              time.Duration
@@ -203,34 +259,16 @@ type runResult struct {
 	workers                  []Worker
 }
 
-func runCheck(ctx context.Context, r runner, jobs []job, cfg *Config, mode Mode) (_ runResult, err error) {
-	defer func() {
-		if cerr := r.close(); cerr != nil {
-			err = errors.Join(err, cerr)
-		}
-	}()
+// runCheck runs one round of jobs on r's workers over board b.
+func runCheck(ctx context.Context, r runner, b *board, jobs []job, cfg *Config, mode Mode) (runResult, error) {
 	setupStart := monotonic()
-	mem, err := r.mem(boardSize(len(jobs)))
-	if err != nil {
-		return runResult{}, err
-	}
-	b, err := newBoard(mem, len(jobs))
-	if err != nil {
-		return runResult{}, err
-	}
-	if err := r.start(ctx, b, jobs); err != nil {
-		return runResult{}, err
-	}
+	b.reset()
 	goAt := monotonic()
-	if err := r.release(); err != nil {
-		b.abort.Set()
-		return runResult{}, err
-	}
 
 	// Wait for the workers, reporting progress, and abort them if ctx
 	// ends first.
 	done := make(chan error, 1)
-	go func() { done <- r.wait() }()
+	go func() { done <- r.run(ctx, jobs) }()
 	var tick <-chan time.Time
 	if cfg.Progress != nil {
 		iv := cfg.ProgressInterval
@@ -259,7 +297,7 @@ wait:
 			cfg.Progress(snapshot(b, jobs, mode, total))
 		}
 	}
-	reaped := monotonic()
+	reported := monotonic()
 	if werr != nil {
 		return runResult{}, werr
 	}
@@ -288,7 +326,7 @@ wait:
 	}
 	out.setup = time.Duration(goAt - setupStart)
 	out.compute = time.Duration(lastEnd - goAt)
-	out.teardown = time.Duration(reaped - lastEnd)
+	out.teardown = time.Duration(reported - lastEnd)
 	if b.stop.IsSet() {
 		out.factor = uint64(b.vals.Load(valFactor))
 		out.finder = int(b.vals.Load(valFinder))

@@ -3,6 +3,7 @@ package primes
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/big"
 	"math/rand/v2"
@@ -224,7 +225,7 @@ func TestBadWorkerSetup(t *testing.T) {
 	defer w.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	cmd := procs.Command(ctx, WorkerRole, job{n: 1000003 * 23, r: Range{21, 99}, every: 10}.args(1)...)
+	cmd := procs.Command(ctx, WorkerRole, "-index", "0", "-workers", "1")
 	cmd.ExtraFiles = []*os.File{nil, r}
 	err = cmd.Run()
 	var ce *procs.ChildError
@@ -247,25 +248,65 @@ func assertNoChildren(t *testing.T) {
 	}
 }
 
-// TestWorkerFailureStopsTheRest starts four workers of which one rejects
-// its arguments: the check fails with that worker's error, and the three
-// others are not left waiting for a start signal that never comes.
+// TestWorkerFailureStopsTheRest hands four workers a check of which one
+// refuses its job: the check fails with that worker's error, the checker
+// refuses further checks, and closing it reaps the three others.
 func TestWorkerFailureStopsTheRest(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
+	c, err := NewChecker(ctx, Procs, Config{Workers: 4, CheckEvery: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
 	const n = 100109100129162907
 	var jobs []job
 	for i, r := range Split(21, Isqrt(n), 4) {
 		jobs = append(jobs, job{n: n, r: r, every: 1000, useFlag: true, index: i})
 	}
 	jobs[2].every = 0 // the worker refuses it
-	_, err := runCheck(ctx, &procRunner{}, jobs, &Config{Workers: 4, CheckEvery: 1000}, Procs)
+	_, err = runCheck(ctx, c.r, c.b, jobs, &Config{Workers: 4, CheckEvery: 1000}, Procs)
 	var ce *procs.ChildError
 	if !errors.As(err, &ce) || ce.Index != 2 || ce.ExitCode != 1 || !strings.Contains(err.Error(), "every = 0") {
 		t.Fatalf("runCheck with a bad worker: %v, want worker 2's exit status 1 about every = 0", err)
 	}
 	if strings.Contains(err.Error(), "[0]") || strings.Contains(err.Error(), "[3]") {
-		t.Errorf("error blames the workers that were stopped: %v", err)
+		t.Errorf("error blames the workers that were not at fault: %v", err)
 	}
+	c.Close()
 	assertNoChildren(t)
+}
+
+// TestCheckerKeepsItsWorkers checks several numbers on one set of worker
+// processes: the same pids answer every check, and every answer is right.
+func TestCheckerKeepsItsWorkers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	c, err := NewChecker(ctx, Procs, Config{Workers: 3, CheckEvery: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		assertNoChildren(t)
+	}()
+	pids := fmt.Sprint(c.Pids())
+	for _, tc := range []struct {
+		n     uint64
+		prime bool
+	}{{100000007, true}, {1000003 * 1000033, false}, {91, false}, {1000000007, true}, {1000000007 * 3, false}} {
+		res, err := c.Check(ctx, tc.n)
+		if err != nil {
+			t.Fatalf("Check(%d): %v", tc.n, err)
+		}
+		if res.Prime != tc.prime || (!res.Prime && (res.Factor < 2 || tc.n%res.Factor != 0)) {
+			t.Errorf("Check(%d) = prime %v, factor %d; want prime %v", tc.n, res.Prime, res.Factor, tc.prime)
+		}
+		for _, w := range res.Workers {
+			if !strings.Contains(pids, fmt.Sprint(w.PID)) {
+				t.Errorf("Check(%d): worker pid %d is not one of the checker's %s", tc.n, w.PID, pids)
+			}
+		}
+	}
 }

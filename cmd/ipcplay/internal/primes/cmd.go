@@ -61,19 +61,54 @@ func run(ctx context.Context, env *base.Env, out *base.Output, cfg Config, mode 
 	prog := env.NewProgress(!out.JSON)
 	defer prog.Done()
 	l := &lab{cfg: cfg, modes: modes}
-	for i, in := range inputs {
-		for _, m := range modes {
-			cfg.Progress = func(p Progress) {
-				prog.Set(float64(i)+float64(p.Checked)/float64(max(p.Total, 1)), float64(len(inputs)),
-					"primes: %s %s", in.Label, p.Mode)
+
+	// One set of workers per mode for every number, as the classic lab
+	// keeps one pool: start-up is paid once and reported apart.
+	checkers := make([]*Checker, len(modes))
+	defer func() {
+		for _, c := range checkers {
+			if c != nil {
+				c.Close()
 			}
-			res, err := Check(ctx, in.N, m, cfg)
+		}
+	}()
+	for i, m := range modes {
+		prog.Set(0, 0, "primes: starting %d %s workers", cfg.Workers, m)
+		c, err := NewChecker(ctx, m, cfg)
+		if err != nil {
+			return err
+		}
+		checkers[i] = c
+		l.startup = append(l.startup, c.Startup)
+	}
+	if len(modes) > 0 && modes[0] == Procs {
+		prog.Set(0, 0, "primes: timing a bare re-exec of this binary")
+		if bare, err := procs.MeasureSpawn(ctx, 3); err == nil {
+			l.bare = bare
+		}
+	}
+	for i, in := range inputs {
+		for k, c := range checkers {
+			c.cfg.Progress = func(p Progress) {
+				prog.Set(float64(i)+float64(p.Checked)/float64(max(p.Total, 1)), float64(len(inputs)),
+					"primes: %s %s", in.Label, modes[k])
+			}
+			res, err := c.Check(ctx, in.N)
 			if err != nil {
 				return err
 			}
 			l.rows = append(l.rows, row{Label: in.Label, Result: res})
 		}
 		l.lessons = append(l.lessons, probablyPrime(in))
+	}
+	for i, c := range checkers {
+		start := time.Now()
+		err := c.Close()
+		checkers[i] = nil
+		l.teardown = append(l.teardown, time.Since(start))
+		if err != nil {
+			return err
+		}
 	}
 	prog.Done()
 	return report.Write(env, out, l.report())
@@ -99,10 +134,13 @@ func probablyPrime(in Labeled) lesson {
 }
 
 type lab struct {
-	cfg     Config
-	modes   []Mode
-	rows    []row
-	lessons []lesson
+	cfg      Config
+	modes    []Mode
+	startup  []time.Duration // starting each mode's workers, once
+	teardown []time.Duration // stopping them, once
+	bare     time.Duration   // a bare re-exec of this binary that exits at once
+	rows     []row
+	lessons  []lesson
 }
 
 func (l *lab) report() *report.Report {
@@ -126,9 +164,9 @@ func (l *lab) report() *report.Report {
 		report.Col("scan_ns", "scan", report.Millis),
 		report.Opt("checked", "checked", report.Int, 3),
 		report.Opt("of_full_scan", "of full", report.Percent, 2),
-		report.Opt("stop_latency_ns", "stop", report.Millis, 4),
-		report.Opt("setup_ns", "setup", report.Millis, 1),
-		report.Opt("teardown_ns", "teardown", report.Millis, 8),
+		report.Opt("stop_latency_ns", "stop", report.Millis, 1),
+		report.Opt("handout_ns", "hand-out", report.Micros, 4),
+		report.Opt("collect_ns", "collect", report.Micros, 8),
 	)
 	w := r.Table("workers", "per worker",
 		report.Col("label", "label", report.Text),
@@ -168,7 +206,32 @@ func (l *lab) report() *report.Report {
 				int64(wk.Checked), percent(wk.Checked, wk.Range.Len()), wk.Outcome.String(), wk.Duration)
 		}
 	}
-	t.Notef("* any divisor found, not necessarily the smallest. SCAN is the parallel phase; SETUP starts the workers and maps their memory; STOP is from the flag being set to the last worker stopping.")
+	t.Notef("* any divisor found, not necessarily the smallest. SCAN is the parallel phase; STOP is from the flag being set to the last worker stopping; HAND-OUT resets the shared board and sends each worker its range; COLLECT is from the last worker's end until the parent has every report.")
+
+	st := r.Table("startup", "start-up, once for all numbers",
+		report.Col("mode", "mode", report.Text),
+		report.Col("workers", "workers", report.Int),
+		report.Col("startup_ns", "start-up", report.Millis),
+		report.Col("per_worker_ns", "per worker", report.Millis),
+		report.Opt("bare_reexec_ns", "bare re-exec", report.Millis, 1),
+		report.Opt("vs_bare", "vs bare", report.Ratio, 2),
+		report.Opt("teardown_ns", "teardown", report.Millis, 3),
+	)
+	for i, m := range l.modes {
+		per := l.startup[i] / time.Duration(l.cfg.Workers)
+		var bare, vs any
+		if m == Procs && l.bare > 0 {
+			bare, vs = l.bare, float64(per)/float64(l.bare)
+		}
+		var td any
+		if i < len(l.teardown) {
+			td = l.teardown[i]
+		}
+		st.Row(string(m), l.cfg.Workers, l.startup[i], per, bare, vs, td)
+	}
+	if l.bare > 0 {
+		st.Notef("BARE RE-EXEC is this binary started as a child that exits at once, measured in the same run: the least a process can cost.")
+	}
 
 	if len(l.modes) == 2 {
 		vs := r.Table("procs_vs_goroutines", "processes against goroutines",
@@ -176,15 +239,13 @@ func (l *lab) report() *report.Report {
 			report.Col("procs_ns", "procs", report.Millis),
 			report.Col("goroutines_ns", "goroutines", report.Millis),
 			report.Col("ratio", "procs/gor", report.Ratio),
-			report.Opt("setup_procs_ns", "setup procs", report.Millis, 1),
-			report.Opt("setup_goroutines_ns", "setup gor", report.Millis, 2),
 		)
 		for i := 0; i+1 < len(l.rows); i += 2 {
 			p, g := l.rows[i], l.rows[i+1]
 			if len(p.Workers) == 0 {
 				continue
 			}
-			vs.Row(p.Label, p.Compute, g.Compute, ratio(p.Compute, g.Compute), p.Setup, g.Setup)
+			vs.Row(p.Label, p.Compute, g.Compute, ratio(p.Compute, g.Compute))
 		}
 	}
 
