@@ -65,6 +65,10 @@ func TestMain(m *testing.M) {
 		}
 		return task, nil
 	})))
+	procs.Register(roleBig, WorkerMain(Typed(echoString)))
+	procs.Register(roleHang, func(ctx context.Context, args []string) error {
+		return WorkerMain(Typed(hang(args)))(ctx, args)
+	})
 	procs.Register(roleCrash, func(ctx context.Context, args []string) error {
 		return errors.New("cannot start")
 	})
@@ -97,6 +101,8 @@ func noChildren(t *testing.T) {
 		t.Errorf("children left: %v", kids)
 	}
 }
+
+func itoa(i int) string { return strconv.Itoa(i) }
 
 func ints(n int) []int {
 	s := make([]int, n)
