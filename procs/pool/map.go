@@ -1,7 +1,6 @@
 package pool
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -9,8 +8,6 @@ import (
 	"iter"
 	"slices"
 	"time"
-
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // MapOptions tunes one map. The zero value asks for the defaults.
@@ -87,23 +84,21 @@ func MapUnordered[T, R any](ctx context.Context, p *Pool, tasks iter.Seq[T], chu
 // f must not call Close or start another map on p.
 func MapUnorderedWith[T, R any](ctx context.Context, p *Pool, tasks iter.Seq[T], o MapOptions, f func(i int, r R, err error) error) error {
 	var (
-		in   bytes.Reader
-		dec  = msgpack.NewDecoder(&in)
+		rd   = newReader[R]()
 		zero R
 		r    = new(R) // one for the map: a variable per result escapes
 	)
 	onChunk := func(first, n int, data []byte, errs []error) error {
-		in.Reset(data)
-		dec.Reset(&in)
+		rd.reset(data)
 		for i := range n {
 			*r = zero // so that the decoder reuses nothing f was given
 			var err error
 			if errs != nil && errs[i] != nil {
 				err = errs[i]
-				if derr := dec.Skip(); derr != nil {
+				if derr := rd.skip(); derr != nil {
 					return fmt.Errorf("pool: results of tasks %d..%d: %w", first, first+n-1, derr)
 				}
-			} else if derr := decodeValue(dec, r); derr != nil {
+			} else if derr := rd.next(r); derr != nil {
 				return fmt.Errorf("pool: decode result of task %d: %w", first+i, derr)
 			}
 			if err := f(first+i, *r, err); err != nil {
@@ -121,9 +116,10 @@ func MapUnorderedWith[T, R any](ctx context.Context, p *Pool, tasks iter.Seq[T],
 		return err
 	}
 	defer d.end()
+	w := newWriter[T](&d.buf, d.enc)
 	for t := range tasks {
 		d.offs = append(d.offs, d.buf.Len())
-		if err := encodeValue(d.enc, t); err != nil {
+		if err := w.put(t); err != nil {
 			return fmt.Errorf("pool: encode task %d: %w", d.nextIndex+len(d.offs)-1, err)
 		}
 		if err := d.added(); err != nil {

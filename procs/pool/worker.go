@@ -45,13 +45,16 @@ type resultMsg struct {
 	Hung    int      `msgpack:"hung,omitempty"`
 }
 
-// A Handler runs the tasks of a worker. Make one with Typed or Raw.
+// A Handler runs the tasks of a worker. Make one with Typed or Raw. A
+// Handler keeps decoding state from chunk to chunk: give each Serve its
+// own.
 type Handler interface {
-	// run decodes n tasks from dec, runs them in order, and encodes one
-	// result per task to enc (nil for a task that failed, with its message
-	// in errs). An error means the chunk itself could not be handled.
-	// When wd is not nil, run calls wd.started(i) before task i.
-	run(ctx context.Context, dec *msgpack.Decoder, n int, enc *msgpack.Encoder, wd *watchdog) (errs []string, err error)
+	// run decodes n tasks from data, runs them in order, and appends one
+	// encoded result per task to out, through enc or directly (nil for a
+	// task that failed, with its message in errs). An error means the
+	// chunk itself could not be handled. When wd is not nil, run calls
+	// wd.started(i) before task i.
+	run(ctx context.Context, data []byte, n int, out *bytes.Buffer, enc *msgpack.Encoder, wd *watchdog) (errs []string, err error)
 }
 
 // setErr records msg as task i's error in errs, which grows to n entries
@@ -64,7 +67,10 @@ func setErr(errs []string, n, i int, msg string) []string {
 	return errs
 }
 
-type typed[T, R any] func(ctx context.Context, task T) (R, error)
+type typed[T, R any] struct {
+	f  func(ctx context.Context, task T) (R, error)
+	rd *reader[T]
+}
 
 // Typed makes a Handler out of a function on decoded values: each task is
 // decoded into a T and its result encoded from an R with msgpack. An error
@@ -72,32 +78,34 @@ type typed[T, R any] func(ctx context.Context, task T) (R, error)
 // result is encoded before the next task runs, so f may return memory it
 // reuses from one task to the next.
 func Typed[T, R any](f func(ctx context.Context, task T) (R, error)) Handler {
-	return typed[T, R](f)
+	return &typed[T, R]{f: f, rd: newReader[T]()}
 }
 
-func (f typed[T, R]) run(ctx context.Context, dec *msgpack.Decoder, n int, enc *msgpack.Encoder, wd *watchdog) ([]string, error) {
+func (h *typed[T, R]) run(ctx context.Context, data []byte, n int, out *bytes.Buffer, enc *msgpack.Encoder, wd *watchdog) ([]string, error) {
 	var (
 		errs []string
 		zero T
 		t    = new(T) // one for the chunk: a variable per task escapes
+		w    = newWriter[R](out, enc)
 	)
+	h.rd.reset(data)
 	for i := range n {
 		*t = zero // so that nothing decoded before is reused
-		if err := decodeValue(dec, t); err != nil {
+		if err := h.rd.next(t); err != nil {
 			return nil, fmt.Errorf("decode task %d of %d: %w", i, n, err)
 		}
 		if wd != nil {
 			wd.started(i)
 		}
-		r, err := f(ctx, *t)
+		r, err := h.f(ctx, *t)
 		if err != nil {
 			errs = setErr(errs, n, i, err.Error())
-			if err := enc.EncodeNil(); err != nil {
+			if err := w.putNil(); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		if err := encodeValue(enc, r); err != nil {
+		if err := w.put(r); err != nil {
 			return nil, fmt.Errorf("encode result of task %d of %d: %w", i, n, err)
 		}
 	}
@@ -113,8 +121,9 @@ func Raw(f func(ctx context.Context, task msgpack.RawMessage) (msgpack.RawMessag
 	return raw(f)
 }
 
-func (f raw) run(ctx context.Context, dec *msgpack.Decoder, n int, enc *msgpack.Encoder, wd *watchdog) ([]string, error) {
+func (f raw) run(ctx context.Context, data []byte, n int, out *bytes.Buffer, enc *msgpack.Encoder, wd *watchdog) ([]string, error) {
 	var errs []string
+	dec := msgpack.NewDecoder(bytes.NewReader(data))
 	for i := range n {
 		t, err := dec.DecodeRaw()
 		if err != nil {
@@ -153,9 +162,7 @@ func Serve(ctx context.Context, conn *ipc.Conn, h Handler) error {
 	var (
 		req chunkMsg
 		res resultMsg
-		in  bytes.Reader
 		out bytes.Buffer
-		dec = msgpack.NewDecoder(&in)
 		enc = msgpack.NewEncoder(&out)
 	)
 	// The hello tells the parent this worker is up: a worker that dies
@@ -179,8 +186,6 @@ func Serve(ctx context.Context, conn *ipc.Conn, h Handler) error {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("pool worker: %w", context.Cause(ctx))
 		}
-		in.Reset(req.Tasks)
-		dec.Reset(&in)
 		out.Reset()
 		var watch *watchdog
 		if req.Timeout > 0 {
@@ -190,7 +195,7 @@ func Serve(ctx context.Context, conn *ipc.Conn, h Handler) error {
 			watch = wd
 			wd.begin(req.ID, time.Duration(req.Timeout))
 		}
-		errs, err := h.run(ctx, dec, req.N, enc, watch)
+		errs, err := h.run(ctx, req.Tasks, req.N, &out, enc, watch)
 		if watch != nil {
 			watch.end()
 		}
