@@ -11,7 +11,7 @@ import (
 
 // BenchmarkSpawn is the fixed cost of a child. role=bare starts BareRole,
 // which returns at once, and reaps it: the floor every child of this
-// binary pays. role=ready starts a child that reaches its role, opens its
+// binary pays. role=worker starts a child that reaches its role, opens its
 // control slot and writes one byte there, as a worker says it is ready; it
 // reports ready-ns/op, from just before Start to that byte, beside ns/op
 // (which adds the exit and the reaping). impl=goroutine is the same for a
@@ -27,7 +27,7 @@ func BenchmarkSpawn(b *testing.B) {
 			}
 		}
 	})
-	b.Run("role=ready", func(b *testing.B) {
+	b.Run("role=worker", func(b *testing.B) {
 		ctx := b.Context()
 		var ready time.Duration
 		for b.Loop() {
@@ -57,7 +57,7 @@ type readyChild struct {
 	ready time.Time
 }
 
-// spawnReady starts roleReady and waits for its byte.
+// spawnReady starts roleReady (a minimal worker) and waits for its byte.
 func spawnReady(ctx context.Context) (readyChild, error) {
 	r, w, err := os.Pipe()
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"ipcplay/procs"
 )
 
 // BenchmarkPool measures the pool's own cost on tasks that do almost
@@ -96,4 +98,41 @@ func procCPU(b *testing.B, pids []int) time.Duration {
 		}
 	}
 	return total
+}
+
+// BenchmarkStart compares, in the same run, a worker's start-up (from just
+// before its Start to its hello: procs.Command, the socket pair, the child's
+// runtime and role, the hello over the socket) with a bare re-exec of the
+// same binary that exits at once (procs.MeasureSpawn). Each op does one of
+// each. It reports
+//
+//	bare-ns/op    spawn to exit of procs.BareRole
+//	ready-ns/op   spawn to hello of a pool worker
+//	ready/bare    the ratio (issue 14 aims at 1.5 at most)
+//
+//	go test -run '^$' -bench Start -count 3 ./procs/pool
+func BenchmarkStart(b *testing.B) {
+	ctx := b.Context()
+	var bare, ready time.Duration
+	for b.Loop() {
+		st, err := procs.MeasureSpawn(ctx, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bare += st.Median
+		p, err := New(ctx, Config{Role: roleSquare, Workers: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := p.Ready(ctx); err != nil {
+			b.Fatal(err)
+		}
+		ready += p.Startups()[0]
+		if err := p.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(bare.Nanoseconds())/float64(b.N), "bare-ns/op")
+	b.ReportMetric(float64(ready.Nanoseconds())/float64(b.N), "ready-ns/op")
+	b.ReportMetric(float64(ready)/float64(bare), "ready/bare")
 }

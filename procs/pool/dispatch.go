@@ -184,10 +184,7 @@ func (d *dispatch) wait() error {
 	p := d.p
 	for {
 		if m, ok := p.inbox.take(); ok {
-			if m.res != nil {
-				return d.result(m.w, m.res)
-			}
-			return d.death(m)
+			return d.handle(m)
 		}
 		var overdue <-chan time.Time
 		if d.timeout > 0 {
@@ -205,6 +202,14 @@ func (d *dispatch) wait() error {
 			d.killOverdue()
 		}
 	}
+}
+
+// handle handles one message from a worker's reader.
+func (d *dispatch) handle(m message) error {
+	if m.res != nil {
+		return d.result(m.w, m.res)
+	}
+	return d.death(m)
 }
 
 // deadline is when w's current chunk becomes overdue: each of its tasks

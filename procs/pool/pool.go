@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -100,8 +99,9 @@ type Pool struct {
 
 	completed atomic.Int64
 
-	evmu   sync.Mutex
-	events []Event
+	evmu     sync.Mutex
+	events   []Event
+	startups []time.Duration // spawn to hello, of every worker that said it
 }
 
 // worker is one child and the parent's view of what it holds. Its fields
@@ -116,6 +116,7 @@ type worker struct {
 	dead     bool          // its death was handled
 	broken   bool          // it broke the protocol or overran; it has been killed
 	ready    bool          // it said hello: it is serving
+	spawned  time.Time     // just before Start
 	held     atomic.Int32  // len(inflight), for Busy
 
 	// headSince is when inflight[0] became the chunk it works on (when it
@@ -187,15 +188,14 @@ func (p *Pool) start(slot int) (*worker, error) {
 	}
 	cmd := procs.Command(p.ctx, p.cfg.Role, p.cfg.Args...)
 	cmd.Index = slot
-	cmd.ExtraFiles = []*os.File{f} // procs.FDControl
+	cmd.SetFile(procs.FDControl, f) // closed here once the child has it
 	cmd.Stderr = p.cfg.Stderr
-	err = cmd.Start()
-	f.Close()
-	if err != nil {
+	spawned := time.Now()
+	if err := cmd.Start(); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("pool: start worker %d: %w", slot, err)
 	}
-	w := &worker{slot: slot, cmd: cmd, conn: conn, hung: -1}
+	w := &worker{slot: slot, cmd: cmd, conn: conn, hung: -1, spawned: spawned}
 	// The dispatcher sends a chunk only to a worker holding fewer than
 	// InFlight, and every chunk in sendq is held: sendq never fills, and
 	// the dispatcher never blocks on a worker.
@@ -231,6 +231,13 @@ func (p *Pool) read(w *worker) {
 		if err := w.conn.Recv(res); err != nil {
 			recvErr = err
 			break
+		}
+		if res.ID == helloID {
+			// Timed here, not when a map gets to it.
+			took := time.Since(w.spawned)
+			p.evmu.Lock()
+			p.startups = append(p.startups, took)
+			p.evmu.Unlock()
 		}
 		p.post(message{w: w, res: res})
 	}
@@ -340,6 +347,51 @@ func (p *Pool) Busy() []int {
 		}
 	}
 	return pids
+}
+
+// Startups returns, for every worker that started serving so far
+// (replacements included, in the order they did), the time from just
+// before its Start to its hello: what a worker costs to start, apart from
+// the work. Compare it with procs.MeasureSpawn, the floor of any child.
+func (p *Pool) Startups() []time.Duration {
+	p.evmu.Lock()
+	defer p.evmu.Unlock()
+	return append([]time.Duration(nil), p.startups...)
+}
+
+// Ready waits until every worker has started serving, replacing those
+// that die first as a map does, so that a map started next measures the
+// steady state only. It fails as a map does: ctx's cause, ErrClosed,
+// ErrWorkersFailing.
+func (p *Pool) Ready(ctx context.Context) error {
+	nop := func(int, int, []byte, []error) error { return nil }
+	d, err := p.begin(ctx, MapOptions{}, nop, func(*TaskError) error { return nil })
+	if err != nil {
+		return err
+	}
+	defer d.end()
+	for {
+		// Handle what has arrived already: a death, a hello.
+		for {
+			m, ok := p.inbox.take()
+			if !ok {
+				break
+			}
+			if err := d.handle(m); err != nil {
+				return err
+			}
+		}
+		ready := true
+		for _, w := range p.workers {
+			ready = ready && w.ready
+		}
+		if ready {
+			return nil
+		}
+		if err := d.wait(); err != nil {
+			return err
+		}
+	}
 }
 
 // Completed returns how many tasks the pool has delivered (succeeded or
