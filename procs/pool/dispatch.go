@@ -351,6 +351,7 @@ func (d *dispatch) result(w *worker, res *resultMsg) error {
 		errs[i] = &TaskError{Index: idx, Deaths: d.deaths[idx], Err: &HandlerError{Msg: msg}}
 	}
 	d.p.completed.Add(int64(c.n))
+	d.p.chunks.Add(1)
 	return d.onChunk(c.first, c.n, res.Results, errs)
 }
 

@@ -98,6 +98,7 @@ type Pool struct {
 	failing int    // workers in a row that died before serving
 
 	completed atomic.Int64
+	chunks    atomic.Int64 // chunks answered, across maps
 
 	evmu     sync.Mutex
 	events   []Event
@@ -397,6 +398,10 @@ func (p *Pool) Ready(ctx context.Context) error {
 // Completed returns how many tasks the pool has delivered (succeeded or
 // failed), across all maps.
 func (p *Pool) Completed() int64 { return p.completed.Load() }
+
+// Chunks returns how many chunks workers have answered, across all maps:
+// with Completed, what a map's chosen chunk size came to.
+func (p *Pool) Chunks() int64 { return p.chunks.Load() }
 
 // Workers returns the number of worker slots.
 func (p *Pool) Workers() int { return p.cfg.Workers }
