@@ -64,6 +64,36 @@ type Cmd struct {
 	ctx    context.Context
 	cmd    *exec.Cmd
 	stderr *tailBuffer
+	// closeAfterStart are the files SetFile handed over: the parent's
+	// copies, closed once the child has its own (or Start failed).
+	closeAfterStart []*os.File
+}
+
+// SetFile places f in descriptor slot fd of the child ([FDControl],
+// [FDShm], [FDExtra] and up), growing ExtraFiles as needed, and hands f
+// over: Start closes the parent's copy once the child has its own, or if
+// it fails, as os/exec does with the pipes it makes. Use it for the child's
+// end of a socket pair or pipe, whose other end must see EOF when the
+// child exits. A file the parent keeps using (a memfd shared by several
+// children) goes in ExtraFiles instead, and the caller closes it.
+func (c *Cmd) SetFile(fd int, f *os.File) {
+	i := fd - 3
+	if i < 0 {
+		panic(fmt.Sprintf("procs: SetFile(%d): slots start at 3", fd))
+	}
+	for len(c.ExtraFiles) <= i {
+		c.ExtraFiles = append(c.ExtraFiles, nil)
+	}
+	c.ExtraFiles[i] = f
+	c.closeAfterStart = append(c.closeAfterStart, f)
+}
+
+// closeHandedOver closes the files SetFile handed over.
+func (c *Cmd) closeHandedOver() {
+	for _, f := range c.closeAfterStart {
+		f.Close()
+	}
+	c.closeAfterStart = nil
 }
 
 // Command returns a Cmd that runs role with args in a child process. When ctx
@@ -79,6 +109,7 @@ func (c *Cmd) Start() error {
 	if c.cmd != nil {
 		return errors.New("procs: Start called twice")
 	}
+	defer c.closeHandedOver()
 	if c.ctx == nil {
 		return errors.New("procs: Cmd not made by Command")
 	}

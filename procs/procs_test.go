@@ -25,6 +25,8 @@ const (
 	roleStderr     = "procs-test-stderr"     // write args[0] bytes to stderr, then fail
 	roleFiles      = "procs-test-files"      // check the slots named in args
 	roleGrandchild = "procs-test-grandchild" // start roleBlock, print its pid, block
+	roleReady      = "procs-test-ready"      // write one byte to the pipe in FDControl
+	roleCode       = "procs-test-code"       // return ExitCode(args[1]), "alone" or "wrapped" (args[0])
 )
 
 func TestMain(m *testing.M) {
@@ -91,6 +93,25 @@ func TestMain(m *testing.M) {
 		}
 		fmt.Println(c.Pid())
 		return c.Wait()
+	})
+	Register(roleReady, func(ctx context.Context, args []string) error {
+		f, err := ChildFile(FDControl, Pipe, "ready")
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = f.Write([]byte{'r'})
+		return err
+	})
+	Register(roleCode, func(ctx context.Context, args []string) error {
+		code, err := strconv.Atoi(args[1])
+		if err != nil {
+			return err
+		}
+		if args[0] == "alone" {
+			return ExitCode(code)
+		}
+		return fmt.Errorf("gave up: %w", ExitCode(code))
 	})
 	Init()
 	os.Exit(m.Run())

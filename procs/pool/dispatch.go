@@ -16,15 +16,22 @@ import (
 // added); a full chunk is sent as soon as a worker has room, and until
 // then the map handles the workers' messages, delivering results through
 // onChunk and onFail. So the input is read only as fast as workers free up.
+//
+// The dispatcher never blocks on a worker: it queues chunks to each
+// worker's writer goroutine, which holds fewer than InFlight of them, and
+// takes the readers' messages from an inbox that never refuses one. What
+// it waits for is a message, the map's deadline, or a task timeout.
 type dispatch struct {
-	p         *Pool
-	ctx       context.Context
-	gen       uint64
-	chunkSize int
+	p       *Pool
+	ctx     context.Context
+	gen     uint64
+	sizer   sizer         // chooses each chunk's size
+	timeout time.Duration // each task's, 0 for none
 	// onChunk receives the results of tasks first..first+n-1, encoded back
 	// to back in data; errs is nil or holds each task's *TaskError.
 	onChunk func(first, n int, data []byte, errs []error) error
-	// onFail receives a task that killed its worker too often.
+	// onFail receives a task that failed without a result: it killed its
+	// worker too often, or ran past the timeout.
 	onFail func(te *TaskError) error
 
 	buf  bytes.Buffer // the chunk being built
@@ -36,6 +43,7 @@ type dispatch struct {
 	deaths      map[int]int // worker deaths blamed on each task index
 	outstanding int         // chunks of this map not yet answered
 	nextIndex   int
+	timer       *time.Timer // the nearest overdue check, when timeout > 0
 }
 
 // chunk is a group of tasks sent as one message: tasks first..first+n-1,
@@ -67,12 +75,25 @@ func (c *chunk) task(i int) []byte {
 	return c.data[c.offs[i]:end]
 }
 
+// slice returns a chunk of c's tasks i..j-1.
+func (c *chunk) slice(i, j int) *chunk {
+	if i >= j {
+		return &chunk{gen: c.gen, first: c.first + i}
+	}
+	start, end := c.offs[i], len(c.data)
+	if j < c.n {
+		end = c.offs[j]
+	}
+	offs := make([]int, j-i)
+	for k := range offs {
+		offs[k] = c.offs[i+k] - start
+	}
+	return &chunk{gen: c.gen, first: c.first + i, n: j - i, data: c.data[start:end], offs: offs}
+}
+
 // begin starts a map on p: it waits for any other map to end, and returns
 // the map's dispatch, which the caller ends with end.
-func (p *Pool) begin(ctx context.Context, chunkSize int, onChunk func(int, int, []byte, []error) error, onFail func(*TaskError) error) (*dispatch, error) {
-	if chunkSize < 1 {
-		chunkSize = 1
-	}
+func (p *Pool) begin(ctx context.Context, o MapOptions, onChunk func(int, int, []byte, []error) error, onFail func(*TaskError) error) (*dispatch, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -80,13 +101,14 @@ func (p *Pool) begin(ctx context.Context, chunkSize int, onChunk func(int, int, 
 	}
 	p.gen++
 	d := &dispatch{
-		p:         p,
-		ctx:       ctx,
-		gen:       p.gen,
-		chunkSize: chunkSize,
-		onChunk:   onChunk,
-		onFail:    onFail,
-		deaths:    make(map[int]int),
+		p:       p,
+		ctx:     ctx,
+		gen:     p.gen,
+		sizer:   newSizer(o, p.cfg.Workers),
+		timeout: o.TaskTimeout,
+		onChunk: onChunk,
+		onFail:  onFail,
+		deaths:  make(map[int]int),
 	}
 	d.enc = msgpack.NewEncoder(&d.buf)
 	return d, nil
@@ -94,12 +116,17 @@ func (p *Pool) begin(ctx context.Context, chunkSize int, onChunk func(int, int, 
 
 // end ends the map. Chunks still in flight finish on their workers, and
 // their results are dropped when they arrive.
-func (d *dispatch) end() { d.p.mu.Unlock() }
+func (d *dispatch) end() {
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+	d.p.mu.Unlock()
+}
 
 // added is called after the map encoded a task to enc, its start appended
 // to offs; a full chunk is submitted.
 func (d *dispatch) added() error {
-	if len(d.offs) < d.chunkSize {
+	if len(d.offs) < d.sizer.size && d.buf.Len() < maxChunkBytes {
 		return nil
 	}
 	return d.submit()
@@ -119,7 +146,8 @@ func (d *dispatch) submit() error {
 	}
 	d.nextIndex += c.n
 	d.buf.Reset()
-	d.offs = make([]int, 0, d.chunkSize)
+	d.sizer.submitted(c.n)
+	d.offs = make([]int, 0, min(d.sizer.size, 1<<16))
 	d.outstanding++
 	d.pending = c
 	for {
@@ -150,21 +178,84 @@ func (d *dispatch) finish() error {
 }
 
 // wait handles one message from a worker, or the end of the map's or the
-// pool's context, which stops every worker.
+// pool's context, which stops every worker, or a worker holding a chunk
+// past its deadline, which is killed.
 func (d *dispatch) wait() error {
 	p := d.p
-	select {
-	case <-d.ctx.Done():
-		p.stop()
-		return fmt.Errorf("pool: map stopped: %w", context.Cause(d.ctx))
-	case <-p.ctx.Done():
-		p.stop()
-		return fmt.Errorf("%w: %w", ErrClosed, context.Cause(p.ctx))
-	case m := <-p.msgs:
-		if m.res != nil {
-			return d.result(m.w, m.res)
+	for {
+		if m, ok := p.inbox.take(); ok {
+			return d.handle(m)
 		}
-		return d.death(m)
+		var overdue <-chan time.Time
+		if d.timeout > 0 {
+			overdue = d.armOverdue()
+		}
+		select {
+		case <-d.ctx.Done():
+			p.stop()
+			return fmt.Errorf("pool: map stopped: %w", context.Cause(d.ctx))
+		case <-p.ctx.Done():
+			p.stop()
+			return fmt.Errorf("%w: %w", ErrClosed, context.Cause(p.ctx))
+		case <-p.inbox.ready:
+		case <-overdue:
+			d.killOverdue()
+		}
+	}
+}
+
+// handle handles one message from a worker's reader.
+func (d *dispatch) handle(m message) error {
+	if m.res != nil {
+		return d.result(m.w, m.res)
+	}
+	return d.death(m)
+}
+
+// deadline is when w's current chunk becomes overdue: each of its tasks
+// may take the timeout, and the worker's own watchdog one more to report.
+// It is a backstop for a worker whose watchdog cannot run.
+func (d *dispatch) deadline(w *worker) time.Time {
+	c := w.inflight[0]
+	return w.headSince.Add(d.timeout*time.Duration(c.n+1) + time.Second)
+}
+
+// armOverdue sets the timer for the nearest deadline of a live worker's
+// current chunk, and returns its channel, nil if there is none.
+func (d *dispatch) armOverdue() <-chan time.Time {
+	var next time.Time
+	for _, w := range d.p.workers {
+		if w.dead || w.broken || len(w.inflight) == 0 || w.inflight[0].gen != d.gen {
+			continue
+		}
+		if t := d.deadline(w); next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	if next.IsZero() {
+		return nil
+	}
+	wait := max(time.Until(next), 0)
+	if d.timer == nil {
+		d.timer = time.NewTimer(wait)
+	} else {
+		d.timer.Reset(wait)
+	}
+	return d.timer.C
+}
+
+// killOverdue kills every worker holding its chunk past the deadline; its
+// death then blames the chunk as any death does.
+func (d *dispatch) killOverdue() {
+	now := time.Now()
+	for _, w := range d.p.workers {
+		if w.dead || w.broken || len(w.inflight) == 0 || w.inflight[0].gen != d.gen {
+			continue
+		}
+		if !now.Before(d.deadline(w)) {
+			w.broken, w.overdue = true, true
+			w.cmd.Process().Kill()
+		}
 	}
 }
 
@@ -197,19 +288,18 @@ func (d *dispatch) fill() {
 	}
 }
 
-// send gives c to w. A failed send means w is broken: it is killed, and its
-// reader reports the death, which re-sends c. The send is bounded by the
-// map's context, so a worker stuck in a task with a full socket cannot
-// keep a cancelled map waiting.
+// send queues c for w's writer goroutine. It never blocks: w holds fewer
+// than InFlight chunks, and sendq, of capacity InFlight, holds only chunks
+// w holds. If the writer fails, it kills w, and w's death re-sends c.
 func (d *dispatch) send(w *worker, c *chunk) {
 	d.p.nextID++
 	c.id = d.p.nextID
+	if len(w.inflight) == 0 {
+		w.headSince = time.Now()
+	}
 	w.inflight = append(w.inflight, c)
 	w.held.Add(1)
-	if err := w.conn.SendContext(d.ctx, &chunkMsg{ID: c.id, N: c.n, Tasks: c.data}); err != nil {
-		w.broken = true
-		w.cmd.Process().Kill()
-	}
+	w.sendq <- chunkMsg{ID: c.id, N: c.n, Tasks: c.data, Timeout: int64(d.timeout)}
 }
 
 // result handles the answer to w's oldest chunk.
@@ -219,8 +309,16 @@ func (d *dispatch) result(w *worker, res *resultMsg) error {
 		d.p.failing = 0
 		return nil
 	}
+	if res.Hung > 0 && len(w.inflight) > 0 && w.inflight[0].id == res.ID && res.Hung <= w.inflight[0].n {
+		// Its watchdog caught a task past the timeout; the worker exits
+		// with ExitHung (its reader kills it if it does not), and its
+		// death fails that task.
+		w.hung = res.Hung - 1
+		w.broken = true
+		return nil
+	}
 	if len(w.inflight) == 0 || w.inflight[0].id != res.ID || res.N != w.inflight[0].n ||
-		(len(res.Errs) != 0 && len(res.Errs) != res.N) {
+		(len(res.Errs) != 0 && len(res.Errs) != res.N) || res.Hung != 0 {
 		// The worker broke the protocol: kill it, and its death re-sends
 		// what it held.
 		w.broken = true
@@ -231,10 +329,16 @@ func (d *dispatch) result(w *worker, res *resultMsg) error {
 	w.inflight[0] = nil
 	w.inflight = w.inflight[1:]
 	w.held.Add(-1)
+	now := time.Now()
+	served := now.Sub(w.headSince)
+	if len(w.inflight) > 0 {
+		w.headSince = now
+	}
 	if c.gen != d.gen {
 		return nil // left over from a map that ended early
 	}
 	d.outstanding--
+	d.sizer.answered(c.n, served)
 	var errs []error
 	for i, msg := range res.Errs {
 		if msg == "" {
@@ -247,6 +351,7 @@ func (d *dispatch) result(w *worker, res *resultMsg) error {
 		errs[i] = &TaskError{Index: idx, Deaths: d.deaths[idx], Err: &HandlerError{Msg: msg}}
 	}
 	d.p.completed.Add(int64(c.n))
+	d.p.chunks.Add(1)
 	return d.onChunk(c.first, c.n, res.Results, errs)
 }
 
@@ -256,16 +361,19 @@ const maxStartFailures = 3
 
 // death handles a worker that exited: it blames the chunk the worker was
 // working on, re-queues what it held, records the event and starts a
-// replacement.
+// replacement. A worker that reported a hung task fails that task alone and
+// blames nothing.
 func (d *dispatch) death(m message) error {
 	p, w := d.p, m.w
 	w.dead = true
 	w.held.Store(0)
+	w.closeSend()
 	ev := Event{Time: time.Now(), Slot: w.slot, PID: w.cmd.Pid()}
 	describe(&ev, m.err)
 	if ev.Error == "" && m.recv != nil && !errors.Is(m.recv, io.EOF) {
 		ev.Error = m.recv.Error()
 	}
+	ev.Overdue = w.overdue
 	var requeue []*chunk
 	var failed []*TaskError
 	for k, c := range w.inflight {
@@ -275,6 +383,22 @@ func (d *dispatch) death(m message) error {
 		if k > 0 || !w.ready {
 			requeue = append(requeue, c) // never started: not to blame
 			ev.Resent = append(ev.Resent, c.indexes()...)
+			continue
+		}
+		if w.hung >= 0 {
+			// The task that ran past the timeout fails; the others of its
+			// chunk go again, blamed for nothing.
+			idx := c.first + w.hung
+			failed = append(failed, &TaskError{Index: idx, Deaths: d.deaths[idx], Err: &TimeoutError{Limit: d.timeout}})
+			ev.TimedOut = append(ev.TimedOut, idx)
+			d.outstanding--
+			for _, part := range []*chunk{c.slice(0, w.hung), c.slice(w.hung+1, c.n)} {
+				if part.n > 0 {
+					requeue = append(requeue, part)
+					d.outstanding++
+					ev.Resent = append(ev.Resent, part.indexes()...)
+				}
+			}
 			continue
 		}
 		// The chunk it was working on: each task counts a death. The chunk
@@ -307,7 +431,7 @@ func (d *dispatch) death(m message) error {
 				ev.Failed = append(ev.Failed, idx)
 				continue
 			}
-			requeue = append(requeue, &chunk{gen: d.gen, first: idx, n: 1, data: c.task(i), offs: []int{0}})
+			requeue = append(requeue, c.slice(i, i+1))
 			d.outstanding++
 			ev.Resent = append(ev.Resent, idx)
 		}

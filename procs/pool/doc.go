@@ -14,9 +14,47 @@
 //
 // Map returns the results in input order; MapUnordered hands each result to a
 // callback as soon as it arrives, and Unordered is the same as an iterator
-// (for it, err := range pool.Unordered[T, R](ctx, p, tasks, chunk)). All read their input lazily: at most
+// (for it, err := range pool.Unordered[T, R](ctx, p, tasks, chunk)).
+// MapWith and MapUnorderedWith take MapOptions: the chunk size, a per-task
+// timeout, the input's length. All read their input lazily: at most
 // Config.InFlight chunks are outstanding per worker, plus one waiting for
 // room, so a huge or endless input costs bounded memory.
+//
+// # Chunk size
+//
+// A chunk size of zero lets the pool choose. The first chunk holds one
+// task, and each next one twice as many, until the first answer comes back;
+// from then on a chunk holds what a worker runs in about 2 ms, from a
+// running average of the time workers took per task, so that a chunk's two
+// messages cost about 1% of its work whatever the tasks are. When the
+// input's length is known (Map, MapWith, or MapOptions.Len), a chunk also
+// holds at most length / (8 x workers) tasks, so that every worker gets
+// several and the last ones end close together. A chunk is also sent once
+// its encoded tasks reach 1 MiB.
+//
+// # Who waits for whom
+//
+// Each worker has a reader goroutine, which receives its results and hands
+// them to the map through an inbox that never refuses one, and a writer
+// goroutine, which sends it the chunks the map queues for it. The map's own
+// goroutine never blocks on a worker: it queues a chunk only to a worker
+// holding fewer than Config.InFlight, in a queue of that capacity, and it
+// waits only for the inbox, its context or a timeout. The inbox is bounded by
+// the same credits: a worker answers only the chunks it holds. So no cycle of
+// waits exists however large tasks and results are: a worker blocked
+// writing a result is always being read.
+//
+// # Task timeouts
+//
+// With MapOptions.TaskTimeout set, each worker watches its own tasks: one
+// still running after the timeout is reported to the parent by index, and
+// the worker exits with status ExitHung, since a goroutine stuck in a task
+// cannot be stopped. The task fails with a *TaskError matching
+// ErrTaskTimeout, the other tasks of its chunk are sent again (blamed for
+// nothing), the worker is replaced, and the map goes on. As a backstop for a
+// worker that cannot report (stopped, or stuck outside Go), the parent kills
+// a worker that holds a chunk of n tasks for (n+1) timeouts plus a second;
+// that death is blamed on the chunk as any death is.
 //
 // # Dying workers
 //

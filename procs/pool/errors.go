@@ -3,6 +3,7 @@ package pool
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ErrClosed is returned by a map on a Pool that was closed, or whose workers
@@ -18,10 +19,27 @@ var ErrWorkerDeaths = errors.New("task killed its worker too many times")
 // would loop forever. The map stops and the pool is closed.
 var ErrWorkersFailing = errors.New("pool: workers die before they start serving")
 
+// ErrTaskTimeout is matched (with errors.Is) by the *TaskError of a task
+// that ran longer than MapOptions.TaskTimeout.
+var ErrTaskTimeout = errors.New("task timed out")
+
+// TimeoutError is the Err of a task that ran longer than its timeout. Its
+// worker was killed and replaced.
+type TimeoutError struct {
+	Limit time.Duration
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("%v after %v: its worker was killed", ErrTaskTimeout, e.Limit)
+}
+
+func (e *TimeoutError) Is(target error) bool { return target == ErrTaskTimeout }
+
 // TaskError reports a task that failed: its handler returned an error (Err
-// is a *HandlerError), or it was in flight on a worker that died
-// Config.MaxRetries times (Err matches ErrWorkerDeaths and wraps the last
-// worker's *procs.ChildError).
+// is a *HandlerError), it ran past the map's TaskTimeout (Err is a
+// *TimeoutError, matching ErrTaskTimeout), or it was in flight on a worker
+// that died Config.MaxRetries times (Err matches ErrWorkerDeaths and wraps
+// the last worker's *procs.ChildError).
 type TaskError struct {
 	Index  int   // the task's position in the input, from 0
 	Deaths int   // how many workers died while running it

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -68,6 +67,14 @@ type Event struct {
 	Blamed []int `json:"blamed"`
 	// Failed lists the tasks that reached MaxRetries with this death.
 	Failed []int `json:"failed,omitempty"`
+	// TimedOut lists the task the worker reported running past the map's
+	// TaskTimeout; the worker then exited with ExitHung.
+	TimedOut []int `json:"timed_out,omitempty"`
+	// Overdue is set when the parent killed the worker for holding a chunk
+	// long past the timeout without a report (a backstop for a worker
+	// whose watchdog could not run); the chunk is then blamed as for any
+	// death.
+	Overdue bool `json:"overdue,omitempty"`
 	// Replacement is the pid of the worker started in its place, 0 if none.
 	Replacement int `json:"replacement"`
 }
@@ -82,8 +89,8 @@ type Pool struct {
 
 	mu      sync.Mutex // held by a running map and by Close
 	closed  bool
-	workers []*worker // by slot; replaced on death
-	msgs    chan message
+	workers []*worker     // by slot; replaced on death
+	inbox   *inbox        // the readers' messages to the dispatcher
 	quit    chan struct{} // closed when no map will read msgs again
 	wg      sync.WaitGroup
 	nextID  uint64 // chunk ids, across maps
@@ -91,21 +98,45 @@ type Pool struct {
 	failing int    // workers in a row that died before serving
 
 	completed atomic.Int64
+	chunks    atomic.Int64 // chunks answered, across maps
 
-	evmu   sync.Mutex
-	events []Event
+	evmu     sync.Mutex
+	events   []Event
+	startups []time.Duration // spawn to hello, of every worker that said it
 }
 
-// worker is one child and the parent's view of what it holds.
+// worker is one child and the parent's view of what it holds. Its fields
+// other than held belong to the goroutine that holds Pool.mu.
 type worker struct {
 	slot     int
 	cmd      *procs.Cmd
 	conn     *ipc.Conn
-	inflight []*chunk     // in the order sent: [0] is the one it works on
-	dead     bool         // its death was handled
-	broken   bool         // a send failed; it has been killed
-	ready    bool         // it said hello: it is serving
-	held     atomic.Int32 // len(inflight), for Busy
+	sendq    chan chunkMsg // to its writer goroutine; never full (see send)
+	closed   bool          // sendq is closed
+	inflight []*chunk      // in the order sent: [0] is the one it works on
+	dead     bool          // its death was handled
+	broken   bool          // it broke the protocol or overran; it has been killed
+	ready    bool          // it said hello: it is serving
+	spawned  time.Time     // just before Start
+	held     atomic.Int32  // len(inflight), for Busy
+
+	// headSince is when inflight[0] became the chunk it works on (when it
+	// was sent to an idle worker, or when the one before was answered).
+	headSince time.Time
+	// hung is the index in inflight[0] of the task the worker reported
+	// running past its timeout, or -1.
+	hung int
+	// overdue is set when the parent killed it for holding inflight[0]
+	// past the chunk's deadline.
+	overdue bool
+}
+
+// closeSend ends w's writer goroutine once it has sent what is queued.
+func (w *worker) closeSend() {
+	if !w.closed {
+		w.closed = true
+		close(w.sendq)
+	}
 }
 
 // message is what a worker's reader goroutine tells the dispatcher.
@@ -133,7 +164,7 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 	}
 	p := &Pool{
 		cfg:     cfg,
-		msgs:    make(chan message, cfg.Workers),
+		inbox:   newInbox(),
 		quit:    make(chan struct{}),
 		workers: make([]*worker, cfg.Workers),
 	}
@@ -149,7 +180,8 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 	return p, nil
 }
 
-// start starts the worker for slot and its reader goroutine.
+// start starts the worker for slot, its reader goroutine and its writer
+// goroutine.
 func (p *Pool) start(slot int) (*worker, error) {
 	conn, f, err := ipc.Pair(ipc.Stream)
 	if err != nil {
@@ -157,26 +189,43 @@ func (p *Pool) start(slot int) (*worker, error) {
 	}
 	cmd := procs.Command(p.ctx, p.cfg.Role, p.cfg.Args...)
 	cmd.Index = slot
-	cmd.ExtraFiles = []*os.File{f} // procs.FDControl
+	cmd.SetFile(procs.FDControl, f) // closed here once the child has it
 	cmd.Stderr = p.cfg.Stderr
-	err = cmd.Start()
-	f.Close()
-	if err != nil {
+	spawned := time.Now()
+	if err := cmd.Start(); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("pool: start worker %d: %w", slot, err)
 	}
-	w := &worker{slot: slot, cmd: cmd, conn: conn}
-	p.wg.Add(1)
-	go p.read(w)
+	w := &worker{slot: slot, cmd: cmd, conn: conn, hung: -1, spawned: spawned}
+	// The dispatcher sends a chunk only to a worker holding fewer than
+	// InFlight, and every chunk in sendq is held: sendq never fills, and
+	// the dispatcher never blocks on a worker.
+	w.sendq = make(chan chunkMsg, p.cfg.InFlight)
+	p.wg.Go(func() { p.read(w) })
+	p.wg.Go(func() { p.write(w) })
 	return w, nil
 }
 
-// read receives w's results and hands them to the dispatcher; when the
-// socket stops, it reaps the worker and reports its death. After quit it
-// keeps reading and dropping results, so that the worker is never blocked
-// on a full socket, until the worker exits.
+// write sends w the chunks the dispatcher queues for it, and half-closes
+// the socket when the queue is closed, which tells the worker to finish
+// and exit. A failed send means the worker is gone or broken: it is killed,
+// so that its reader reports the death, and the chunks are re-sent from
+// there.
+func (p *Pool) write(w *worker) {
+	for m := range w.sendq {
+		if err := w.conn.Send(&m); err != nil {
+			w.cmd.Process().Kill()
+			return
+		}
+	}
+	w.conn.CloseWrite()
+}
+
+// read receives w's results and hands them to the dispatcher, without ever
+// blocking on it; when the socket stops, it reaps the worker and reports
+// its death. After quit it keeps reading and dropping results, so that the
+// worker is never blocked on a full socket, until the worker exits.
 func (p *Pool) read(w *worker) {
-	defer p.wg.Done()
 	var recvErr error
 	for {
 		res := new(resultMsg)
@@ -184,10 +233,14 @@ func (p *Pool) read(w *worker) {
 			recvErr = err
 			break
 		}
-		select {
-		case p.msgs <- message{w: w, res: res}:
-		case <-p.quit:
+		if res.ID == helloID {
+			// Timed here, not when a map gets to it.
+			took := time.Since(w.spawned)
+			p.evmu.Lock()
+			p.startups = append(p.startups, took)
+			p.evmu.Unlock()
 		}
+		p.post(message{w: w, res: res})
 	}
 	if !errors.Is(recvErr, io.EOF) {
 		// Not a clean end of stream: the worker cannot be trusted to exit.
@@ -197,9 +250,15 @@ func (p *Pool) read(w *worker) {
 	err := w.cmd.Wait()
 	t.Stop()
 	w.conn.Close()
+	p.post(message{w: w, err: err, recv: recvErr})
+}
+
+// post hands m to the dispatcher, or drops it once no map will read it.
+func (p *Pool) post(m message) {
 	select {
-	case p.msgs <- message{w: w, err: err, recv: recvErr}:
 	case <-p.quit:
+	default:
+		p.inbox.put(m)
 	}
 }
 
@@ -212,6 +271,11 @@ func (p *Pool) stop() {
 	case <-p.quit:
 	default:
 		close(p.quit)
+	}
+	for _, w := range p.workers {
+		if w != nil {
+			w.closeSend()
+		}
 	}
 	p.wg.Wait()
 }
@@ -229,7 +293,7 @@ func (p *Pool) Close() error {
 	p.closed = true
 	for _, w := range p.workers {
 		if w != nil {
-			w.conn.CloseWrite()
+			w.closeSend()
 		}
 	}
 	close(p.quit)
@@ -286,9 +350,58 @@ func (p *Pool) Busy() []int {
 	return pids
 }
 
+// Startups returns, for every worker that started serving so far
+// (replacements included, in the order they did), the time from just
+// before its Start to its hello: what a worker costs to start, apart from
+// the work. Compare it with procs.MeasureSpawn, the floor of any child.
+func (p *Pool) Startups() []time.Duration {
+	p.evmu.Lock()
+	defer p.evmu.Unlock()
+	return append([]time.Duration(nil), p.startups...)
+}
+
+// Ready waits until every worker has started serving, replacing those
+// that die first as a map does, so that a map started next measures the
+// steady state only. It fails as a map does: ctx's cause, ErrClosed,
+// ErrWorkersFailing.
+func (p *Pool) Ready(ctx context.Context) error {
+	nop := func(int, int, []byte, []error) error { return nil }
+	d, err := p.begin(ctx, MapOptions{}, nop, func(*TaskError) error { return nil })
+	if err != nil {
+		return err
+	}
+	defer d.end()
+	for {
+		// Handle what has arrived already: a death, a hello.
+		for {
+			m, ok := p.inbox.take()
+			if !ok {
+				break
+			}
+			if err := d.handle(m); err != nil {
+				return err
+			}
+		}
+		ready := true
+		for _, w := range p.workers {
+			ready = ready && w.ready
+		}
+		if ready {
+			return nil
+		}
+		if err := d.wait(); err != nil {
+			return err
+		}
+	}
+}
+
 // Completed returns how many tasks the pool has delivered (succeeded or
 // failed), across all maps.
 func (p *Pool) Completed() int64 { return p.completed.Load() }
+
+// Chunks returns how many chunks workers have answered, across all maps:
+// with Completed, what a map's chosen chunk size came to.
+func (p *Pool) Chunks() int64 { return p.chunks.Load() }
 
 // Workers returns the number of worker slots.
 func (p *Pool) Workers() int { return p.cfg.Workers }

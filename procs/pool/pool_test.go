@@ -65,6 +65,10 @@ func TestMain(m *testing.M) {
 		}
 		return task, nil
 	})))
+	procs.Register(roleBig, WorkerMain(Typed(echoString)))
+	procs.Register(roleHang, func(ctx context.Context, args []string) error {
+		return WorkerMain(Typed(hang(args)))(ctx, args)
+	})
 	procs.Register(roleCrash, func(ctx context.Context, args []string) error {
 		return errors.New("cannot start")
 	})
@@ -97,6 +101,8 @@ func noChildren(t *testing.T) {
 		t.Errorf("children left: %v", kids)
 	}
 }
+
+func itoa(i int) string { return strconv.Itoa(i) }
 
 func ints(n int) []int {
 	s := make([]int, n)
@@ -533,5 +539,38 @@ func TestWorkersFailingAtStart(t *testing.T) {
 	evs := p.Events()
 	if len(evs) == 0 || evs[0].ExitCode != 1 || len(evs[0].Blamed) != 0 {
 		t.Errorf("events %+v, want exit 1 with nothing blamed", evs)
+	}
+}
+
+func TestReadyAndStartups(t *testing.T) {
+	ctx := testCtx(t)
+	p := newPool(t, ctx, 2)
+	if err := p.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := p.Startups()
+	if len(st) != 2 || st[0] <= 0 || st[1] <= 0 {
+		t.Fatalf("Startups = %v, want two positive times", st)
+	}
+	// A worker killed between maps is replaced, and its replacement's
+	// start-up is counted too.
+	if err := syscall.Kill(p.PIDs()[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// A map sends chunks to every worker, so it meets the death.
+	if _, err := Map[int, int](ctx, p, ints(100), 1); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Events()) != 1 {
+		t.Fatalf("events %+v, want one death", p.Events())
+	}
+	if err := p.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Startups(); len(st) != 3 {
+		t.Errorf("Startups after a replacement = %v, want 3", st)
+	}
+	if got, err := Map[int, int](ctx, p, ints(10), 0); err != nil || got[9] != 81 {
+		t.Errorf("map after Ready: %v, %v", got, err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -16,11 +17,13 @@ import (
 // chunkMsg is what the parent sends a worker: N tasks, encoded back to back
 // in Tasks, with their chunk id. Encoding a chunk's tasks as one byte string
 // lets both sides encode and decode them with one reused encoder or decoder,
-// without a message value per task.
+// without a message value per task. Timeout, in nanoseconds, bounds each
+// task's run; zero means none.
 type chunkMsg struct {
-	ID    uint64 `msgpack:"id"`
-	N     int    `msgpack:"n"`
-	Tasks []byte `msgpack:"tasks"`
+	ID      uint64 `msgpack:"id"`
+	N       int    `msgpack:"n"`
+	Tasks   []byte `msgpack:"tasks"`
+	Timeout int64  `msgpack:"timeout,omitempty"`
 }
 
 // helloID is the id of the resultMsg a worker sends once, when it starts
@@ -30,19 +33,28 @@ const helloID = 0
 // resultMsg is a worker's answer to one chunkMsg: the N results back to
 // back in Results, msgpack nil for a task that failed, whose error message
 // is then Errs[i]. Errs is omitted when every task succeeded.
+//
+// A worker whose task runs past the chunk's Timeout sends instead a
+// resultMsg with the chunk's ID and Hung set to 1 + the task's index in the
+// chunk, then exits with status ExitHung.
 type resultMsg struct {
 	ID      uint64   `msgpack:"id"`
 	N       int      `msgpack:"n"`
 	Results []byte   `msgpack:"results"`
 	Errs    []string `msgpack:"errs,omitempty"`
+	Hung    int      `msgpack:"hung,omitempty"`
 }
 
-// A Handler runs the tasks of a worker. Make one with Typed or Raw.
+// A Handler runs the tasks of a worker. Make one with Typed or Raw. A
+// Handler keeps decoding state from chunk to chunk: give each Serve its
+// own.
 type Handler interface {
-	// run decodes n tasks from dec, runs them in order, and encodes one
-	// result per task to enc (nil for a task that failed, with its message
-	// in errs). An error means the chunk itself could not be handled.
-	run(ctx context.Context, dec *msgpack.Decoder, n int, enc *msgpack.Encoder) (errs []string, err error)
+	// run decodes n tasks from data, runs them in order, and appends one
+	// encoded result per task to out, through enc or directly (nil for a
+	// task that failed, with its message in errs). An error means the
+	// chunk itself could not be handled. When wd is not nil, run calls
+	// wd.started(i) before task i.
+	run(ctx context.Context, data []byte, n int, out *bytes.Buffer, enc *msgpack.Encoder, wd *watchdog) (errs []string, err error)
 }
 
 // setErr records msg as task i's error in errs, which grows to n entries
@@ -55,7 +67,10 @@ func setErr(errs []string, n, i int, msg string) []string {
 	return errs
 }
 
-type typed[T, R any] func(ctx context.Context, task T) (R, error)
+type typed[T, R any] struct {
+	f  func(ctx context.Context, task T) (R, error)
+	rd *reader[T]
+}
 
 // Typed makes a Handler out of a function on decoded values: each task is
 // decoded into a T and its result encoded from an R with msgpack. An error
@@ -63,29 +78,34 @@ type typed[T, R any] func(ctx context.Context, task T) (R, error)
 // result is encoded before the next task runs, so f may return memory it
 // reuses from one task to the next.
 func Typed[T, R any](f func(ctx context.Context, task T) (R, error)) Handler {
-	return typed[T, R](f)
+	return &typed[T, R]{f: f, rd: newReader[T]()}
 }
 
-func (f typed[T, R]) run(ctx context.Context, dec *msgpack.Decoder, n int, enc *msgpack.Encoder) ([]string, error) {
+func (h *typed[T, R]) run(ctx context.Context, data []byte, n int, out *bytes.Buffer, enc *msgpack.Encoder, wd *watchdog) ([]string, error) {
 	var (
 		errs []string
 		zero T
 		t    = new(T) // one for the chunk: a variable per task escapes
+		w    = newWriter[R](out, enc)
 	)
+	h.rd.reset(data)
 	for i := range n {
 		*t = zero // so that nothing decoded before is reused
-		if err := decodeValue(dec, t); err != nil {
+		if err := h.rd.next(t); err != nil {
 			return nil, fmt.Errorf("decode task %d of %d: %w", i, n, err)
 		}
-		r, err := f(ctx, *t)
+		if wd != nil {
+			wd.started(i)
+		}
+		r, err := h.f(ctx, *t)
 		if err != nil {
 			errs = setErr(errs, n, i, err.Error())
-			if err := enc.EncodeNil(); err != nil {
+			if err := w.putNil(); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		if err := encodeValue(enc, r); err != nil {
+		if err := w.put(r); err != nil {
 			return nil, fmt.Errorf("encode result of task %d of %d: %w", i, n, err)
 		}
 	}
@@ -101,12 +121,16 @@ func Raw(f func(ctx context.Context, task msgpack.RawMessage) (msgpack.RawMessag
 	return raw(f)
 }
 
-func (f raw) run(ctx context.Context, dec *msgpack.Decoder, n int, enc *msgpack.Encoder) ([]string, error) {
+func (f raw) run(ctx context.Context, data []byte, n int, out *bytes.Buffer, enc *msgpack.Encoder, wd *watchdog) ([]string, error) {
 	var errs []string
+	dec := msgpack.NewDecoder(bytes.NewReader(data))
 	for i := range n {
 		t, err := dec.DecodeRaw()
 		if err != nil {
 			return nil, fmt.Errorf("decode task %d of %d: %w", i, n, err)
+		}
+		if wd != nil {
+			wd.started(i)
 		}
 		r, err := f(ctx, t)
 		if err != nil {
@@ -130,13 +154,15 @@ func (f raw) run(ctx context.Context, dec *msgpack.Decoder, n int, enc *msgpack.
 // returns nil when the parent closes the connection (which is how a pool
 // shuts down), and an error if the connection fails, a chunk cannot be
 // decoded, or ctx is done.
+//
+// A chunk sent with a task timeout is watched: if one of its tasks runs
+// longer, Serve tells the parent which one and exits the process with
+// status ExitHung, since a goroutine stuck in a task cannot be stopped.
 func Serve(ctx context.Context, conn *ipc.Conn, h Handler) error {
 	var (
 		req chunkMsg
 		res resultMsg
-		in  bytes.Reader
 		out bytes.Buffer
-		dec = msgpack.NewDecoder(&in)
 		enc = msgpack.NewEncoder(&out)
 	)
 	// The hello tells the parent this worker is up: a worker that dies
@@ -144,6 +170,12 @@ func Serve(ctx context.Context, conn *ipc.Conn, h Handler) error {
 	if err := conn.Send(&resultMsg{ID: helloID}); err != nil {
 		return fmt.Errorf("pool worker: send hello: %w", err)
 	}
+	var wd *watchdog // started by the first chunk with a timeout
+	defer func() {
+		if wd != nil {
+			wd.stop()
+		}
+	}()
 	for {
 		if err := conn.Recv(&req); err != nil {
 			if errors.Is(err, io.EOF) {
@@ -154,10 +186,19 @@ func Serve(ctx context.Context, conn *ipc.Conn, h Handler) error {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("pool worker: %w", context.Cause(ctx))
 		}
-		in.Reset(req.Tasks)
-		dec.Reset(&in)
 		out.Reset()
-		errs, err := h.run(ctx, dec, req.N, enc)
+		var watch *watchdog
+		if req.Timeout > 0 {
+			if wd == nil {
+				wd = startWatchdog(conn)
+			}
+			watch = wd
+			wd.begin(req.ID, time.Duration(req.Timeout))
+		}
+		errs, err := h.run(ctx, req.Tasks, req.N, &out, enc, watch)
+		if watch != nil {
+			watch.end()
+		}
 		if err != nil {
 			return fmt.Errorf("pool worker: chunk %d: %w", req.ID, err)
 		}

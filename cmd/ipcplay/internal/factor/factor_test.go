@@ -56,7 +56,7 @@ func TestRunModesAgree(t *testing.T) {
 	const upto = 30000
 	want := SieveSum(upto)
 	for _, mode := range []Mode{Procs, Goroutines} {
-		for _, chunk := range []int{1, 64, 100000} {
+		for _, chunk := range []int{1, 64, 100000, 0} {
 			res, err := Run(ctx, mode, Config{UpTo: upto, Workers: 2, ChunkSize: chunk})
 			if err != nil {
 				t.Fatalf("%s chunk %d: %v", mode, chunk, err)
@@ -65,6 +65,22 @@ func TestRunModesAgree(t *testing.T) {
 				t.Errorf("%s chunk %d: sum %d over %d tasks, want %d", mode, chunk, res.SumOfFactors, res.Tasks, want)
 			}
 		}
+	}
+	noChildren(t)
+}
+
+func TestRunStartupApart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	res, err := Run(ctx, Procs, Config{UpTo: 5000, Workers: 2, SpawnBaseline: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Startups.N != 2 || res.Startups.Min <= 0 || res.Bare.N != 2 || res.Bare.Min <= 0 {
+		t.Errorf("startups %v, bare %v: want two of each", res.Startups, res.Bare)
+	}
+	if res.Chunks < 2 || res.Chunks > 5000 {
+		t.Errorf("%d chunks for 5000 tasks on 2 workers at the pool's choice", res.Chunks)
 	}
 	noChildren(t)
 }

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"ipcplay/procs"
 	"ipcplay/procs/pool"
 )
 
@@ -44,9 +45,17 @@ const DefaultUpTo = 1_000_000
 
 // Config describes one run.
 type Config struct {
-	UpTo      uint64 // factorize every n in 1..UpTo
-	Workers   int    // processes or goroutines
-	ChunkSize int    // tasks per message
+	UpTo    uint64 // factorize every n in 1..UpTo
+	Workers int    // processes or goroutines
+	// ChunkSize is the number of tasks per message. Zero lets the pool
+	// choose (see procs/pool: chunks a worker runs in about 2 ms, at most
+	// N / (8 x workers)); goroutines then get chunks of GoroutineChunk.
+	ChunkSize int
+	// SpawnBaseline, if not zero, is how many bare re-execs of this binary
+	// (procs.BareRole) the Procs run times before it starts the pool, so
+	// that the workers' start-up can be compared with the floor in the
+	// same run (Result.Bare against Result.Startups).
+	SpawnBaseline int
 	// KillWorker SIGKILLs one worker holding tasks once half the tasks are
 	// done (Procs mode only), to show the pool recovering. A run of a single
 	// chunk has no such moment, and kills nothing.
@@ -63,8 +72,13 @@ type Result struct {
 	ChunkSize int
 	Tasks     uint64        // how many n were factorized
 	Chunks    uint64        // how many messages carried them
-	Setup     time.Duration // starting the workers
-	Elapsed   time.Duration // from the first task sent to the last result
+	Setup     time.Duration // starting the workers, until every one is serving
+	Elapsed   time.Duration // from the first task sent to the last result: the steady state
+	// Startups are the pool workers' times from spawn to ready (Procs).
+	Startups procs.SpawnStats
+	// Bare is the time of a bare re-exec of this binary that exits at
+	// once, measured in the same run when Config.SpawnBaseline is set.
+	Bare procs.SpawnStats
 	// SumOfFactors is the sum of every prime factor of every n, with
 	// multiplicity.
 	SumOfFactors uint64
@@ -91,11 +105,10 @@ func Run(ctx context.Context, mode Mode, cfg Config) (Result, error) {
 	if cfg.Workers < 1 {
 		return Result{}, fmt.Errorf("factor: %d workers: need at least 1", cfg.Workers)
 	}
-	if cfg.ChunkSize < 1 {
-		return Result{}, fmt.Errorf("factor: chunk size %d: need at least 1", cfg.ChunkSize)
+	if cfg.ChunkSize < 0 {
+		return Result{}, fmt.Errorf("factor: chunk size %d: need at least 0", cfg.ChunkSize)
 	}
 	res := Result{Mode: mode, Workers: cfg.Workers, ChunkSize: cfg.ChunkSize, Tasks: cfg.UpTo}
-	res.Chunks = (cfg.UpTo + uint64(cfg.ChunkSize) - 1) / uint64(cfg.ChunkSize)
 	cpu0 := cpuTime()
 	var err error
 	switch mode {
@@ -121,6 +134,14 @@ func cpuTime() time.Duration {
 		}
 	}
 	return total
+}
+
+// GoroutineChunk is the chunk size of the goroutines when Config.ChunkSize
+// is zero: N / (8 x workers), the most the pool chooses, between 1 and
+// 10,000. Goroutines pay no message per chunk, so beyond a few hundred
+// tasks their speed hardly depends on it.
+func GoroutineChunk(upto uint64, workers int) int {
+	return int(max(1, min(upto/uint64(8*workers), 10_000)))
 }
 
 // numbers yields 1..upto.
@@ -150,19 +171,33 @@ func (p *progress) add(n uint64) {
 }
 
 func runProcs(ctx context.Context, cfg Config, res *Result) error {
+	if cfg.SpawnBaseline > 0 {
+		bare, err := procs.MeasureSpawn(ctx, cfg.SpawnBaseline)
+		if err != nil {
+			return fmt.Errorf("factor: %w", err)
+		}
+		res.Bare = bare
+	}
 	start := time.Now()
 	p, err := pool.New(ctx, pool.Config{Role: WorkerRole, Workers: cfg.Workers})
 	if err != nil {
 		return err
 	}
 	defer p.Close()
+	// Start-up apart: the map below measures the steady state only.
+	if err := p.Ready(ctx); err != nil {
+		return fmt.Errorf("factor: start workers: %w", err)
+	}
 	res.Setup = time.Since(start)
+	res.Startups = procs.NewSpawnStats(p.Startups())
+	chunks0 := p.Chunks()
 
 	prog := progress{cfg: &cfg}
 	var sum uint64
 	var killErr error
 	start = time.Now()
-	err = pool.MapUnordered(ctx, p, numbers(cfg.UpTo), cfg.ChunkSize, func(i int, fs []uint64, err error) error {
+	opts := pool.MapOptions{ChunkSize: cfg.ChunkSize, Len: int(cfg.UpTo)}
+	err = pool.MapUnorderedWith(ctx, p, numbers(cfg.UpTo), opts, func(i int, fs []uint64, err error) error {
 		if err != nil {
 			return err
 		}
@@ -185,6 +220,7 @@ func runProcs(ctx context.Context, cfg Config, res *Result) error {
 	res.Elapsed = time.Since(start)
 	res.SumOfFactors = sum
 	res.Events = p.Events()
+	res.Chunks = uint64(p.Chunks() - chunks0)
 	return errors.Join(err, killErr, p.Close())
 }
 
@@ -198,6 +234,10 @@ type spanResult struct {
 }
 
 func runGoroutines(ctx context.Context, cfg Config, res *Result) error {
+	if cfg.ChunkSize == 0 {
+		cfg.ChunkSize = GoroutineChunk(cfg.UpTo, cfg.Workers)
+	}
+	res.Chunks = (cfg.UpTo + uint64(cfg.ChunkSize) - 1) / uint64(cfg.ChunkSize)
 	start := time.Now()
 	spans := make(chan span, cfg.Workers*pool.DefaultInFlight)
 	results := make(chan spanResult, cfg.Workers*pool.DefaultInFlight)

@@ -1,0 +1,73 @@
+package pool
+
+import "time"
+
+// maxChunkBytes bounds a chunk's encoded tasks: a chunk is sent once it
+// holds this many bytes, whatever its size in tasks, so that large tasks
+// never make a message too large for the socket's frame limit.
+const maxChunkBytes = 1 << 20
+
+// Chunk sizes the pool chooses itself (MapOptions.ChunkSize zero).
+const (
+	// chunkTarget is how long a worker should take over one chunk: long
+	// enough that a chunk's messages (tens of microseconds between
+	// processes) cost about 1% of it, short enough that the last chunks
+	// leave the workers unevenly busy for a few milliseconds at most.
+	chunkTarget = 2 * time.Millisecond
+	// perWorkerChunks is the fewest chunks each worker gets when the
+	// input's length is known, so that the load balances.
+	perWorkerChunks = 8
+	// maxAutoChunk caps a chosen chunk size.
+	maxAutoChunk = 1 << 16
+)
+
+// sizer chooses the size of each chunk. A size set in MapOptions is kept.
+// Otherwise the first chunk holds one task and each next one twice as many
+// until the first chunk is answered; from then on the size is what a
+// worker runs in about chunkTarget, from the time it took over the chunks
+// answered so far (a running average, so one slow chunk does not swing
+// it), growing at most twofold per chunk. When the input's length is
+// known, the size is also at most length / (workers x perWorkerChunks).
+type sizer struct {
+	size  int  // tasks in the next chunk
+	fixed bool // set by the caller
+	limit int  // the largest size to choose
+
+	perTask time.Duration // running estimate of one task's time on a worker
+}
+
+func newSizer(o MapOptions, workers int) sizer {
+	if o.ChunkSize > 0 {
+		return sizer{size: o.ChunkSize, fixed: true}
+	}
+	s := sizer{size: 1, limit: maxAutoChunk}
+	if o.Len > 0 {
+		s.limit = max(1, min(maxAutoChunk, o.Len/(workers*perWorkerChunks)))
+	}
+	return s
+}
+
+// submitted is told that a chunk of n tasks was closed.
+func (s *sizer) submitted(n int) {
+	if s.fixed {
+		return
+	}
+	next := 2 * n
+	if s.perTask > 0 {
+		next = min(next, int(chunkTarget/s.perTask)+1)
+	}
+	s.size = max(1, min(next, s.limit))
+}
+
+// answered is told that a worker took d over a chunk of n tasks.
+func (s *sizer) answered(n int, d time.Duration) {
+	if s.fixed || n <= 0 || d <= 0 {
+		return
+	}
+	t := d / time.Duration(n)
+	if s.perTask == 0 {
+		s.perTask = max(t, 1)
+		return
+	}
+	s.perTask = max((3*s.perTask+t)/4, 1)
+}
