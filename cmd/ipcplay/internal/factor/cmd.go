@@ -36,7 +36,7 @@ Examples:
 	out := base.AddOutputFlags(f)
 	upto := base.IntFlag(f, "upto", DefaultUpTo, 1, MaxSieve, "factorize every n in 1..N")
 	workers := base.ProcsFlag(f, runtime.NumCPU())
-	chunk := base.IntFlag(f, "chunksize", 1000, 1, 1_000_000, "tasks per message")
+	chunk := base.IntFlag(f, "chunksize", 0, 0, 1_000_000, "tasks per message; 0 lets the pool choose: chunks a worker runs in about 2 ms, at most N/(8 x workers), so every worker gets several")
 	sweep := f.Bool("sweep", false, "run chunk sizes "+strings.Trim(fmt.Sprint(sweepSizes), "[]")+" instead of --chunksize")
 	kill := f.Bool("kill-worker", false, "SIGKILL one pool worker half way through each pool run")
 	cmd.Run = func(ctx context.Context, env *base.Env, args []string) error {
@@ -45,7 +45,7 @@ Examples:
 		}
 		sizes := []int{*chunk}
 		if *sweep {
-			if *chunk != 1000 {
+			if *chunk != 0 {
 				return base.Usagef("--chunksize and --sweep: choose one")
 			}
 			sizes = sweepSizes
@@ -68,6 +68,7 @@ func runLab(ctx context.Context, env *base.Env, out *base.Output, upto uint64, w
 			cfg := Config{
 				UpTo: upto, Workers: workers, ChunkSize: size,
 				KillWorker: kill && mode == Procs,
+				SpawnBaseline: spawnBaseline(i, mode),
 				Progress: func(done, total uint64) {
 					prog.Set(step+float64(done)/float64(max(total, 1)), float64(2*len(sizes)),
 						"factor: %s, chunks of %d", mode, size)
@@ -88,6 +89,24 @@ func runLab(ctx context.Context, env *base.Env, out *base.Output, upto uint64, w
 		return fmt.Errorf("a run's sum of factors differs from the sieve's %d", l.want)
 	}
 	return nil
+}
+
+// spawnBaseline times five bare re-execs before the first pool starts, so
+// the workers' start-up compares with the floor measured in the same run.
+func spawnBaseline(run int, mode Mode) int {
+	if run == 0 && mode == Procs {
+		return 5
+	}
+	return 0
+}
+
+// chunkOf is a run's chunk size: the one asked for, or the average the
+// pool chose.
+func chunkOf(r Result) int {
+	if r.ChunkSize > 0 || r.Chunks == 0 {
+		return r.ChunkSize
+	}
+	return int(r.Tasks / r.Chunks)
 }
 
 type lab struct {
@@ -160,7 +179,7 @@ func (l *lab) report() *report.Report {
 		if run.Mode == Procs {
 			deaths = len(run.Events)
 		}
-		t.Row(run.ChunkSize, string(run.Mode), run.Elapsed, run.CPU, run.TasksPerSecond(), int64(run.Chunks),
+		t.Row(chunkOf(run), string(run.Mode), run.Elapsed, run.CPU, run.TasksPerSecond(), int64(run.Chunks),
 			run.Setup, run.SumOfFactors, run.SumOfFactors == l.want, deaths)
 	}
 	t.Notef("the sieve says the sum is %d (%s).", l.want, base.Human(l.sieve))
@@ -172,9 +191,25 @@ func (l *lab) report() *report.Report {
 		report.Col("overhead_per_task_ns", "overhead/task*", report.Micros),
 	)
 	for _, pg := range l.pairs() {
-		vs.Row(pg[0].ChunkSize, ratio(pg[0].Elapsed, pg[1].Elapsed), ratio(pg[0].CPU, pg[1].CPU), overhead(pg[0], pg[1]))
+		vs.Row(chunkOf(pg[0]), ratio(pg[0].Elapsed, pg[1].Elapsed), ratio(pg[0].CPU, pg[1].CPU), overhead(pg[0], pg[1]))
 	}
 	vs.Notef("* (procs time - goroutines time) x workers / tasks: what a task cost a worker beyond the work itself. At chunk size 1 that is a message round trip; larger chunks share it among their tasks. CPU is user+system time of ipcplay and its workers: on a busy machine it is the steadier comparison.")
+
+	if first := l.runs[0]; first.Mode == Procs && first.Startups.N > 0 {
+		st := r.Table("startup", "start-up, apart from the steady state",
+			report.Col("workers", "workers", report.Int),
+			report.Col("startup_median_ns", "spawn to ready", report.Millis),
+			report.Opt("startup_max_ns", "max", report.Millis, 2),
+			report.Col("bare_median_ns", "bare re-exec", report.Millis),
+			report.Col("vs_bare", "vs bare", report.Ratio),
+		)
+		var bare, vs any
+		if first.Bare.N > 0 {
+			bare, vs = first.Bare.Median, float64(first.Startups.Median)/float64(first.Bare.Median)
+		}
+		st.Row(first.Workers, first.Startups.Median, first.Startups.Max, bare, vs)
+		st.Notef("SPAWN TO READY is a pool worker from Start to its hello; BARE RE-EXEC is this binary started as a child that exits at once, Start to reaped, measured in the same run. TIME above leaves start-up out.")
+	}
 
 	var events int
 	for _, run := range l.runs {
@@ -196,7 +231,7 @@ func (l *lab) report() *report.Report {
 				if ev.Signal != "" {
 					exit = ev.Signal
 				}
-				d.Row(run.ChunkSize, ev.Slot, ev.PID, exit, len(ev.Resent), taskList(ev.Resent), ev.Replacement)
+				d.Row(chunkOf(run), ev.Slot, ev.PID, exit, len(ev.Resent), taskList(ev.Resent), ev.Replacement)
 			}
 		}
 	}
@@ -206,7 +241,7 @@ func (l *lab) report() *report.Report {
 			report.Axis{Label: "overhead per task", Unit: "µs", Log: true})
 		line := p.Line("procs - goroutines", false)
 		for _, pg := range l.pairs() {
-			line.Add(float64(pg[0].ChunkSize), float64(overhead(pg[0], pg[1]))/1e3)
+			line.Add(float64(chunkOf(pg[0])), float64(overhead(pg[0], pg[1]))/1e3)
 		}
 	}
 	l.verdict(r)
@@ -252,7 +287,7 @@ func (l *lab) verdict(r *report.Report) {
 	}
 	rt := float64(best[0].Elapsed) / float64(max(best[1].Elapsed, 1))
 	s := fmt.Sprintf("every sum verified; the pool took %.2fx the goroutines' time (%.2fx their CPU) at chunk size %d",
-		rt, float64(best[0].CPU)/float64(max(best[1].CPU, 1)), best[0].ChunkSize)
+		rt, float64(best[0].CPU)/float64(max(best[1].CPU, 1)), chunkOf(best[0]))
 	if len(pairs) > 1 {
 		first, last := pairs[0], pairs[len(pairs)-1]
 		s += fmt.Sprintf(", and the overhead per task fell from %s at chunk size %d to %s at %d",

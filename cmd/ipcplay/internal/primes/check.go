@@ -298,11 +298,13 @@ wait:
 		}
 	}
 	reported := monotonic()
+	if err := ctx.Err(); err != nil {
+		// Workers that ctx ended (processes are killed with it) report
+		// errors of their own; the cause is ctx's.
+		return runResult{}, context.Cause(ctx)
+	}
 	if werr != nil {
 		return runResult{}, werr
-	}
-	if err := ctx.Err(); err != nil {
-		return runResult{}, context.Cause(ctx)
 	}
 
 	out := runResult{finder: -1, workers: make([]Worker, len(jobs))}

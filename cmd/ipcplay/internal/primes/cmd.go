@@ -83,8 +83,8 @@ func run(ctx context.Context, env *base.Env, out *base.Output, cfg Config, mode 
 	}
 	if len(modes) > 0 && modes[0] == Procs {
 		prog.Set(0, 0, "primes: timing a bare re-exec of this binary")
-		if bare, err := procs.MeasureSpawn(ctx, 3); err == nil {
-			l.bare = bare
+		if bare, err := procs.MeasureSpawn(ctx, 5); err == nil {
+			l.bare = bare.Median
 		}
 	}
 	for i, in := range inputs {
@@ -289,7 +289,6 @@ func (l *lab) verdict(r *report.Report) {
 	}
 	var checked, full uint64
 	var total [2]time.Duration
-	var setup [2]time.Duration
 	n := 0
 	for i, row := range l.rows {
 		if len(row.Workers) == 0 {
@@ -297,7 +296,6 @@ func (l *lab) verdict(r *report.Report) {
 		}
 		k := i % len(l.modes)
 		total[k] += row.Compute
-		setup[k] += row.Setup
 		checked += row.Checked
 		full += row.FullScan
 		if k == 0 {
@@ -321,18 +319,35 @@ func (l *lab) verdict(r *report.Report) {
 		case rt > 1.10:
 			what = "slower than"
 		}
-		r.Verdictf("once started, processes scanned %s goroutines (%.2fx the time over %s): sharing costs one atomic load per %d candidates; starting them cost %s a number against %s for goroutines",
-			what, rt, numbers, l.cfg.CheckEvery, base.Human(setup[0]/time.Duration(n)), base.Human(setup[1]/time.Duration(n)))
+		r.Verdictf("once started, processes scanned %s goroutines (%.2fx the time over %s): sharing costs one atomic load per %d candidates",
+			what, rt, numbers, l.cfg.CheckEvery)
 	} else {
-		r.Verdictf("%s workers scanned %s in %s, after %s of start-up a number; run with --mode both to compare them with %s",
-			l.modes[0], numbers, base.Human(total[0]), base.Human(setup[0]/time.Duration(n)), other(l.modes[0]))
+		r.Verdictf("%s workers scanned %s in %s; run with --mode both to compare them with %s",
+			l.modes[0], numbers, base.Human(total[0]), other(l.modes[0]))
 	}
+	l.startupVerdict(r)
 	if l.cfg.NoFlag {
 		r.Verdictf("with --no-flag every worker scanned its whole range: %s candidates, the full scan, where the stop flag lets a divisor end the scan early", base.Count(int64(checked)))
 	} else if checked < full {
 		r.Verdictf("the stop flag saved %.1f%% of the candidates a full scan tries (%s of %s); --no-flag shows the scan without it",
 			100*(1-float64(checked)/float64(full)), base.Count(int64(full-checked)), base.Count(int64(full)))
 	}
+}
+
+// startupVerdict says what starting the workers cost, once.
+func (l *lab) startupVerdict(r *report.Report) {
+	if len(l.modes) == 0 || l.modes[0] != Procs {
+		return
+	}
+	msg := fmt.Sprintf("starting %d worker processes cost %s, once for every number", l.cfg.Workers, base.Human(l.startup[0]))
+	if l.bare > 0 {
+		msg += fmt.Sprintf(" (%s each: %.2fx a bare re-exec of this binary, %s)",
+			base.Human(l.startup[0]/time.Duration(l.cfg.Workers)), float64(l.startup[0])/float64(l.cfg.Workers)/float64(l.bare), base.Human(l.bare))
+	}
+	if len(l.modes) == 2 {
+		msg += fmt.Sprintf(", against %s for goroutines", base.Human(l.startup[1]))
+	}
+	r.Verdictf("%s", msg)
 }
 
 func other(m Mode) Mode {
