@@ -67,7 +67,7 @@ func runLab(ctx context.Context, env *base.Env, out *base.Output, upto uint64, w
 			step := float64(i*2 + j)
 			cfg := Config{
 				UpTo: upto, Workers: workers, ChunkSize: size,
-				KillWorker: kill && mode == Procs,
+				KillWorker:    kill && mode == Procs,
 				SpawnBaseline: spawnBaseline(i, mode),
 				Progress: func(done, total uint64) {
 					prog.Set(step+float64(done)/float64(max(total, 1)), float64(2*len(sizes)),
