@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"io"
+	"ipcplay/procs/cost"
 	"strings"
 	"testing"
 	"time"
@@ -199,5 +200,35 @@ func TestValidate(t *testing.T) {
 		if _, err := Validate([]byte(bad)); err == nil {
 			t.Errorf("%s: Validate accepted it", name)
 		}
+	}
+}
+
+func TestCostTable(t *testing.T) {
+	r := New("lab", "a lab")
+	ct := r.CostTable("message")
+	ct.Add("procs", cost.Sample{Syscalls: 50, SyscallMethod: cost.MethodTracepoint,
+		Usage: cost.Usage{UserNS: 3000, SysNS: 7000, VolCS: 10}}.Per(1000))
+	ct.Add("goroutines", cost.Sample{SyscallMethod: "unavailable: not counted"}.Per(1000))
+	dom := ct.Finish()
+	if !strings.Contains(dom, "70% of CPU in the kernel") {
+		t.Errorf("Finish() = %q, want the kernel's share", dom)
+	}
+	var buf bytes.Buffer
+	if err := WriteJSON(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	d, err := Validate(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := d.Table("cost")
+	if f, _ := c.Float(0, "syscalls"); f != 0.05 {
+		t.Errorf("syscalls per message = %v, want 0.05", f)
+	}
+	if _, ok := c.Float(1, "syscalls"); ok {
+		t.Errorf("syscalls not counted, yet a number: %v", c.Rows[1]["syscalls"])
+	}
+	if n, _ := c.Int(0, "sys_ns"); n != 7 {
+		t.Errorf("kernel ns per message = %d, want 7", n)
 	}
 }
