@@ -30,6 +30,11 @@ type Cond struct {
 	seq     *atomic.Uint32
 	waiters *atomic.Uint32
 	m       *Mutex
+
+	// requeue makes broadcastRequeue usable: woken waiters relock the
+	// mutex as contended, so that each unlock wakes the next sleeper moved
+	// onto it. Only BenchmarkCondBroadcast sets it, to measure the choice.
+	requeue bool
 }
 
 // CondAt returns the condition variable stored in mem at byte offset off,
@@ -67,7 +72,14 @@ func (c *Cond) Wait(ctx context.Context) error {
 	c.waiters.Add(^uint32(0))
 	// Relock whatever happened to ctx, as the caller expects to hold the
 	// mutex; the wait for it ends, at worst, when its owner dies.
-	if err := c.m.Lock(context.WithoutCancel(ctx)); err != nil {
+	var err error
+	if c.requeue {
+		noteNS(c.m.ns)
+		err = c.m.lockSlow(context.WithoutCancel(ctx), myIdent())
+	} else {
+		err = c.m.Lock(context.WithoutCancel(ctx))
+	}
+	if err != nil {
 		return errors.Join(werr, err)
 	}
 	return werr
@@ -89,4 +101,28 @@ func (c *Cond) Broadcast() {
 	if c.waiters.Load() != 0 {
 		futexWakeWord(c.seq, wakeAll)
 	}
+}
+
+// broadcastRequeue is Broadcast by FUTEX_CMP_REQUEUE: it wakes one waiter
+// and moves the others onto the mutex's futex word, where each unlock
+// wakes the next, instead of waking them all to fight for the mutex. It
+// needs the caller to hold the mutex, and every waiter to have c.requeue
+// set; otherwise it wakes all. Kept for BenchmarkCondBroadcast.
+func (c *Cond) broadcastRequeue() {
+	s := c.seq.Add(1)
+	if c.waiters.Load() == 0 {
+		return
+	}
+	if c.m.heldByMe() {
+		for {
+			v := c.m.word.Load()
+			if v&waitersBit != 0 || c.m.word.CompareAndSwap(v, v|waitersBit) {
+				break
+			}
+		}
+		if futexRequeueWord(c.seq, s, 1, wakeAll, c.m.low) {
+			return
+		}
+	}
+	futexWakeWord(c.seq, wakeAll)
 }

@@ -224,6 +224,7 @@ func registerFamilyRoles() {
 		return nil
 	})
 	procs.Register(roleCondHands, condHandoffChild)
+	procs.Register(roleBcast, broadcastChild)
 }
 
 // chaosMain locks and unlocks the chaos mutex (or an RLock, twice deep)
