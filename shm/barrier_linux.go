@@ -181,6 +181,8 @@ func (b *Barrier) Wait(ctx context.Context) (int, error) {
 		}
 	}
 	checked := time.Now()
+	watches := newWatchSet(b.low)
+	defer watches.stop()
 	for {
 		v := b.state.Load()
 		lo := uint32(v)
@@ -199,9 +201,9 @@ func (b *Barrier) Wait(ctx context.Context) (int, error) {
 			}
 			continue
 		}
-		if b.members != nil && time.Since(checked) >= waitSlice {
+		if b.members != nil && (watches.died() || time.Since(checked) >= waitSlice) {
 			checked = time.Now()
-			if pid := b.deadMember(); pid != 0 {
+			if pid := b.deadMember(watches); pid != 0 {
 				if b.state.CompareAndSwap(v, uint64(pid)<<32|uint64(gen|brokenBit)) {
 					futexWakeWord(b.low, wakeAll)
 				}
@@ -220,11 +222,20 @@ func (b *Barrier) brokenErr(v uint64) error {
 }
 
 // deadMember returns the pid of a member that is certainly dead, or 0.
-func (b *Barrier) deadMember() uint32 {
+// Other members found alive are watched, so that a death wakes this
+// waiter at once.
+func (b *Barrier) deadMember(watches *watchSet) uint32 {
+	me := myIdent()
 	for i := range b.members {
 		id := ident(b.members[i].Load())
-		if id != 0 && lifeOf(id.pid(), id.start()) == lifeDead {
+		if id == 0 || id == me {
+			continue
+		}
+		switch lifeOf(id.pid(), id.start()) {
+		case lifeDead:
 			return id.pid()
+		case lifeAlive:
+			watches.watch(id)
 		}
 	}
 	return 0

@@ -66,6 +66,8 @@ func (m *Mutex) TryLock() bool {
 
 func (m *Mutex) lockSlow(ctx context.Context, me ident) error {
 	checked := time.Now()
+	watches := newWatchSet(m.low)
+	defer watches.stop()
 	for {
 		v := m.word.Load()
 		if v == 0 {
@@ -86,12 +88,13 @@ func (m *Mutex) lockSlow(ctx context.Context, me ident) error {
 		}
 		futexWaitWord(m.low, uint32(v), slice(ctx))
 		// Look at the owner once per slice spent waiting, not on every
-		// wake-up: a busy lock is woken far more often than owners die.
-		if time.Since(checked) < waitSlice {
+		// wake-up: a busy lock is woken far more often than owners die;
+		// or at once when a watched owner exited.
+		if !watches.died() && time.Since(checked) < waitSlice {
 			continue
 		}
 		checked = time.Now()
-		if pid, ok := m.takeOver(me); ok {
+		if pid, ok := m.takeOver(me, watches); ok {
 			return &OwnerDeadError{PID: pid}
 		}
 	}
@@ -101,13 +104,20 @@ func (m *Mutex) lockSlow(ctx context.Context, me ident) error {
 // returns the dead owner's pid. The owner is named by the lock word alone,
 // pid and start time in one atomic load, and the compare-and-swap takes
 // the lock only if that very word is still there.
-func (m *Mutex) takeOver(me ident) (int, bool) {
+//
+// An owner found alive is watched (see deathWatch), so that its death
+// wakes this waiter at once.
+func (m *Mutex) takeOver(me ident, watches *watchSet) (int, bool) {
 	v := m.word.Load()
 	owner := ident(v &^ waitersBit)
 	if v == 0 || owner == me {
 		return 0, false // free, or held by another goroutine of ours
 	}
-	if !ownerDead(m.ns, owner) || !m.word.CompareAndSwap(v, uint64(me)|waitersBit) {
+	if !ownerDead(m.ns, owner) {
+		watches.watch(owner)
+		return 0, false
+	}
+	if !m.word.CompareAndSwap(v, uint64(me)|waitersBit) {
 		return 0, false
 	}
 	return int(owner.pid()), true

@@ -227,6 +227,8 @@ func (s *Semaphore) release() error {
 func (s *Semaphore) waitRobust(ctx context.Context) error {
 	me := myIdent()
 	checked := time.Now()
+	watches := newWatchSet(s.count)
+	defer watches.stop()
 	for {
 		// Read the generation before looking for a permit: a Post after
 		// the look changes it, and FUTEX_WAIT then returns at once.
@@ -237,9 +239,9 @@ func (s *Semaphore) waitRobust(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("wait on shared semaphore: %w", err)
 		}
-		if time.Since(checked) >= waitSlice {
+		if watches.died() || time.Since(checked) >= waitSlice {
 			checked = time.Now()
-			if pid, ok := s.takeOver(me); ok {
+			if pid, ok := s.takeOver(me, watches); ok {
 				return &OwnerDeadError{PID: pid, Lock: "semaphore"}
 			}
 		}
@@ -249,11 +251,16 @@ func (s *Semaphore) waitRobust(ctx context.Context) error {
 	}
 }
 
-// takeOver moves a permit held by a dead process to me.
-func (s *Semaphore) takeOver(me ident) (int, bool) {
+// takeOver moves a permit held by a dead process to me. Holders found
+// alive are watched, so that a death wakes this waiter at once.
+func (s *Semaphore) takeOver(me ident, watches *watchSet) (int, bool) {
 	for i := range s.slots {
 		id := ident(s.slots[i].Load())
-		if id == 0 || id == me || !ownerDead(s.ns, id) {
+		if id == 0 || id == me {
+			continue
+		}
+		if !ownerDead(s.ns, id) {
+			watches.watch(id)
 			continue
 		}
 		if s.slots[i].CompareAndSwap(uint64(id), uint64(me)) {
