@@ -38,6 +38,7 @@ type Barrier struct {
 	parties *atomic.Uint32
 	nslots  *atomic.Uint32
 	members []atomic.Uint64 // robust only: idents of the processes that joined
+	ns      *atomic.Uint32  // robust only: pid namespace of the members, see noteNS
 	joined  atomic.Bool     // this view has joined
 }
 
@@ -55,7 +56,11 @@ func MakeBarrier(mem []byte, off, parties int) (*Barrier, error) {
 
 // RobustBarrierSize returns the bytes a robust barrier for parties parties
 // takes.
-func RobustBarrierSize(parties int) int { return BarrierSize + 8*parties }
+func RobustBarrierSize(parties int) int { return robustBarrierHeader + 8*parties }
+
+// A robust barrier's members follow the plain header and a word for the
+// pid namespace of its members.
+const robustBarrierHeader = BarrierSize + 8
 
 // MakeRobustBarrier makes a robust barrier for parties parties, with room
 // to record as many processes, in mem at byte offset off (8-byte aligned).
@@ -82,6 +87,9 @@ func makeBarrier(mem []byte, off, parties int, robust bool) (*Barrier, error) {
 	for i := range b.members {
 		b.members[i].Store(0)
 	}
+	if b.ns != nil {
+		b.ns.Store(0)
+	}
 	b.state.Store(0)
 	b.nslots.Store(uint32(slots))
 	b.parties.Store(uint32(parties))
@@ -105,7 +113,11 @@ func BarrierAt(mem []byte, off int) (*Barrier, error) {
 			Want: fmt.Sprintf("1 to %d parties and 0 or as many member slots", maxParties),
 			Got:  fmt.Sprintf("%d parties, %d slots", parties, slots)}
 	}
-	if _, err := alignedAt(mem, off, BarrierSize+8*int(slots), "barrier"); err != nil {
+	size := BarrierSize
+	if slots != 0 {
+		size = RobustBarrierSize(int(slots))
+	}
+	if _, err := alignedAt(mem, off, size, "barrier"); err != nil {
 		return nil, err
 	}
 	return barrierAt(p, int(slots)), nil
@@ -116,7 +128,8 @@ func barrierAt(p unsafe.Pointer, slots int) *Barrier {
 	b := &Barrier{state: s, low: lowHalf(s),
 		parties: (*atomic.Uint32)(unsafe.Add(p, 8)), nslots: (*atomic.Uint32)(unsafe.Add(p, 12))}
 	if slots > 0 {
-		b.members = unsafe.Slice((*atomic.Uint64)(unsafe.Add(p, BarrierSize)), slots)
+		b.ns = (*atomic.Uint32)(unsafe.Add(p, BarrierSize))
+		b.members = unsafe.Slice((*atomic.Uint64)(unsafe.Add(p, robustBarrierHeader)), slots)
 	}
 	return b
 }
@@ -132,6 +145,7 @@ func (b *Barrier) Join() error {
 	if b.members == nil || b.joined.Load() {
 		return nil
 	}
+	noteNS(b.ns)
 	me := uint64(myIdent())
 	for i := range b.members {
 		if b.members[i].Load() == me {
@@ -231,12 +245,10 @@ func (b *Barrier) deadMember(watches *watchSet) uint32 {
 		if id == 0 || id == me {
 			continue
 		}
-		switch lifeOf(id.pid(), id.start()) {
-		case lifeDead:
+		if ownerDead(b.ns, id) {
 			return id.pid()
-		case lifeAlive:
-			watches.watch(id)
 		}
+		watches.watch(id)
 	}
 	return 0
 }
@@ -246,7 +258,7 @@ func (b *Barrier) deadMember(watches *watchSet) uint32 {
 // may be waiting.
 func (b *Barrier) Reset() {
 	for i := range b.members {
-		if id := ident(b.members[i].Load()); id != 0 && lifeOf(id.pid(), id.start()) == lifeDead {
+		if id := ident(b.members[i].Load()); id != 0 && ownerDead(b.ns, id) {
 			b.members[i].CompareAndSwap(uint64(id), 0)
 		}
 	}
