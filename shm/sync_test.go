@@ -235,7 +235,10 @@ func TestMutexOwnerDiesChildWaiter(t *testing.T) {
 	if !waitFor(ctx, func() bool { return b.vals.Load(valWaiting) == 1 }) {
 		t.Fatal("the waiter did not start waiting")
 	}
-	time.Sleep(50 * time.Millisecond) // let it fall asleep on the futex
+	// The waiters bit says it reached the futex: no sleep needed to know.
+	if !waitFor(ctx, func() bool { return b.mu.word.Load()&waitersBit != 0 }) {
+		t.Fatal("the waiter did not reach the futex")
+	}
 	if b.mu.Owner() != holder.Pid() {
 		t.Fatalf("before the kill the owner is %d, not the holder %d", b.mu.Owner(), holder.Pid())
 	}
