@@ -31,21 +31,46 @@
 //
 // # Locks between processes
 //
-// [Mutex], [Semaphore], [Event] and [Barrier] live in shared memory and are
-// built on futex(2): FUTEX_WAIT sleeps while a 32-bit word holds a given
-// value, FUTEX_WAKE wakes sleepers on a word. The shared, not the _PRIVATE,
-// operations are used, since the sleepers are in different processes. The
-// uncontended paths are one atomic operation and no system call. Every wait
-// takes a context; a waiter sleeps in slices of at most 20 ms, so it notices
-// a cancelled context, a passed deadline or a dead lock owner within a
-// slice even if nobody wakes it.
+// [Mutex], [RLock], [Cond], [Semaphore], [Event] and [Barrier] live in
+// shared memory and are built on futex(2): FUTEX_WAIT sleeps while a
+// 32-bit word holds a given value, FUTEX_WAKE wakes sleepers on a word.
+// The shared, not the _PRIVATE, operations are used, since the sleepers
+// are in different processes. The uncontended paths are one atomic
+// operation and no system call. Every wait takes a context; a waiter
+// sleeps in slices of at most 20 ms, so it notices a cancelled context or
+// a passed deadline within a slice even if nobody wakes it.
 //
-// A Mutex records its owner's pid, and its start time from /proc/PID/stat
-// so that a new process reusing the pid is not taken for the owner. A
-// waiter that finds the owner gone takes the lock and gets an
-// *[OwnerDeadError] (errors.Is(err, [ErrOwnerDead])), like a robust pthread
-// mutex's EOWNERDEAD: it holds the lock and should repair what the lock
-// guards before unlocking. There is no ENOTRECOVERABLE state.
+// These are the notebook's lock family across processes: Lock is
+// [Mutex]; RLock is [RLock], recursive, its holder a process plus a
+// [Token] the caller keeps (goroutines have no identity of their own);
+// Condition is [Cond], over a shared Mutex; Semaphore and Event are
+// [Semaphore] and [Event]; and [Barrier].
+//
+// # When a process dies holding something
+//
+// A process is named by its pid and its start time (from /proc/PID/stat)
+// together, in one 64-bit word, so that a new process reusing a dead
+// one's pid is never taken for it and nobody compares one process's pid
+// with another's start time. A Mutex or RLock keeps its owner that way in
+// its lock word. A waiter that finds the owner dead (exited, killed, or a
+// zombie) takes the lock and gets an *[OwnerDeadError] (errors.Is(err,
+// [ErrOwnerDead])), like a robust pthread mutex's EOWNERDEAD: it holds the
+// lock and should repair what the lock guards before unlocking. There is
+// no ENOTRECOVERABLE state. A robust Semaphore ([MakeRobustSemaphore])
+// records the holder of each permit the same way, and a waiter takes over
+// a dead holder's permit with the same error. A robust Barrier
+// ([MakeRobustBarrier]) records its members; when one dies the barrier
+// breaks with a *[PartyDeadError] naming it, for every party, until
+// [Barrier.Reset]. A waiter looks at the owner once per wait slice, and
+// watches a live owner's pidfd so that its death wakes the waiter at once;
+// [MeasureRecovery] times how long that takes.
+//
+// Dead means certain: a process that cannot be seen is unknown, and a
+// waiter keeps waiting. /proc mounted with hidepid= hides other users'
+// processes; kill(pid, 0) still tells whether the pid exists. A lock used
+// from more than one pid namespace holds pids that mean different things
+// to its users, so it records the namespace of its users, and once they
+// differ nobody takes it over.
 //
 // The race detector knows nothing of memory mapped outside the Go heap: in
 // a Region, the atomics and therefore these locks do not order goroutines'

@@ -1,12 +1,7 @@
 package shm
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"fmt"
-	"os"
-	"strconv"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -20,9 +15,14 @@ import (
 // processes map, and the kernel must key waiters by the page, not by this
 // process's address space.
 const (
-	futexWait = 0 // FUTEX_WAIT
-	futexWake = 1 // FUTEX_WAKE
+	futexWait       = 0 // FUTEX_WAIT
+	futexWake       = 1 // FUTEX_WAKE
+	futexCmpRequeue = 4 // FUTEX_CMP_REQUEUE
 )
+
+// futexCalls counts the futex system calls this process made through the
+// wrappers below, for benchmarks that report system calls per operation.
+var futexCalls atomic.Uint64
 
 // waitSlice bounds each FUTEX_WAIT, so that a waiter notices a cancelled
 // context, a passed deadline or a dead lock owner within that long, even if
@@ -37,6 +37,7 @@ const wakeAll = 1<<31 - 1
 // callers re-check their condition in every case, so it reports no error.
 // Syscall6, not RawSyscall: the Go scheduler must know this thread blocks.
 func futexWaitWord(w *atomic.Uint32, v uint32, d time.Duration) {
+	futexCalls.Add(1)
 	ts := unix.NsecToTimespec(d.Nanoseconds())
 	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexWait, uintptr(v),
 		uintptr(unsafe.Pointer(&ts)), 0, 0)
@@ -44,6 +45,7 @@ func futexWaitWord(w *atomic.Uint32, v uint32, d time.Duration) {
 
 // futexWakeWord wakes up to n processes or threads sleeping on w.
 func futexWakeWord(w *atomic.Uint32, n int) {
+	futexCalls.Add(1)
 	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexWake, uintptr(n), 0, 0, 0)
 }
 
@@ -59,73 +61,29 @@ func slice(ctx context.Context) time.Duration {
 	return d
 }
 
-// selfRec identifies this process in a lock: its pid in the high 32 bits,
-// and the low 32 bits of its start time in clock ticks since boot (field 22
-// of /proc/PID/stat), which tells a live process apart from a new one that
-// reused a dead owner's pid. It is read on every Lock, so it is a plain
-// atomic word rather than a sync.OnceValue; zero means not yet known.
-var selfRec atomic.Uint64
-
-func self() uint64 {
-	if rec := selfRec.Load(); rec != 0 {
-		return rec
-	}
-	pid := os.Getpid()
-	st, _ := readStat(pid)
-	rec := uint64(pid)<<32 | uint64(st.start)
-	selfRec.Store(rec)
-	return rec
+// futexRequeueWord wakes up to n sleepers on w and moves the others, up to
+// move of them, to sleep on to instead, if *w still holds v; otherwise it
+// does nothing and reports false (EAGAIN), and the caller wakes all.
+func futexRequeueWord(w *atomic.Uint32, v uint32, n, move int, to *atomic.Uint32) bool {
+	futexCalls.Add(1)
+	_, _, errno := unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexCmpRequeue, uintptr(n),
+		uintptr(move), uintptr(unsafe.Pointer(to)), uintptr(v))
+	return errno == 0
 }
 
-type procStat struct {
-	state byte
-	start uint32
-}
+// lowOffset is the byte offset of the low 32 bits within a uint64 in
+// memory: 0 on little-endian machines (amd64, arm64), 4 on big-endian ones.
+// A 64-bit lock word keeps its futex word in those low bits.
+var lowOffset = func() uintptr {
+	x := uint64(1)
+	if *(*byte)(unsafe.Pointer(&x)) == 1 {
+		return 0
+	}
+	return 4
+}()
 
-var errNoProcess = errors.New("no such process")
-
-// readStat reads the state and start time of process pid from
-// /proc/PID/stat (see proc_pid_stat(5)). The command name, field 2, is in
-// parentheses and may itself hold spaces and parentheses, so the fields
-// are counted from the last ')'.
-func readStat(pid int) (procStat, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return procStat{}, errNoProcess
-		}
-		return procStat{}, err
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return procStat{}, fmt.Errorf("parse /proc/%d/stat: no ')'", pid)
-	}
-	f := bytes.Fields(b[i+1:])
-	// f[0] is field 3 (state); field 22 (starttime) is f[19].
-	if len(f) < 20 || len(f[0]) != 1 {
-		return procStat{}, fmt.Errorf("parse /proc/%d/stat: %d fields", pid, len(f)+2)
-	}
-	start, err := strconv.ParseUint(string(f[19]), 10, 64)
-	if err != nil {
-		return procStat{}, fmt.Errorf("parse /proc/%d/stat starttime: %w", pid, err)
-	}
-	return procStat{state: f[0][0], start: uint32(start)}, nil
-}
-
-// alive reports whether the process that recorded itself as id still
-// runs. A zombie (exited, not yet reaped) is dead: it holds no lock. When
-// start is zero the owner did not get to record it, and only the pid is
-// checked.
-func alive(pid, start uint32) bool {
-	st, err := readStat(int(pid))
-	if errors.Is(err, errNoProcess) {
-		return false
-	}
-	if err != nil {
-		return true // cannot tell; keep waiting
-	}
-	if st.state == 'Z' || st.state == 'X' || st.state == 'x' {
-		return false
-	}
-	return start == 0 || st.start == start
+// lowHalf returns the low 32 bits of the 64-bit word at p as a word of its
+// own, for FUTEX_WAIT and FUTEX_WAKE, which take 32-bit words.
+func lowHalf(p *atomic.Uint64) *atomic.Uint32 {
+	return (*atomic.Uint32)(unsafe.Add(unsafe.Pointer(p), lowOffset))
 }

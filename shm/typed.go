@@ -94,8 +94,13 @@ const AnyLen = -1
 
 // ArraySize returns the bytes an array of n elements of type t takes,
 // header included, rounded up to a multiple of 8 so that arrays can be laid
-// one after another.
+// one after another. A size that does not fit in an int is math.MaxInt,
+// which no memory holds, so a bounds check on it fails instead of passing
+// on a wrapped-around small number.
 func ArraySize(t ElemType, n int) int {
+	if n < 0 || n > (math.MaxInt-HeaderSize-7)/t.size() {
+		return math.MaxInt
+	}
 	return HeaderSize + (n*t.size()+7)&^7
 }
 
