@@ -211,6 +211,12 @@ func (l *lab) report() *report.Report {
 		st.Notef("SPAWN TO READY is a pool worker from Start to its hello; BARE RE-EXEC is this binary started as a child that exits at once, Start to reaped, measured in the same run. TIME above leaves start-up out.")
 	}
 
+	ct := r.CostTable("task")
+	for _, run := range l.runs {
+		ct.Add(fmt.Sprintf("%s, chunk %d", run.Mode, chunkOf(run)), run.Cost.Per(run.Tasks))
+	}
+	dominant := ct.Finish()
+
 	var events int
 	for _, run := range l.runs {
 		events += len(run.Events)
@@ -245,6 +251,9 @@ func (l *lab) report() *report.Report {
 		}
 	}
 	l.verdict(r)
+	if dominant != "" {
+		r.Verdictf("the pool, per task: %s", dominant)
+	}
 	return r
 }
 

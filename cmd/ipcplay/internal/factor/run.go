@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"ipcplay/cmd/ipcplay/internal/base"
+	"ipcplay/procs/cost"
 	"iter"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -74,6 +76,9 @@ type Result struct {
 	Chunks    uint64        // how many messages carried them
 	Setup     time.Duration // starting the workers, until every one is serving
 	Elapsed   time.Duration // from the first task sent to the last result: the steady state
+	// Cost is what the processes involved spent over the steady state:
+	// system calls, context switches, user and kernel CPU (procs/cost).
+	Cost cost.Sample
 	// Startups are the pool workers' times from spawn to ready (Procs).
 	Startups procs.SpawnStats
 	// Bare is the time of a bare re-exec of this binary that exits at
@@ -191,6 +196,13 @@ func runProcs(ctx context.Context, cfg Config, res *Result) error {
 	res.Setup = time.Since(start)
 	res.Startups = procs.NewSpawnStats(p.Startups())
 	chunks0 := p.Chunks()
+	// This process is counted with inherit: a worker started to replace a
+	// killed one is counted too.
+	ctr, err := cost.Start(append(p.PIDs(), os.Getpid())...)
+	if err != nil {
+		return fmt.Errorf("factor: %w", err)
+	}
+	defer ctr.Close()
 
 	prog := progress{cfg: &cfg}
 	var sum uint64
@@ -218,6 +230,9 @@ func runProcs(ctx context.Context, cfg Config, res *Result) error {
 		return nil
 	})
 	res.Elapsed = time.Since(start)
+	if s, cerr := ctr.Stop(); cerr == nil {
+		res.Cost = s
+	}
 	res.SumOfFactors = sum
 	res.Events = p.Events()
 	res.Chunks = uint64(p.Chunks() - chunks0)
@@ -238,6 +253,16 @@ func runGoroutines(ctx context.Context, cfg Config, res *Result) error {
 		cfg.ChunkSize = GoroutineChunk(cfg.UpTo, cfg.Workers)
 	}
 	res.Chunks = (cfg.UpTo + uint64(cfg.ChunkSize) - 1) / uint64(cfg.ChunkSize)
+	ctr, cerr := cost.Start(os.Getpid())
+	if cerr != nil {
+		return fmt.Errorf("factor: %w", cerr)
+	}
+	defer func() {
+		if s, err := ctr.Stop(); err == nil {
+			res.Cost = s
+		}
+		ctr.Close()
+	}()
 	start := time.Now()
 	spans := make(chan span, cfg.Workers*pool.DefaultInFlight)
 	results := make(chan spanResult, cfg.Workers*pool.DefaultInFlight)
