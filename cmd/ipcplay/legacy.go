@@ -8,7 +8,6 @@ import (
 
 	"ipcplay/cmd/ipcplay/internal/base"
 	"ipcplay/cmd/ipcplay/internal/factor"
-	"ipcplay/cmd/ipcplay/internal/pipelab"
 	"ipcplay/cmd/ipcplay/internal/queuelab"
 	"ipcplay/cmd/ipcplay/internal/rpclab"
 	"ipcplay/cmd/ipcplay/internal/shmlab"
@@ -16,8 +15,6 @@ import (
 )
 
 func registerLegacyRoles() {
-	procs.Register(pipelab.ChildRole, pipelab.ChildMain)
-	procs.Register(pipelab.BenchRole, pipelab.BenchMain)
 	procs.Register(rpclab.ManagerServerRole, rpclab.ManagerServerMain)
 	procs.Register(rpclab.ManagerWorkerRole, rpclab.ManagerWorkerMain)
 	procs.Register(rpclab.ManagerShmWorkerRole, rpclab.ManagerShmWorkerMain)

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"ipcplay/cmd/ipcplay/internal/base"
+	"ipcplay/cmd/ipcplay/internal/pipelab"
 	"ipcplay/cmd/ipcplay/internal/primes"
 	"ipcplay/procs"
 )
@@ -24,6 +25,7 @@ func main() {
 // Each package's TestMain registers the roles its own tests start.
 func registerRoles() {
 	primes.RegisterRoles()
+	pipelab.RegisterRoles()
 	registerLegacyRoles()
 }
 
@@ -35,7 +37,7 @@ func program() *base.Program {
 		Short: "labs that make Linux inter-process communication visible and measurable",
 		Commands: []*base.Command{
 			primes.Command(),
-			legacy(pipesCommand, "pipes <subcommand> [flags]"),
+			pipelab.Command(),
 			legacy(shmCommand, "shm <subcommand> [flags]"),
 			legacy(queueCommand, "queue [flags]"),
 			legacy(factorCommand, "factor [flags]"),

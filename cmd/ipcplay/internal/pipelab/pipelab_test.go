@@ -11,8 +11,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	procs.Register(ChildRole, ChildMain)
-	procs.Register(BenchRole, BenchMain)
+	RegisterRoles()
+	procs.Register(cliRole, cliMain)
 	procs.Init()
 	os.Exit(m.Run())
 }
