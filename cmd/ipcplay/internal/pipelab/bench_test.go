@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -196,5 +198,33 @@ func TestHugeOtherErrorsFail(t *testing.T) {
 	}
 	if kids, err := procs.Children(os.Getpid()); err != nil || len(kids) > 0 {
 		t.Errorf("children left: %v %v", kids, err)
+	}
+}
+
+// TestCReference compiles and runs testdata/pipes-pingpong.c, the C program
+// the lab sheet compares the bench with, so that it keeps building and
+// printing what the sheet says.
+func TestCReference(t *testing.T) {
+	cc, err := exec.LookPath("cc")
+	if err != nil {
+		t.Skip("no C compiler (cc) installed")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	bin := filepath.Join(t.TempDir(), "pp")
+	if out, err := exec.CommandContext(ctx, cc, "-O2", "-Wall", "-Werror", "-o", bin, "../../../../testdata/pipes-pingpong.c").CombinedOutput(); err != nil {
+		t.Fatalf("cc: %v\n%s", err, out)
+	}
+	out, err := exec.CommandContext(ctx, bin, "200", "2", "64").Output()
+	if err != nil {
+		t.Fatalf("pipes-pingpong: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "C pingpong median ") ||
+		!strings.HasPrefix(lines[1], "C throughput pipe ") || !strings.HasPrefix(lines[2], "C throughput pipe 1048576 bytes") {
+		t.Errorf("pipes-pingpong printed:\n%s", out)
+	}
+	if err := exec.CommandContext(ctx, bin, "5").Run(); err == nil {
+		t.Errorf("pipes-pingpong 5: ran, want the usage error for rounds under 100")
 	}
 }
