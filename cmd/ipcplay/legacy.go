@@ -9,15 +9,12 @@ import (
 	"context"
 
 	"ipcplay/cmd/ipcplay/internal/base"
-	"ipcplay/cmd/ipcplay/internal/pipelab"
 	"ipcplay/cmd/ipcplay/internal/rpclab"
 	"ipcplay/cmd/ipcplay/internal/shmlab"
 	"ipcplay/procs"
 )
 
 func registerLegacyRoles() {
-	procs.Register(pipelab.ChildRole, pipelab.ChildMain)
-	procs.Register(pipelab.BenchRole, pipelab.BenchMain)
 	procs.Register(rpclab.ManagerServerRole, rpclab.ManagerServerMain)
 	procs.Register(rpclab.ManagerWorkerRole, rpclab.ManagerWorkerMain)
 	procs.Register(rpclab.ManagerShmWorkerRole, rpclab.ManagerShmWorkerMain)

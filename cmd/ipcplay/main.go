@@ -14,6 +14,7 @@ import (
 	"ipcplay/cmd/ipcplay/internal/base"
 	"ipcplay/cmd/ipcplay/internal/doctor"
 	"ipcplay/cmd/ipcplay/internal/factor"
+	"ipcplay/cmd/ipcplay/internal/pipelab"
 	"ipcplay/cmd/ipcplay/internal/primes"
 	"ipcplay/cmd/ipcplay/internal/queuelab"
 	"ipcplay/procs"
@@ -31,6 +32,7 @@ func registerRoles() {
 	primes.RegisterRoles()
 	queuelab.RegisterRoles()
 	factor.RegisterRoles()
+	pipelab.RegisterRoles()
 	registerLegacyRoles()
 }
 
@@ -42,7 +44,7 @@ func program() *base.Program {
 		Short: "labs that make Linux inter-process communication visible and measurable",
 		Commands: []*base.Command{
 			primes.Command(),
-			legacy(pipesCommand, "pipes <subcommand> [flags]"),
+			pipelab.Command(),
 			legacy(shmCommand, "shm <subcommand> [flags]"),
 			queuelab.Command(),
 			factor.Command(),

@@ -348,18 +348,34 @@ func throughput(ctx context.Context, name, path string, pipeSize int, n int64, c
 		}
 		return time.Since(start), nil
 	}()
-	if werr := c.finish(); err == nil {
+	werr := c.finish()
+	if reason, ok := hugeRefusal(huge, werr); ok {
+		// The system refused the huge pages for a documented reason: a
+		// fact about it, not a failure. Any other error fails the run.
+		run.Elapsed, run.Skipped = 0, reason
+		return run, nil
+	}
+	if err == nil {
 		err = werr
 	}
 	if err != nil {
-		if huge != HugeNone {
-			// The system may refuse huge pages: a fact, not a failure.
-			run.Skipped = err.Error()
-			return run, nil
-		}
 		return run, fmt.Errorf("throughput %s: %w", name, err)
 	}
 	return run, nil
+}
+
+// hugeRefusal reports whether err is a BenchRole child's exit after a
+// documented huge-page refusal (exitHugeRefused), and the refusal it gave.
+func hugeRefusal(huge string, err error) (string, bool) {
+	ce, ok := errors.AsType[*procs.ChildError](err)
+	if huge == HugeNone || !ok || ce.ExitCode != exitHugeRefused {
+		return "", false
+	}
+	line := strings.TrimSpace(string(ce.Stderr))
+	if i := strings.LastIndexByte(line, '\n'); i >= 0 {
+		line = line[i+1:]
+	}
+	return strings.TrimPrefix(line, BenchRole+": "), true
 }
 
 func spliceOnce(from, to, n int) (int, error) {
@@ -432,7 +448,9 @@ func ThroughputGoroutines(path string, n int64, chunk int) (BenchRun, error) {
 type BenchConfig struct {
 	Rounds int   // ping-pong round trips per run
 	Bytes  int64 // bytes per throughput run
-	Chunk  int   // write size for throughput; zero means 64 KiB
+	// Chunks are the write sizes for throughput, each measured on every
+	// path; nil means 64 KiB alone.
+	Chunks []int
 	// BigPipe is the larger pipe size for throughput; zero means 1 MiB or
 	// the system maximum if lower.
 	BigPipe int
@@ -441,8 +459,8 @@ type BenchConfig struct {
 // Bench runs every benchmark of the lab, one after the other. Progress, if
 // not nil, is told which one is about to run.
 func Bench(ctx context.Context, cfg BenchConfig, progress func(string)) ([]BenchRun, error) {
-	if cfg.Chunk <= 0 {
-		cfg.Chunk = 64 << 10
+	if len(cfg.Chunks) == 0 {
+		cfg.Chunks = []int{64 << 10}
 	}
 	if cfg.BigPipe <= 0 {
 		max, err := pipes.MaxSize()
@@ -467,31 +485,36 @@ func Bench(ctx context.Context, cfg BenchConfig, progress func(string)) ([]Bench
 	}
 	say("pingpong goroutines")
 	runs = append(runs, PingPongGoroutines(cfg.Rounds))
-	for _, size := range []int{0, cfg.BigPipe} {
-		for _, path := range []string{PathRaw, PathFile} {
-			say(fmt.Sprintf("throughput procs %s pipe %d", path, size))
-			r, err := ThroughputProcs(ctx, path, size, cfg.Bytes, cfg.Chunk)
+	for _, chunk := range cfg.Chunks {
+		for _, size := range []int{0, cfg.BigPipe} {
+			for _, path := range []string{PathRaw, PathFile} {
+				say(fmt.Sprintf("throughput procs %s pipe %d, %d-byte writes", path, size, chunk))
+				r, err := ThroughputProcs(ctx, path, size, cfg.Bytes, chunk)
+				if err != nil {
+					return runs, err
+				}
+				runs = append(runs, r)
+			}
+		}
+		for _, variant := range ZeroCopyPaths() {
+			say(fmt.Sprintf("throughput procs %s pipe %d, %d-byte writes", variant, cfg.BigPipe, chunk))
+			r, err := ThroughputZeroCopy(ctx, variant, cfg.BigPipe, cfg.Bytes, chunk)
 			if err != nil {
 				return runs, err
 			}
 			runs = append(runs, r)
 		}
-	}
-	for _, variant := range ZeroCopyPaths() {
-		say(fmt.Sprintf("throughput procs %s pipe %d", variant, cfg.BigPipe))
-		r, err := ThroughputZeroCopy(ctx, variant, cfg.BigPipe, cfg.Bytes, cfg.Chunk)
-		if err != nil {
-			return runs, err
+		for _, path := range []string{PathIOPipe, PathChan} {
+			say(fmt.Sprintf("throughput goroutines %s, %d-byte writes", path, chunk))
+			r, err := ThroughputGoroutines(path, cfg.Bytes, chunk)
+			if err != nil {
+				return runs, err
+			}
+			runs = append(runs, r)
 		}
-		runs = append(runs, r)
-	}
-	for _, path := range []string{PathIOPipe, PathChan} {
-		say("throughput goroutines " + path)
-		r, err := ThroughputGoroutines(path, cfg.Bytes, cfg.Chunk)
-		if err != nil {
-			return runs, err
+		if err := ctx.Err(); err != nil {
+			return runs, context.Cause(ctx)
 		}
-		runs = append(runs, r)
 	}
 	return runs, ctx.Err()
 }

@@ -2,10 +2,16 @@ package pipelab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"ipcplay/procs"
 )
@@ -24,7 +30,10 @@ func TestBenchRuns(t *testing.T) {
 	for _, r := range runs {
 		t.Logf("%s %s %s pipe %d: median %v p99 %v, %.2f GB/s %s %s", r.Test, r.Mode, r.Path, r.PipeSize, r.RTTMedian, r.RTTP99, r.GBps(), r.Note, r.Skipped)
 		if r.Skipped != "" {
-			if r.Path != PathVmspliceSpliceHuge {
+			// Only the huge-page run may be skipped, and only because
+			// the system offers no huge pages or refused the request.
+			_, noHuge := HugeBacking()
+			if r.Path != PathVmspliceSpliceHuge || (noHuge == nil && !strings.HasPrefix(r.Skipped, "huge pages refused: ")) {
 				t.Errorf("%s skipped: %s", r.Path, r.Skipped)
 			}
 			continue
@@ -112,5 +121,110 @@ func BenchmarkThroughput(b *testing.B) {
 			}
 			b.ReportMetric(r.GBps(), "GB/s")
 		})
+	}
+}
+
+// freeHugeTLB reports whether the hugetlb pool has a free page, in which
+// case MAP_HUGETLB succeeds and the refusal tests have nothing to refuse.
+func freeHugeTLB(t *testing.T) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "HugePages_Free:"); ok {
+			return strings.TrimSpace(rest) != "0"
+		}
+	}
+	return false
+}
+
+func TestHugeErrClassifies(t *testing.T) {
+	for _, tc := range []struct {
+		errno   unix.Errno
+		refused bool
+	}{
+		{unix.EINVAL, true}, {unix.ENOMEM, true}, {unix.EPERM, true},
+		{unix.EBADF, false}, {unix.EACCES, false}, {unix.EFAULT, false},
+	} {
+		err := hugeErr("mmap MAP_HUGETLB", tc.errno)
+		if got := errors.Is(err, errHugeRefused); got != tc.refused || !errors.Is(err, tc.errno) {
+			t.Errorf("hugeErr(%v) = %v: refused %v, want %v", tc.errno, err, got, tc.refused)
+		}
+	}
+}
+
+func TestHugeTLBRefusedInProcess(t *testing.T) {
+	if freeHugeTLB(t) {
+		t.Skip("the hugetlb pool has free pages: MAP_HUGETLB succeeds here")
+	}
+	buf, release, err := writeBuffer(64<<10, HugeTLB)
+	if err == nil {
+		release()
+		t.Fatalf("writeBuffer(hugetlb) got %d bytes from an empty hugetlb pool", len(buf))
+	}
+	if !errors.Is(err, errHugeRefused) || !errors.Is(err, unix.ENOMEM) {
+		t.Errorf("writeBuffer(hugetlb) = %v, want a refusal with ENOMEM", err)
+	}
+}
+
+// TestHugeRefusalSkips runs a child whose huge-page request is refused:
+// the run is skipped with the child's reason, not failed.
+func TestHugeRefusalSkips(t *testing.T) {
+	if freeHugeTLB(t) {
+		t.Skip("the hugetlb pool has free pages: MAP_HUGETLB succeeds here")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	run, err := throughput(ctx, PathVmspliceSpliceHuge, PathRaw, 0, 1<<20, 64<<10, false, HugeTLB)
+	if err != nil {
+		t.Fatalf("throughput with a refused hugetlb buffer: %v, want a skipped run", err)
+	}
+	if !strings.HasPrefix(run.Skipped, "huge pages refused: mmap MAP_HUGETLB: ") {
+		t.Errorf("Skipped = %q, want the child's refusal", run.Skipped)
+	}
+}
+
+// TestHugeOtherErrorsFail: a huge-page run that fails for any reason but
+// a documented refusal fails, it is not skipped.
+func TestHugeOtherErrorsFail(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	// The child refuses "-huge bogus" as a usage error: exit status 1.
+	run, err := throughput(ctx, PathVmspliceSpliceHuge, PathRaw, 0, 1<<20, 64<<10, false, "bogus")
+	if err == nil || run.Skipped != "" {
+		t.Fatalf("throughput(-huge bogus) = skipped %q, error %v; want an error and no skip", run.Skipped, err)
+	}
+	if kids, err := procs.Children(os.Getpid()); err != nil || len(kids) > 0 {
+		t.Errorf("children left: %v %v", kids, err)
+	}
+}
+
+// TestCReference compiles and runs testdata/pipes-pingpong.c, the C program
+// the lab sheet compares the bench with, so that it keeps building and
+// printing what the sheet says.
+func TestCReference(t *testing.T) {
+	cc, err := exec.LookPath("cc")
+	if err != nil {
+		t.Skip("no C compiler (cc) installed")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	bin := filepath.Join(t.TempDir(), "pp")
+	if out, err := exec.CommandContext(ctx, cc, "-O2", "-Wall", "-Werror", "-o", bin, "../../../../testdata/pipes-pingpong.c").CombinedOutput(); err != nil {
+		t.Fatalf("cc: %v\n%s", err, out)
+	}
+	out, err := exec.CommandContext(ctx, bin, "200", "2", "64").Output()
+	if err != nil {
+		t.Fatalf("pipes-pingpong: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "C pingpong median ") ||
+		!strings.HasPrefix(lines[1], "C throughput pipe ") || !strings.HasPrefix(lines[2], "C throughput pipe 1048576 bytes") {
+		t.Errorf("pipes-pingpong printed:\n%s", out)
+	}
+	if err := exec.CommandContext(ctx, bin, "5").Run(); err == nil {
+		t.Errorf("pipes-pingpong 5: ran, want the usage error for rounds under 100")
 	}
 }

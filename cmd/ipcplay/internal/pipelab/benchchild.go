@@ -84,6 +84,13 @@ func BenchMain(ctx context.Context, args []string) error {
 			return fmt.Errorf("wait for go: %w", err)
 		}
 		buf, release, err := writeBuffer(*chunk, *huge)
+		if errors.Is(err, errHugeRefused) {
+			// A documented refusal: tell the parent by the exit status,
+			// so that it skips this run and fails on anything else.
+			// TODO(issue 14): return procs.ExitCode once procs has it.
+			fmt.Fprintf(os.Stderr, "%s: %v\n", BenchRole, err)
+			os.Exit(exitHugeRefused)
+		}
 		if err != nil {
 			return err
 		}
@@ -158,8 +165,30 @@ const (
 	hugePageLen = 2 << 20
 )
 
+// errHugeRefused marks a huge-page request the system turned down for one
+// of the documented reasons: mmap(MAP_HUGETLB) or madvise(MADV_HUGEPAGE)
+// failing with EINVAL (the kernel or the mapping does not support it),
+// ENOMEM (no huge page free) or EPERM (not allowed), or the kernel backing
+// a MADV_HUGEPAGE buffer with small pages after all (transparent huge
+// pages are a hint it may decline). Any other error is a failure.
+var errHugeRefused = errors.New("huge pages refused")
+
+// exitHugeRefused is the exit status of a BenchRole child whose huge-page
+// request was refused (errHugeRefused): the run is skipped, not failed.
+const exitHugeRefused = 3
+
+// hugeErr wraps err from a huge-page request, marked with errHugeRefused
+// when its errno is one of the documented refusals.
+func hugeErr(call string, err error) error {
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOMEM) || errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("%w: %s: %w", errHugeRefused, call, err)
+	}
+	return fmt.Errorf("%s: %w", call, err)
+}
+
 // writeBuffer returns a buffer of n bytes, backed by huge pages if huge
-// says so, and the function that releases it.
+// says so, and the function that releases it. A refused huge-page request
+// is an errHugeRefused error.
 func writeBuffer(n int, huge string) ([]byte, func(), error) {
 	switch huge {
 	case HugeNone, "":
@@ -168,7 +197,7 @@ func writeBuffer(n int, huge string) ([]byte, func(), error) {
 		size := (n + hugePageLen - 1) / hugePageLen * hugePageLen
 		m, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_HUGETLB)
 		if err != nil {
-			return nil, nil, fmt.Errorf("mmap MAP_HUGETLB: %w", err)
+			return nil, nil, hugeErr("mmap MAP_HUGETLB", err)
 		}
 		return m[:n], func() { unix.Munmap(m) }, nil
 	case HugeTHP:
@@ -187,14 +216,19 @@ func writeBuffer(n int, huge string) ([]byte, func(), error) {
 		buf := m[off : off+size]
 		if err := unix.Madvise(buf, unix.MADV_HUGEPAGE); err != nil {
 			release()
-			return nil, nil, fmt.Errorf("madvise MADV_HUGEPAGE: %w", err)
+			return nil, nil, hugeErr("madvise MADV_HUGEPAGE", err)
 		}
 		for i := 0; i < len(buf); i += 4096 {
 			buf[i] = 1 // fault the pages in
 		}
-		if kb, err := anonHugeKB(); err != nil || kb < int64(size>>10) {
+		kb, err := anonHugeKB()
+		if err != nil {
 			release()
-			return nil, nil, fmt.Errorf("transparent huge pages not granted (AnonHugePages %d kB, %v)", kb, err)
+			return nil, nil, fmt.Errorf("check transparent huge pages: %w", err)
+		}
+		if kb < int64(size>>10) {
+			release()
+			return nil, nil, fmt.Errorf("%w: transparent huge pages not granted (AnonHugePages %d kB of %d)", errHugeRefused, kb, size>>10)
 		}
 		return buf[:n], release, nil
 	}

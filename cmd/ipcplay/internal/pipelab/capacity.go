@@ -26,8 +26,19 @@ type CapacityReport struct {
 	// OddResized what the kernel rounded it up to.
 	OddRequest int
 	OddResized int
-	// OverMaxErr is the error for a request one byte over Max.
+	// OverMaxErr is ipcplay's own refusal of a request one byte over Max:
+	// pipes.Resize checks pipe-max-size before it asks the kernel, so that
+	// results do not depend on who runs the lab.
 	OverMaxErr string
+	// KernelOverMax is what the kernel itself granted for that request
+	// (F_SETPIPE_SZ on a fresh pipe, no check of ours first), and
+	// KernelOverMaxErr its refusal: EPERM for a process without
+	// CAP_SYS_RESOURCE, while root may go past pipe-max-size.
+	KernelOverMax    int
+	KernelOverMaxErr error
+	// CapSysResource says whether this process holds CAP_SYS_RESOURCE,
+	// and CapKnown whether /proc/self/status told.
+	CapSysResource, CapKnown bool
 }
 
 // Capacity measures the pipes of this system.
@@ -65,5 +76,7 @@ func Capacity() (CapacityReport, error) {
 		return rep, fmt.Errorf("resize over the maximum: got %v, want a size error", err)
 	}
 	rep.OverMaxErr = se.Error()
+	rep.KernelOverMax, rep.KernelOverMaxErr = kernelResize(rep.Max + 1)
+	rep.CapSysResource, rep.CapKnown = hasCapSysResource()
 	return rep, nil
 }

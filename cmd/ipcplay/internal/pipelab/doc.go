@@ -2,7 +2,14 @@
 // pipe-buffer deadlocks happen for real between a parent and a child
 // process, proves each one from the kernel's view with the stall detector
 // of package pipes, ends it by killing the child, and then runs the fixed
-// version of the same code.
+// version of the same code. It also measures what a pipe holds
+// ([Capacity]) and how fast one is between processes next to goroutines
+// ([Bench]).
+//
+// [Command] is "ipcplay pipes" with its subcommands deadlock, capacity and
+// bench (deadlockcmd.go, capacitycmd.go, benchcmd.go turn the runs into
+// reports); [RegisterRoles] registers the two child roles, [ChildRole] and
+// [BenchRole]. The lab sheet is docs/labs/pipes.md.
 //
 // Scenarios:
 //
@@ -21,5 +28,6 @@
 // echoes, read) in a shared Int64Array, so the watchdog sees progress
 // without touching the pipes. The fixes are drain goroutines
 // ([pipes.StartDrain]) and, for both directions, a writer goroutine that
-// feeds stdin while the drain empties stdout.
+// feeds stdin while the drain empties stdout. [Threshold] is the byte at
+// which each scenario starts to deadlock.
 package pipelab

@@ -11,8 +11,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	procs.Register(ChildRole, ChildMain)
-	procs.Register(BenchRole, BenchMain)
+	RegisterRoles()
+	procs.Register(cliRole, cliMain)
 	procs.Init()
 	os.Exit(m.Run())
 }
@@ -85,20 +85,24 @@ func TestSmallDoesNotDeadlock(t *testing.T) {
 }
 
 func TestThreshold(t *testing.T) {
-	// The first byte over the pipe's capacity is the one that hangs.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// The byte Threshold names is the first that hangs: one byte fewer
+	// completes, in every scenario.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	measured, _, err := pipes.MeasureCapacity(0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []int64{int64(measured), int64(measured) + 1} {
-		run, err := Deadlock(ctx, WaitThenRead, n, testCfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := n > int64(measured); run.Deadlocked != want || !run.OK() {
-			t.Errorf("%d bytes: deadlocked %v, want %v (%+v)", n, run.Deadlocked, want, run)
+	for _, sc := range Scenarios() {
+		th := Threshold(sc, measured, testCfg.chunk())
+		for _, n := range []int64{th - 1, th} {
+			run, err := Deadlock(ctx, sc, n, testCfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := n >= th; run.Deadlocked != want || !run.OK() {
+				t.Errorf("%s, %d bytes: deadlocked %v, want %v (%+v)", sc, n, run.Deadlocked, want, run)
+			}
 		}
 	}
 }
