@@ -15,6 +15,9 @@ var labRuns = [][]string{
 	{"queue", "--messages", "5000"},
 	{"queue", "--lab", "poison-pill", "--messages", "2000", "--watchdog", "300ms"},
 	{"factor", "--upto", "20000", "--procs", "2"},
+	{"pipes", "deadlock", "--bytes", "32K,65K", "--timeout", "500ms"},
+	{"pipes", "capacity"},
+	{"pipes", "bench", "--rounds", "2000", "--bytes", "4M", "--write", "64K"},
 	{"doctor"},
 }
 

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +13,8 @@ import (
 
 // sheetCommand is the command a lab sheet's excerpt came from, written in
 // the sheet as <!-- excerpt: ipcplay ARGS -->.
+var update = flag.Bool("update", false, "rewrite the lab sheets' excerpts with what the labs print now")
+
 var sheetCommand = regexp.MustCompile(`<!-- excerpt: ipcplay (.*?) -->\s*` + "```text\n" + `((?s:.*?))` + "```")
 
 // TestLabSheets keeps docs/labs/*.md true: each sheet's excerpt is run
@@ -32,6 +35,10 @@ func TestLabSheets(t *testing.T) {
 			m := sheetCommand.FindAllStringSubmatch(string(b), -1)
 			if len(m) == 0 {
 				t.Fatalf("no <!-- excerpt: ipcplay ... --> before a text block")
+			}
+			if *update {
+				updateSheet(t, sheet, string(b))
+				return
 			}
 			for _, x := range m {
 				args, excerpt := strings.Fields(x[1]), x[2]
@@ -98,4 +105,20 @@ func subsequence(sub, all []string) bool {
 		}
 	}
 	return i == len(sub)
+}
+
+// updateSheet runs each excerpt's command as the sheet shows it and puts
+// its output in place of the old excerpt.
+func updateSheet(t *testing.T, name, text string) {
+	out := sheetCommand.ReplaceAllStringFunc(text, func(block string) string {
+		x := sheetCommand.FindStringSubmatch(block)
+		code, stdout, stderr := runHere(t, strings.Fields(x[1])...)
+		if code != 0 {
+			t.Fatalf("ipcplay %s: exit %d: %s", x[1], code, stderr)
+		}
+		return strings.Replace(block, x[2], stdout, 1)
+	})
+	if err := os.WriteFile(name, []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

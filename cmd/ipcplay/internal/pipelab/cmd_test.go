@@ -173,7 +173,7 @@ func TestDeadlockJSON(t *testing.T) {
 }
 
 // TestDeadlockText runs the lab sheet's command and checks the output fits
-// 80 columns and that the sheet's excerpt still matches it.
+// 80 columns (cmd/ipcplay's TestLabSheets keeps the sheet's excerpt true).
 func TestDeadlockText(t *testing.T) {
 	code, stdout, stderr := runCmd(t, "pipes", "deadlock", "--bytes", "32K,1M", "--timeout", "500ms")
 	if code != 0 {
@@ -182,25 +182,6 @@ func TestDeadlockText(t *testing.T) {
 	fits(t, "pipes deadlock", stdout)
 	if !strings.Contains(stdout, "both-directions, 1MiB: the parent was stuck too") {
 		t.Errorf("no note on the parent stuck in both-directions:\n%s", stdout)
-	}
-	sheet, err := os.ReadFile("../../../../docs/labs/pipes.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, excerpt, ok := strings.Cut(string(sheet), "## What you see")
-	if ok {
-		_, excerpt, ok = strings.Cut(excerpt, "```text\n")
-	}
-	if ok {
-		excerpt, _, ok = strings.Cut(excerpt, "```")
-	}
-	if !ok {
-		t.Fatal("docs/labs/pipes.md: no ```text block under ## What you see")
-	}
-	for _, prefix := range []string{"SCENARIO ", "verdict: "} {
-		if got, want := firstLine(excerpt, prefix), firstLine(stdout, prefix); got != want || want == "" {
-			t.Errorf("docs/labs/pipes.md excerpt's first %q line:\n%s\nthe lab prints:\n%s", prefix, got, want)
-		}
 	}
 }
 
