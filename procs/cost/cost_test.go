@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +25,10 @@ const (
 	roleSyscalls = "cost-test-syscalls" // args: getppid|write N
 	roleSleep    = "cost-test-sleep"    // args: N sleeps of 2 ms
 	roleSpin     = "cost-test-spin"     // args: ms of CPU to burn
+	// roleNobody drops root to uid and gid 65534, measures itself and
+	// prints the method and the system calls counted, without the
+	// ready/go handshake.
+	roleNobody = "cost-test-nobody"
 )
 
 func TestMain(m *testing.M) {
@@ -100,6 +105,28 @@ func TestMain(m *testing.M) {
 				}
 			}
 		})
+	})
+	procs.Register(roleNobody, func(ctx context.Context, args []string) error {
+		if err := syscall.Setgroups(nil); err != nil {
+			return err
+		}
+		if err := syscall.Setresgid(65534, 65534, 65534); err != nil {
+			return err
+		}
+		if err := syscall.Setresuid(65534, 65534, 65534); err != nil {
+			return err
+		}
+		ctr, err := Start(os.Getpid())
+		if err != nil {
+			return err
+		}
+		unix.Getppid()
+		s, err := ctr.Stop()
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%d %s\n", s.Syscalls, s.SyscallMethod)
+		return nil
 	})
 	procs.Init()
 	os.Exit(m.Run())
@@ -367,6 +394,30 @@ func TestUnknownSyscallName(t *testing.T) {
 	_, err := StartWith(Options{ByName: []string{"no_such_call"}}, os.Getpid())
 	if err == nil || !strings.Contains(err.Error(), "no tracepoint") {
 		t.Fatalf("StartWith(no_such_call) = %v, want a no tracepoint error", err)
+	}
+}
+
+// TestUnprivileged checks the fallback on this kernel: a process without
+// privileges gets a Sample that says why system calls were not counted.
+func TestUnprivileged(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to start a child as nobody")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var out strings.Builder
+	c := procs.Command(ctx, roleNobody)
+	c.Stdout = &out
+	if err := c.Run(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("as nobody: %s", out.String())
+	n, method, _ := strings.Cut(strings.TrimSpace(out.String()), " ")
+	if p, err := strconv.Atoi(paranoid()); err == nil && p <= 1 && method == MethodTracepoint {
+		return // this kernel lets anyone count; nothing to fall back from
+	}
+	if n != "0" || !strings.HasPrefix(method, "unavailable: ") || !strings.Contains(method, "permission denied") || !strings.Contains(method, "perf_event_paranoid") {
+		t.Fatalf("as nobody: %q, want 0 system calls and unavailable: ... permission denied ... perf_event_paranoid", out.String())
 	}
 }
 
