@@ -25,6 +25,7 @@ const (
 	roleSyscalls = "cost-test-syscalls" // args: getppid|write N
 	roleSleep    = "cost-test-sleep"    // args: N sleeps of 2 ms
 	roleSpin     = "cost-test-spin"     // args: ms of CPU to burn
+	roleThreads  = "cost-test-threads"  // args: T N: T new threads, N getppid each
 	// roleNobody drops root to uid and gid 65534, measures itself and
 	// prints the method and the system calls counted, without the
 	// ready/go handshake.
@@ -104,6 +105,34 @@ func TestMain(m *testing.M) {
 					return nil
 				}
 			}
+		})
+	})
+	procs.Register(roleThreads, func(ctx context.Context, args []string) error {
+		threads, err := strconv.Atoi(args[0])
+		if err != nil {
+			return err
+		}
+		n, err := strconv.Atoi(args[1])
+		if err != nil {
+			return err
+		}
+		return childWork(func() error {
+			// One after another, each on a thread of its own that
+			// exits with the goroutine (locked, never unlocked): the
+			// runtime must make a new thread for each, after the
+			// counter attached.
+			for range threads {
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					runtime.LockOSThread()
+					for range n {
+						unix.Getppid()
+					}
+				}()
+				<-done
+			}
+			return nil
 		})
 	})
 	procs.Register(roleNobody, func(ctx context.Context, args []string) error {
@@ -280,6 +309,32 @@ func TestSyscallsCounted(t *testing.T) {
 			c.finish(t)
 		})
 	}
+}
+
+// TestSyscallsNewThreads checks inherit: threads created after Start, and
+// exited before Stop, are counted.
+func TestSyscallsNewThreads(t *testing.T) {
+	needTracepoint(t)
+	const threads, n = 4, 5000
+	c := startChild(t, roleThreads, strconv.Itoa(threads), strconv.Itoa(n))
+	ctr, err := StartWith(Options{ByName: []string{"getppid", "clone", "clone3"}}, c.cmd.Pid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctr.Close()
+	c.run(t)
+	s, err := ctr.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("attached %d threads; counted %v", s.Procs[0].Threads, s.ByName)
+	if s.ByName["clone"]+s.ByName["clone3"] == 0 {
+		t.Fatal("no clone counted: the child made no new thread, the test proves nothing")
+	}
+	if got := s.ByName["getppid"]; got != threads*n {
+		t.Fatalf("getppid counted %d times on new threads, want %d", got, threads*n)
+	}
+	c.finish(t)
 }
 
 func TestSyscallsSelf(t *testing.T) {
