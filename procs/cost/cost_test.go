@@ -272,7 +272,7 @@ func needTracepoint(t *testing.T) {
 
 func TestSyscallsCounted(t *testing.T) {
 	needTracepoint(t)
-	const n = 20000
+	const n = 50000
 	for _, kind := range []string{"getppid", "write"} {
 		t.Run("kind="+kind, func(t *testing.T) {
 			c := startChild(t, roleSyscalls, kind, strconv.Itoa(n))
@@ -293,15 +293,17 @@ func TestSyscallsCounted(t *testing.T) {
 			}
 			// The child's own extra calls: the write of "done", the
 			// read that waits for EOF, and the runtime's (sysmon's
-			// sleeps, futex wake-ups): 25 to 200 here. A double count
+			// sleeps, futex wake-ups): 40 to 500 here, more on a loaded
+			// machine. A double count
 			// would be twice n.
 			if s.Syscalls < n || s.Syscalls > n+n/20 {
 				t.Fatalf("Syscalls = %d, want %d to %d", s.Syscalls, n, n+n/20)
 			}
-			// write also counts the child's "done".
+			// write also counts the child's "done" (and any wake-up
+			// of the runtime's poller, an eventfd write).
 			t.Logf("by name: %v", s.ByName)
-			if got := s.ByName[kind]; got < n || got > n+1 {
-				t.Fatalf("ByName[%s] = %d, want %d or %d", kind, got, n, n+1)
+			if got := s.ByName[kind]; got < n || got > n+10 {
+				t.Fatalf("ByName[%s] = %d, want %d to %d", kind, got, n, n+10)
 			}
 			if d := s.Per(n).Dominant(); !strings.Contains(d, "1 system call per message, mostly "+kind) {
 				t.Fatalf("Dominant() = %q, want it to name %s", d, kind)
@@ -315,7 +317,8 @@ func TestSyscallsCounted(t *testing.T) {
 // exited before Stop, are counted.
 func TestSyscallsNewThreads(t *testing.T) {
 	needTracepoint(t)
-	const threads, n = 4, 5000
+	// More threads than the child has idle ones, so that some are new.
+	const threads, n = 10, 2000
 	c := startChild(t, roleThreads, strconv.Itoa(threads), strconv.Itoa(n))
 	ctr, err := StartWith(Options{ByName: []string{"getppid", "clone", "clone3"}}, c.cmd.Pid())
 	if err != nil {
@@ -359,10 +362,20 @@ func TestSyscallsSelf(t *testing.T) {
 }
 
 // TestCounterOwnCalls bounds the system calls the counter itself adds to
-// this process's count: an empty window.
+// this process's count in an empty window: those it makes (listing threads,
+// opening and reading events), not the runtime's sleeps and wake-ups, which
+// grow with the time a loaded machine keeps the window open.
 func TestCounterOwnCalls(t *testing.T) {
 	needTracepoint(t)
-	ctr, err := Start(os.Getpid())
+	// Names differ between architectures, and some calls have no
+	// tracepoint (perf_event_open on amd64): keep those this kernel has.
+	var own []string
+	for _, name := range []string{"perf_event_open", "read", "openat", "getdents64", "close", "fstat", "newfstat", "newfstatat", "fcntl"} {
+		if _, err := syscallIDs(defaultTracefsDirs, []string{name}); err == nil {
+			own = append(own, name)
+		}
+	}
+	ctr, err := StartWith(Options{ByName: own}, os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,9 +383,16 @@ func TestCounterOwnCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("empty window: %d system calls on %d threads", s.Syscalls, s.Procs[0].Threads)
-	if limit := uint64(4*s.Procs[0].Threads + 20); s.Syscalls > limit {
-		t.Fatalf("empty window counted %d system calls, want at most %d", s.Syscalls, limit)
+	var sum uint64
+	for _, n := range s.ByName {
+		sum += n
+	}
+	threads := s.Procs[0].Threads
+	t.Logf("empty window: %d system calls on %d threads, the counter's own: %v", s.Syscalls, threads, s.ByName)
+	// Per thread at most one perf_event_open per event and one read
+	// per event, plus two listings of /proc/self/task.
+	if limit := uint64(2*(1+len(own))*threads + 20); sum > limit {
+		t.Fatalf("the counter made %d system calls in an empty window, want at most %d", sum, limit)
 	}
 }
 

@@ -49,8 +49,10 @@
 //     most of its threads.
 //   - Attaching this process with inherit also counts children it starts
 //     inside the window: start the children first.
-//   - The counter's own calls in this process are counted: about 8 in an
-//     empty window (TestCounterOwnCalls).
+//   - The counter's own calls in this process are counted when this
+//     process is measured: about 10 in an empty window, plus one
+//     perf_event_open per extra event with Options.ByName
+//     (TestCounterOwnCalls).
 //
 // # CPU time and context switches
 //
