@@ -294,8 +294,7 @@ func TestSyscallsCounted(t *testing.T) {
 			// The child's own extra calls: the write of "done", the
 			// read that waits for EOF, and the runtime's (sysmon's
 			// sleeps, futex wake-ups): 40 to 500 here, more on a loaded
-			// machine. A double count
-			// would be twice n.
+			// machine. A double count would be twice n.
 			if s.Syscalls < n || s.Syscalls > n+n/20 {
 				t.Fatalf("Syscalls = %d, want %d to %d", s.Syscalls, n, n+n/20)
 			}
