@@ -2,70 +2,88 @@ package cost
 
 import (
 	"os"
+	"runtime"
 	"testing"
 
 	"golang.org/x/sys/unix"
 )
 
-// BenchmarkSyscall measures what the tracepoint adds to every system call
-// of a measured process: getppid(2) with and without a counter attached to
-// this process.
+// BenchmarkSyscall measures what counting adds to a system call, getppid(2)
+// in this process: with no counter; with a counter on another process (an
+// open sys_enter event puts every thread on the machine on the kernel's
+// tracing path); with a counter on this process; and with eight per-name
+// counters besides.
 func BenchmarkSyscall(b *testing.B) {
-	for _, on := range []bool{false, true} {
-		name := "counter=off"
-		if on {
-			name = "counter=on"
-		}
-		b.Run(name, func(b *testing.B) {
-			if on {
-				ctr, err := Start(os.Getpid())
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer ctr.Close()
+	names := []string{"getppid", "read", "write", "futex", "sendmsg", "recvmsg", "epoll_pwait", "nanosleep"}
+	for _, mode := range []string{"off", "other", "self", "self+byname"} {
+		b.Run("counter="+mode, func(b *testing.B) {
+			if mode != "off" {
 				if _, err := tracepointID(defaultTracefsDirs); err != nil {
 					b.Skip(err)
 				}
 			}
+			var ctr *Counter
+			var err error
+			switch mode {
+			case "other":
+				c := startChild(b, roleSleep, "1")
+				ctr, err = Start(c.cmd.Pid())
+			case "self":
+				ctr, err = Start(os.Getpid())
+			case "self+byname":
+				ctr, err = StartWith(Options{ByName: names}, os.Getpid())
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			if ctr != nil {
+				defer ctr.Close()
+			}
+			// Wall time swings with the machine's load; the thread's
+			// own CPU time does not wait for a CPU.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			u0, err := ThreadUsage()
+			if err != nil {
+				b.Fatal(err)
+			}
 			for b.Loop() {
 				unix.Getppid()
 			}
+			u1, err := ThreadUsage()
+			if err != nil {
+				b.Fatal(err)
+			}
+			d := u1.Sub(u0)
+			b.ReportMetric(float64(d.UserNS+d.SysNS)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }
 
 // BenchmarkStartStop measures the counter's cost in the caller: Start and
-// Stop on this process, or on a child with the Go runtime's threads.
+// Stop on this process, or on a child with the Go runtime's threads. Most
+// of it is the kernel registering the tracepoint on the first open and
+// unregistering it on the last close.
 func BenchmarkStartStop(b *testing.B) {
-	b.Run("target=self", func(b *testing.B) {
-		var threads int
-		for b.Loop() {
-			ctr, err := Start(os.Getpid())
-			if err != nil {
-				b.Fatal(err)
+	for _, target := range []string{"self", "child"} {
+		b.Run("target="+target, func(b *testing.B) {
+			pid := os.Getpid()
+			if target == "child" {
+				pid = startChild(b, roleSleep, "1").cmd.Pid()
 			}
-			s, err := ctr.Stop()
-			if err != nil {
-				b.Fatal(err)
+			var threads int
+			for b.Loop() {
+				ctr, err := Start(pid)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s, err := ctr.Stop()
+				if err != nil {
+					b.Fatal(err)
+				}
+				threads = s.Procs[0].Threads
 			}
-			threads = s.Procs[0].Threads
-		}
-		b.ReportMetric(float64(threads), "threads")
-	})
-	b.Run("target=child", func(b *testing.B) {
-		c := startChild(b, roleSleep, "1")
-		var threads int
-		for b.Loop() {
-			ctr, err := Start(c.cmd.Pid())
-			if err != nil {
-				b.Fatal(err)
-			}
-			s, err := ctr.Stop()
-			if err != nil {
-				b.Fatal(err)
-			}
-			threads = s.Procs[0].Threads
-		}
-		b.ReportMetric(float64(threads), "threads")
-	})
+			b.ReportMetric(float64(threads), "threads")
+		})
+	}
 }

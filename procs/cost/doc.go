@@ -49,8 +49,10 @@
 //     most of its threads.
 //   - Attaching this process with inherit also counts children it starts
 //     inside the window: start the children first.
-//   - The counter's own calls in this process are counted: about 8 in an
-//     empty window (TestCounterOwnCalls).
+//   - The counter's own calls in this process are counted when this
+//     process is measured: about 10 in an empty window, plus one
+//     perf_event_open per extra event with Options.ByName
+//     (TestCounterOwnCalls).
 //
 // # CPU time and context switches
 //
@@ -70,17 +72,24 @@
 //
 // # Overhead
 //
-// Measured on the 2-core CI VM (go test -bench . ./procs/cost):
+// Measured on the 2-core CI VM with a load average above 30 (three runs of
+// go test -run XXX -bench Syscall -benchtime=200000x ./procs/cost; CPU
+// time of the calling thread per getppid(2), which waiting for a CPU does
+// not inflate):
 //
-//   - while a sys_enter event is open, every system call on the machine
-//     takes the kernel's tracing path: getppid(2) went from about 5 µs to
-//     about 8 µs (BenchmarkSyscall, counter=off against counter=on; both
-//     slow because the VM was heavily loaded);
-//   - the first event opened registers the tracepoint (about 1 ms) and the
-//     last one closed unregisters it and waits for an RCU grace period
-//     (10 to 30 ms): Start plus Stop take about 20 ms
-//     (BenchmarkStartStop), outside the window. [Sample.CounterNS] reports
-//     it for each window.
+//   - no counter: 1015 to 1068 ns (a system call is slow on this VM);
+//   - a counter open on another process: 1061 to 1147 ns. While any
+//     sys_enter event is open, every thread on the machine takes the
+//     kernel's syscall tracing path, measured or not;
+//   - a counter on this process: 1190 to 1351 ns, so counting costs about
+//     150 to 300 ns per system call of a measured process;
+//   - with eight per-name counters besides: 1337 to 1749 ns.
+//
+// In the caller, the first event opened registers the tracepoint (about
+// 1 ms) and the last one closed unregisters it, waiting for an RCU grace
+// period (10 to 30 ms): Start plus Stop took 22 to 47 ms
+// (BenchmarkStartStop), all of it outside the window. [Sample.CounterNS]
+// reports it for each window.
 //
 // A [Counter] holds one descriptor per thread until Stop or Close.
 package cost

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -28,9 +29,13 @@ func (e *unavailableError) Error() string { return "unavailable: " + e.reason }
 // tracepointID reads the id of raw_syscalls:sys_enter from the first tracefs
 // directory that has it.
 func tracepointID(dirs []string) (uint64, error) {
+	var denied error
 	for _, d := range dirs {
 		b, err := os.ReadFile(d + "/" + sysEnterID)
 		if err != nil {
+			if errors.Is(err, fs.ErrPermission) && denied == nil {
+				denied = err
+			}
 			continue
 		}
 		id, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
@@ -38,6 +43,9 @@ func tracepointID(dirs []string) (uint64, error) {
 			return 0, fmt.Errorf("parse %s/%s: %w", d, sysEnterID, err)
 		}
 		return id, nil
+	}
+	if denied != nil {
+		return 0, &unavailableError{fmt.Sprintf("%v (tracefs is root's; counting a kernel tracepoint also needs CAP_PERFMON or perf_event_paranoid <= 1, here %s)", denied, paranoid())}
 	}
 	return 0, &unavailableError{fmt.Sprintf("tracefs not mounted (no %s under %s; as root: mount -t tracefs nodev /sys/kernel/tracing)",
 		sysEnterID, strings.Join(dirs, " or "))}
@@ -116,16 +124,20 @@ func readCount(fd int) (uint64, error) {
 	return binary.NativeEndian.Uint64(buf[:]), nil
 }
 
+// paranoid returns kernel.perf_event_paranoid, or "unknown".
+func paranoid() string {
+	if b, err := os.ReadFile("/proc/sys/kernel/perf_event_paranoid"); err == nil {
+		return strings.TrimSpace(string(b))
+	}
+	return "unknown"
+}
+
 // permissionReason turns perf_event_open's refusal into the reason a
 // reader needs, naming perf_event_paranoid.
 func permissionReason(err error) error {
 	switch {
 	case errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM):
-		p := "unknown"
-		if b, rerr := os.ReadFile("/proc/sys/kernel/perf_event_paranoid"); rerr == nil {
-			p = strings.TrimSpace(string(b))
-		}
-		return &unavailableError{fmt.Sprintf("perf_event_open: %v (perf_event_paranoid=%s; counting kernel tracepoints needs CAP_PERFMON, root, or perf_event_paranoid <= 1)", err, p)}
+		return &unavailableError{fmt.Sprintf("perf_event_open: %v (perf_event_paranoid=%s; counting kernel tracepoints needs CAP_PERFMON, root, or perf_event_paranoid <= 1)", err, paranoid())}
 	case errors.Is(err, unix.ENOSYS):
 		return &unavailableError{"perf_event_open: not supported by this kernel"}
 	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.EINVAL), errors.Is(err, unix.EOPNOTSUPP):
