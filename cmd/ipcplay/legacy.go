@@ -11,7 +11,6 @@ import (
 	"ipcplay/cmd/ipcplay/internal/pipelab"
 	"ipcplay/cmd/ipcplay/internal/queuelab"
 	"ipcplay/cmd/ipcplay/internal/rpclab"
-	"ipcplay/cmd/ipcplay/internal/shmlab"
 	"ipcplay/procs"
 )
 
@@ -21,7 +20,6 @@ func registerLegacyRoles() {
 	procs.Register(rpclab.ManagerServerRole, rpclab.ManagerServerMain)
 	procs.Register(rpclab.ManagerWorkerRole, rpclab.ManagerWorkerMain)
 	procs.Register(rpclab.ManagerShmWorkerRole, rpclab.ManagerShmWorkerMain)
-	shmlab.RegisterRoles()
 	queuelab.RegisterRoles()
 	procs.Register(factor.WorkerRole, factor.WorkerMain)
 }

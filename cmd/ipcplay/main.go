@@ -11,6 +11,7 @@ import (
 
 	"ipcplay/cmd/ipcplay/internal/base"
 	"ipcplay/cmd/ipcplay/internal/primes"
+	"ipcplay/cmd/ipcplay/internal/shmlab"
 	"ipcplay/procs"
 )
 
@@ -24,6 +25,7 @@ func main() {
 // Each package's TestMain registers the roles its own tests start.
 func registerRoles() {
 	primes.RegisterRoles()
+	shmlab.RegisterRoles()
 	registerLegacyRoles()
 }
 
@@ -36,7 +38,7 @@ func program() *base.Program {
 		Commands: []*base.Command{
 			primes.Command(),
 			legacy(pipesCommand, "pipes <subcommand> [flags]"),
-			legacy(shmCommand, "shm <subcommand> [flags]"),
+			shmlab.Command(),
 			legacy(queueCommand, "queue [flags]"),
 			legacy(factorCommand, "factor [flags]"),
 			legacy(rpcCommand, "rpc <subcommand> [flags]"),
