@@ -137,7 +137,7 @@ func counterReport(workers, increments int, syncs []Sync, modes []Mode, runs []C
 		}
 	}
 	if len(lost) > 0 {
-		v := "unsynchronized, " + strings.Join(lost, " and ") + " this time: a load and a store are two steps, and a store another worker makes between them is overwritten"
+		v := "lost updates without synchronization: " + strings.Join(lost, " and ") + " this time; a load and a store are two steps, and a store another worker makes between them is overwritten"
 		if lucky {
 			v += "; losing none is luck, not correctness (a worker seldom loses its CPU between the two): run it again or with more --increments"
 		}

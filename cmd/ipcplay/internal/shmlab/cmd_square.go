@@ -60,9 +60,17 @@ Examples:
 func squareReport(res SquareResult) (r *report.Report, bad int) {
 	r = report.New("shm square", fmt.Sprintf("shm square: child pid %d squared %d numbers in shared memory", res.PID, len(res.Numbers)))
 	r.Config["numbers"] = res.Numbers
+	// Whole numbers are shown as such; others to three significant
+	// digits (--json has them exact).
+	unit, cell := report.Int, func(x float64) any { return int64(x) }
+	for i, x := range res.Numbers {
+		if !whole(x) || !whole(res.Squares[i]) {
+			unit, cell = report.Float, func(x float64) any { return x }
+		}
+	}
 	t := r.Table("squares", "the shared arrays",
-		report.Col("number", "number", report.Float),
-		report.Col("square", "square (shared array)", report.Float),
+		report.Col("number", "number", unit),
+		report.Col("square", "square (shared array)", unit),
 		report.Col("ok", "checked", report.Bool),
 	)
 	var sum float64
@@ -72,9 +80,11 @@ func squareReport(res SquareResult) (r *report.Report, bad int) {
 			bad++
 		}
 		sum += x * x
-		t.Row(x, res.Squares[i], ok)
+		t.Row(cell(x), cell(res.Squares[i]), ok)
 	}
-	t.Notef("numbers shown to three significant digits; --json has them exact")
+	if unit == report.Float {
+		t.Notef("numbers shown to three significant digits; --json has them exact")
+	}
 	if res.Sum != sum {
 		bad++
 		r.Warnf("the shared value holds %s, the parent's own sum is %s", num(res.Sum), num(sum))
@@ -86,5 +96,8 @@ func squareReport(res SquareResult) (r *report.Report, bad int) {
 	r.Verdictf("sum (shared value): %s. The child wrote into memory the parent maps; nothing was copied or sent back, and every value matches the parent's own arithmetic", num(res.Sum))
 	return r, 0
 }
+
+// whole reports whether x is an integer a float64 holds exactly.
+func whole(x float64) bool { return x == math.Trunc(x) && math.Abs(x) <= 1<<53 }
 
 func num(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }

@@ -75,7 +75,7 @@ func TestCounterCommand(t *testing.T) {
 	}
 	fits(t, stdout)
 	for _, want := range []string{"SYNC", "PER INCR NS", "none", "atomic", "mutex", "goroutines", "60,000",
-		"verdict: unsynchronized, procs lost", "verdict: every atomic and mutex count was exact"} {
+		"verdict: lost updates without synchronization: procs lost", "verdict: every atomic and mutex count was exact"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)
 		}
