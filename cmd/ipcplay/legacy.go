@@ -10,16 +10,12 @@ import (
 	"ipcplay/cmd/ipcplay/internal/factor"
 	"ipcplay/cmd/ipcplay/internal/pipelab"
 	"ipcplay/cmd/ipcplay/internal/queuelab"
-	"ipcplay/cmd/ipcplay/internal/rpclab"
 	"ipcplay/procs"
 )
 
 func registerLegacyRoles() {
 	procs.Register(pipelab.ChildRole, pipelab.ChildMain)
 	procs.Register(pipelab.BenchRole, pipelab.BenchMain)
-	procs.Register(rpclab.ManagerServerRole, rpclab.ManagerServerMain)
-	procs.Register(rpclab.ManagerWorkerRole, rpclab.ManagerWorkerMain)
-	procs.Register(rpclab.ManagerShmWorkerRole, rpclab.ManagerShmWorkerMain)
 	queuelab.RegisterRoles()
 	procs.Register(factor.WorkerRole, factor.WorkerMain)
 }

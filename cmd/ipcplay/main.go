@@ -11,6 +11,7 @@ import (
 
 	"ipcplay/cmd/ipcplay/internal/base"
 	"ipcplay/cmd/ipcplay/internal/primes"
+	"ipcplay/cmd/ipcplay/internal/rpclab"
 	"ipcplay/cmd/ipcplay/internal/shmlab"
 	"ipcplay/procs"
 )
@@ -26,6 +27,7 @@ func main() {
 func registerRoles() {
 	primes.RegisterRoles()
 	shmlab.RegisterRoles()
+	rpclab.RegisterRoles()
 	registerLegacyRoles()
 }
 
@@ -41,8 +43,8 @@ func program() *base.Program {
 			shmlab.Command(),
 			legacy(queueCommand, "queue [flags]"),
 			legacy(factorCommand, "factor [flags]"),
-			legacy(rpcCommand, "rpc <subcommand> [flags]"),
-			legacy(managerCommand, "manager [flags]"),
+			rpclab.RPCCommand(),
+			rpclab.ManagerCommand(),
 		},
 		Version: version,
 	}
