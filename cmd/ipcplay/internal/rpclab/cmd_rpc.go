@@ -60,7 +60,7 @@ func serveCommand() *base.Command {
 	cmd := &base.Command{
 		UsageLine: "serve --socket PATH [--key-file FILE]",
 		Short:     "answer calls to the demo methods on a Unix socket until interrupted",
-		Long: `Listens on PATH, whose directory must be private to you (mode 0700), and answers calls to the demo methods until interrupted (Ctrl-C or SIGTERM; exit status 130 or 143, as the labs). Each connection is logged on stderr.
+		Long: `Listens on PATH, whose directory must be private to you (mode 0700), and answers calls to the demo methods until interrupted (Ctrl-C or SIGTERM; exit status 130 or 143, as the labs). Rejected connections and broken calls are logged on stderr.
 
 Examples:
   mkdir -m 700 /tmp/rpc
