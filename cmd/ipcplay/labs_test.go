@@ -18,6 +18,10 @@ var labRuns = [][]string{
 	{"pipes", "deadlock", "--bytes", "32K,65K", "--timeout", "500ms"},
 	{"pipes", "capacity"},
 	{"pipes", "bench", "--rounds", "2000", "--bytes", "4M", "--write", "64K"},
+	{"shm", "counter", "--procs", "2", "--increments", "20000"},
+	{"shm", "square", "1", "2", "3"},
+	{"shm", "bench", "--size", "4M", "--rounds", "2"},
+	{"manager", "--procs", "2", "--ops", "200"},
 	{"doctor"},
 }
 

@@ -17,6 +17,8 @@ import (
 	"ipcplay/cmd/ipcplay/internal/pipelab"
 	"ipcplay/cmd/ipcplay/internal/primes"
 	"ipcplay/cmd/ipcplay/internal/queuelab"
+	"ipcplay/cmd/ipcplay/internal/rpclab"
+	"ipcplay/cmd/ipcplay/internal/shmlab"
 	"ipcplay/procs"
 )
 
@@ -30,14 +32,15 @@ func main() {
 // Each package's TestMain registers the roles its own tests start.
 func registerRoles() {
 	primes.RegisterRoles()
+	pipelab.RegisterRoles()
+	shmlab.RegisterRoles()
 	queuelab.RegisterRoles()
 	factor.RegisterRoles()
-	pipelab.RegisterRoles()
-	registerLegacyRoles()
+	rpclab.RegisterRoles()
 }
 
-// program is the table of labs; main hands it to base, as cmd/go's main
-// fills base.Go.Commands.
+// program is the table of labs, in learning order; main hands it to base,
+// as cmd/go's main fills base.Go.Commands.
 func program() *base.Program {
 	return &base.Program{
 		Name:  "ipcplay",
@@ -45,11 +48,11 @@ func program() *base.Program {
 		Commands: []*base.Command{
 			primes.Command(),
 			pipelab.Command(),
-			legacy(shmCommand, "shm <subcommand> [flags]"),
+			shmlab.Command(),
 			queuelab.Command(),
 			factor.Command(),
-			legacy(rpcCommand, "rpc <subcommand> [flags]"),
-			legacy(managerCommand, "manager [flags]"),
+			rpclab.RPCCommand(),
+			rpclab.ManagerCommand(),
 			doctor.Command(),
 		},
 		Version: version,

@@ -32,6 +32,9 @@ func TestLabSheets(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if strings.Contains(string(b), "<!-- excerpt: none -->") {
+				t.Skip("the sheet shows no report: its commands print no tables")
+			}
 			m := sheetCommand.FindAllStringSubmatch(string(b), -1)
 			if len(m) == 0 {
 				t.Fatalf("no <!-- excerpt: ipcplay ... --> before a text block")

@@ -36,10 +36,6 @@ type Command struct {
 	// Commands are the subcommands, as "deadlock" under "pipes".
 	Commands []*Command
 
-	// Raw hands Run every argument unparsed, flags included.
-	// TODO(issue 13): only for labs not yet ported; remove with them.
-	Raw bool
-
 	parent *Command
 }
 
@@ -245,10 +241,7 @@ func (p *Program) run(ctx context.Context, env *Env, cmd *Command, args []string
 		p.printHelp(env.Stdout, env.Width, cmd)
 		return 0
 	}
-	pos, err := args, error(nil)
-	if !cmd.Raw {
-		pos, err = ParseFlags(&cmd.Flag, args)
-	}
+	pos, err := ParseFlags(&cmd.Flag, args)
 	if err == nil && env.Run == nil {
 		env.Run, _ = sysinfo.StartRun() // no /proc/stat: no warnings
 	}

@@ -12,13 +12,52 @@ import (
 	"ipcplay/ipc"
 )
 
-// DemoMethods are the methods DemoServer offers, with what they do.
-var DemoMethods = []struct{ Name, Help string }{
-	{"add", "add N...: the sum of integers"},
-	{"sub", "sub A B: A minus B"},
-	{"div", "div A B: A divided by B, rounded toward zero (B = 0 is a remote error)"},
-	{"echo", "echo ARGS...: the arguments, back as they arrived"},
+// A DemoMethod is one method of DemoServer: its name, the arguments it
+// takes, and what it does.
+type DemoMethod struct {
+	Name string
+	Args string // as in a usage line: "N..."
+	Want string // what the server decodes the arguments into
+	Does string
 }
+
+// DemoMethods are the methods DemoServer offers.
+var DemoMethods = []DemoMethod{
+	{"add", "N...", "a list of integers", "the sum of the integers"},
+	{"sub", "A B", "two integers", "A minus B"},
+	{"div", "A B", "two integers", "A divided by B, rounded toward zero (B = 0 is a remote error)"},
+	{"echo", "ARGS...", "any list of values", "the arguments, back as they arrived"},
+}
+
+// demoMethod returns the DemoMethod called name.
+func demoMethod(name string) (DemoMethod, bool) {
+	for _, m := range DemoMethods {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return DemoMethod{}, false
+}
+
+// A BadArgsError is a demo method's refusal of its arguments, said in
+// terms of what the method takes rather than in the decoder's words. It
+// wraps the *ipc.RemoteError.
+type BadArgsError struct {
+	Method DemoMethod
+	Args   []any
+	Err    *ipc.RemoteError
+}
+
+func (e *BadArgsError) Error() string {
+	got, err := json.Marshal(e.Args)
+	if err != nil {
+		got = []byte(fmt.Sprint(e.Args))
+	}
+	return fmt.Sprintf("remote %s: the server expected %s (%s %s), got %s",
+		e.Method.Name, e.Method.Want, e.Method.Name, e.Method.Args, got)
+}
+
+func (e *BadArgsError) Unwrap() error { return e.Err }
 
 var errOverflow = errors.New("integer overflow")
 
@@ -81,6 +120,15 @@ func DemoServer(cfg ipc.ServerConfig) *ipc.Server {
 // Serve runs DemoServer on a socket at path until ctx is done. ready, if
 // not nil, is called once the socket is listening.
 func Serve(ctx context.Context, path string, cfg ipc.ServerConfig, ready func()) error {
+	if err := CheckSocketPath(path); err != nil {
+		return err
+	}
+	// TODO(issue 15): a server killed with SIGKILL leaves its socket file,
+	// and Listen then fails with "bind: address already in use", as it
+	// does for a live server. Package ipc's stale-socket helper, being
+	// written on another branch, goes here: it connects to an existing
+	// socket file, replaces it when no one answers, and says a server is
+	// already listening when one does.
 	ln, err := ipc.Listen(ipc.Stream, path)
 	if err != nil {
 		return err
@@ -139,8 +187,12 @@ func fixNumbers(v any) any {
 
 // Call dials the server at path, calls method with args and returns the
 // result decoded as a generic value. A failure on the server is an
-// *ipc.RemoteError.
+// *ipc.RemoteError; arguments a demo method refused are a *BadArgsError
+// wrapping it.
 func Call(ctx context.Context, path string, key []byte, method string, args []any) (any, error) {
+	if err := CheckSocketPath(path); err != nil {
+		return nil, err
+	}
 	cl, err := ipc.DialClient(ctx, path, key, 0)
 	if err != nil {
 		return nil, err
@@ -148,6 +200,10 @@ func Call(ctx context.Context, path string, key []byte, method string, args []an
 	defer cl.Close()
 	var result any
 	if err := cl.Call(ctx, method, args, &result); err != nil {
+		var re *ipc.RemoteError
+		if m, ok := demoMethod(method); ok && errors.As(err, &re) && re.Code == ipc.CodeBadArgs {
+			return nil, &BadArgsError{Method: m, Args: args, Err: re}
+		}
 		return nil, err
 	}
 	return result, nil

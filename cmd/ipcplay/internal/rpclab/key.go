@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"ipcplay/ipc"
@@ -11,6 +12,9 @@ import (
 
 // KeyEnv is the environment variable that holds the shared key.
 const KeyEnv = "IPCPLAY_KEY"
+
+// maxKeyFile bounds the size of a key file.
+const maxKeyFile = 4096
 
 // ErrNoKey is returned by LoadKey when no key was given.
 var ErrNoKey = errors.New("no key: set " + KeyEnv + " or pass --key-file")
@@ -34,15 +38,20 @@ func LoadKey(keyFile string) ([]byte, error) {
 		if perm := st.Mode().Perm(); perm&0o077 != 0 {
 			return nil, fmt.Errorf("key file %s has mode %#o: others may read it (chmod 600 it)", keyFile, perm)
 		}
-		buf := make([]byte, 4097)
-		n, err := f.Read(buf)
+		buf, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
 		if err != nil {
 			return nil, fmt.Errorf("key file %s: %w", keyFile, err)
 		}
-		if n > 4096 {
-			return nil, fmt.Errorf("key file %s: over 4096 bytes", keyFile)
+		if len(buf) > maxKeyFile {
+			return nil, fmt.Errorf("key file %s: over %d bytes", keyFile, maxKeyFile)
 		}
-		key = bytes.TrimRight(buf[:n], "\r\n")
+		key = bytes.TrimRight(buf, "\r\n")
+		if len(key) == 0 {
+			return nil, fmt.Errorf("key file %s is empty: want a key of at least %d bytes", keyFile, ipc.MinKeyLen)
+		}
+		if len(key) < ipc.MinKeyLen {
+			return nil, fmt.Errorf("key file %s: a key of %d bytes, want at least %d", keyFile, len(key), ipc.MinKeyLen)
+		}
 	} else {
 		key = []byte(os.Getenv(KeyEnv))
 		if len(key) == 0 {
@@ -50,7 +59,7 @@ func LoadKey(keyFile string) ([]byte, error) {
 		}
 	}
 	if len(key) < ipc.MinKeyLen {
-		return nil, fmt.Errorf("key of %d bytes: want at least %d", len(key), ipc.MinKeyLen)
+		return nil, fmt.Errorf("$%s: a key of %d bytes, want at least %d", KeyEnv, len(key), ipc.MinKeyLen)
 	}
 	return key, nil
 }

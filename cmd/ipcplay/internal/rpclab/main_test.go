@@ -8,9 +8,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	procs.Register(ManagerServerRole, ManagerServerMain)
-	procs.Register(ManagerWorkerRole, ManagerWorkerMain)
-	procs.Register(ManagerShmWorkerRole, ManagerShmWorkerMain)
+	RegisterRoles()
 	procs.Init()
 	os.Exit(m.Run())
 }

@@ -50,9 +50,10 @@ type ManagerConfig struct {
 // Shared is the state the manager serves: a list and a dict, under one
 // mutex. The goroutines mode uses it directly; the server child serves it.
 type Shared struct {
-	mu   sync.Mutex
-	list []int64
-	dict map[string]int64
+	mu    sync.Mutex
+	list  []int64
+	dict  map[string]int64
+	calls int64 // Append and Incr calls served
 }
 
 // NewShared returns an empty Shared.
@@ -63,6 +64,7 @@ func (s *Shared) Append(v int64) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.list = append(s.list, v)
+	s.calls++
 	return len(s.list)
 }
 
@@ -71,20 +73,23 @@ func (s *Shared) Incr(key string, delta int64) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.dict[key] += delta
+	s.calls++
 	return s.dict[key]
 }
 
-// Snapshot is a copy of the shared state.
+// Snapshot is a copy of the shared state, with the count of the calls
+// that changed it: the work the server (or the region) saw done.
 type Snapshot struct {
-	List []int64
-	Dict map[string]int64
+	List  []int64
+	Dict  map[string]int64
+	Calls int64
 }
 
 // Snapshot returns a copy of the state.
 func (s *Shared) Snapshot() Snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	snap := Snapshot{List: append([]int64(nil), s.list...), Dict: make(map[string]int64, len(s.dict))}
+	snap := Snapshot{List: append([]int64(nil), s.list...), Dict: make(map[string]int64, len(s.dict)), Calls: s.calls}
 	for k, v := range s.dict {
 		snap.Dict[k] = v
 	}
@@ -138,14 +143,23 @@ func Check(snap Snapshot, cfg ManagerConfig) error {
 	return nil
 }
 
-// ModeResult is how one mode of the lab went.
+// ModeResult is how one mode of the lab went. Ops and Calls are the work
+// done as the final state shows it, not what the configuration asked for.
 type ModeResult struct {
 	Mode    string
 	Elapsed time.Duration // from the start signal until the last worker finished
 	Setup   time.Duration // starting the server and the workers, until all were ready
-	Ops     int           // operations done, all workers together
-	Calls   int           // round trips (RPC mode) or critical sections (goroutines)
-	Err     error         // what Check found wrong, if anything
+	Ops     int           // operations done, all workers together: the final list's length
+	// Calls counts the appends and increments the state received: round
+	// trips served in rpc mode, critical sections in the others.
+	Calls int
+	Err   error // what Check found wrong, if anything
+}
+
+// result fills a ModeResult from the final state.
+func result(mode string, snap Snapshot, cfg ManagerConfig, setup, elapsed time.Duration) ModeResult {
+	return ModeResult{Mode: mode, Elapsed: elapsed, Setup: setup, Ops: len(snap.List), Calls: int(snap.Calls),
+		Err: Check(snap, cfg)}
 }
 
 // NsPerOp is the time per operation, all workers together.
@@ -169,7 +183,7 @@ func RunManager(ctx context.Context, cfg ManagerConfig, modes []string) ([]ModeR
 		case ModeRPC:
 			r, err = runRPC(ctx, cfg)
 		case ModeGoroutines:
-			r = runGoroutines(cfg)
+			r, err = runGoroutines(ctx, cfg)
 		case ModeShm:
 			r, err = runShm(ctx, cfg)
 		default:
@@ -183,10 +197,15 @@ func RunManager(ctx context.Context, cfg ManagerConfig, modes []string) ([]ModeR
 	return out, nil
 }
 
-func runGoroutines(cfg ManagerConfig) ModeResult {
+// checkEvery is how many operations a goroutine worker does between looks
+// at its context.
+const checkEvery = 4096
+
+func runGoroutines(ctx context.Context, cfg ManagerConfig) (ModeResult, error) {
 	start := time.Now()
 	s := NewShared()
 	gate := make(chan struct{})
+	errs := make([]error, cfg.Procs)
 	var ready, wg sync.WaitGroup
 	for w := range cfg.Procs {
 		ready.Add(1)
@@ -194,6 +213,10 @@ func runGoroutines(cfg ManagerConfig) ModeResult {
 			ready.Done()
 			<-gate
 			for k := range cfg.Ops {
+				if k%checkEvery == 0 && ctx.Err() != nil {
+					errs[w] = ctx.Err()
+					return
+				}
 				s.Append(value(w, k, cfg.Ops))
 				s.Incr(totalKey, 1)
 			}
@@ -204,9 +227,11 @@ func runGoroutines(cfg ManagerConfig) ModeResult {
 	start = time.Now()
 	close(gate)
 	wg.Wait()
-	r := ModeResult{Mode: ModeGoroutines, Elapsed: time.Since(start), Setup: setup, Ops: cfg.Procs * cfg.Ops, Calls: 2 * cfg.Procs * cfg.Ops}
-	r.Err = Check(s.Snapshot(), cfg)
-	return r
+	elapsed := time.Since(start)
+	if err := errors.Join(errs...); err != nil {
+		return ModeResult{}, fmt.Errorf("manager: goroutines: %w", err)
+	}
+	return result(ModeGoroutines, s.Snapshot(), cfg, setup, elapsed), nil
 }
 
 // runRPC starts the server child and the workers, opens the gate, waits for
@@ -283,9 +308,7 @@ func runRPC(ctx context.Context, cfg ManagerConfig) (res ModeResult, err error) 
 	if err := cl.Call(ctx, "snapshot", struct{}{}, &snap); err != nil {
 		return res, fmt.Errorf("manager: %w", err)
 	}
-	res = ModeResult{Mode: ModeRPC, Elapsed: elapsed, Setup: setup, Ops: cfg.Procs * cfg.Ops, Calls: 2 * cfg.Procs * cfg.Ops}
-	res.Err = Check(snap, cfg)
-	return res, nil
+	return result(ModeRPC, snap, cfg, setup, elapsed), nil
 }
 
 // runWorkers starts cfg.Procs workers made by mk, waits until each has

@@ -81,7 +81,10 @@ func (s *shmState) incrTotal(ctx context.Context) error {
 
 func (s *shmState) snapshot() Snapshot {
 	n := min(int(s.counts.Load(0)), s.list.Len())
-	snap := Snapshot{List: make([]int64, n), Dict: map[string]int64{totalKey: s.counts.Load(1)}}
+	// Each append and each increment is one critical section that adds
+	// one to one of the two counts.
+	snap := Snapshot{List: make([]int64, n), Dict: map[string]int64{totalKey: s.counts.Load(1)},
+		Calls: s.counts.Load(0) + s.counts.Load(1)}
 	for i := range snap.List {
 		snap.List[i] = s.list.Load(i)
 	}
@@ -116,9 +119,7 @@ func runShm(ctx context.Context, cfg ManagerConfig) (ModeResult, error) {
 	if err != nil {
 		return ModeResult{}, err
 	}
-	r := ModeResult{Mode: ModeShm, Elapsed: elapsed, Setup: setup, Ops: values, Calls: 2 * values}
-	r.Err = Check(st.snapshot(), cfg)
-	return r, nil
+	return result(ModeShm, st.snapshot(), cfg, setup, elapsed), nil
 }
 
 // ManagerShmWorkerMain is the entry point of ManagerShmWorkerRole: it maps

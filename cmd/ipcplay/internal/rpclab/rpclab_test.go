@@ -25,12 +25,14 @@ func TestManager(t *testing.T) {
 	if len(res) != 3 {
 		t.Fatalf("%d results, want 3", len(res))
 	}
+	// Ops and Calls are read from the final state: the work the server
+	// (or the region) saw done, 600 appends and 600 increments.
 	for _, r := range res {
 		if r.Err != nil {
 			t.Errorf("%s: %v", r.Mode, r.Err)
 		}
-		if r.Ops != 600 || r.Elapsed <= 0 {
-			t.Errorf("%s: %+v", r.Mode, r)
+		if r.Ops != 600 || r.Calls != 1200 {
+			t.Errorf("%s: %d ops and %d calls done, want 600 and 1200", r.Mode, r.Ops, r.Calls)
 		}
 		t.Logf("%s: %.0f ns/op, setup %v", r.Mode, r.NsPerOp(), r.Setup)
 	}
@@ -74,6 +76,12 @@ func TestLoadKey(t *testing.T) {
 	os.WriteFile(open, []byte("a key that is long enough\n"), 0o644)
 	short := filepath.Join(dir, "short")
 	os.WriteFile(short, []byte("short"), 0o600)
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, nil, 0o600)
+	newline := filepath.Join(dir, "newline")
+	os.WriteFile(newline, []byte("\n"), 0o600)
+	big := filepath.Join(dir, "big")
+	os.WriteFile(big, make([]byte, maxKeyFile+1), 0o600)
 
 	if k, err := LoadKey(good); err != nil || string(k) != "a key that is long enough" {
 		t.Errorf("LoadKey(good) = %q, %v", k, err)
@@ -81,8 +89,15 @@ func TestLoadKey(t *testing.T) {
 	if _, err := LoadKey(open); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Errorf("LoadKey of a 0644 file: %v", err)
 	}
-	if _, err := LoadKey(short); err == nil {
-		t.Errorf("LoadKey of a short key: no error")
+	for file, want := range map[string]string{
+		short:   "a key of 5 bytes, want at least 16",
+		empty:   "key file " + empty + " is empty",
+		newline: "key file " + newline + " is empty",
+		big:     "over 4096 bytes",
+	} {
+		if _, err := LoadKey(file); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("LoadKey(%s) = %v, want an error with %q", filepath.Base(file), err, want)
+		}
 	}
 	t.Setenv(KeyEnv, "")
 	if _, err := LoadKey(""); !errors.Is(err, ErrNoKey) {
@@ -130,6 +145,7 @@ func TestDemo(t *testing.T) {
 		{"sub", []string{"1"}, nil, ipc.CodeError},
 		{"add", []string{"9223372036854775807", "1"}, nil, ipc.CodeError},
 		{"add", []string{"x"}, nil, ipc.CodeBadArgs},
+		{"sub", []string{"a", "b"}, nil, ipc.CodeBadArgs},
 		{"echo", []string{"a", "1"}, []any{"a", int8(1)}, ""},
 		{"mul", nil, nil, ipc.CodeUnknownMethod},
 	} {
@@ -144,6 +160,12 @@ func TestDemo(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(normalize(got), normalize(tc.want)) {
 			t.Errorf("%s %v = %#v, %v; want %#v", tc.method, tc.args, got, err, tc.want)
 		}
+	}
+	_, err = Call(ctx, path, key, "add", ParseArgs([]string{"a", "b"}))
+	var bad *BadArgsError
+	if !errors.As(err, &bad) || strings.Contains(err.Error(), "msgpack") ||
+		err.Error() != `remote add: the server expected a list of integers (add N...), got ["a","b"]` {
+		t.Errorf("add a b: %v, want a *BadArgsError that says what add takes", err)
 	}
 	if _, err := Call(ctx, path, []byte("the wrong key, long enough"), "add", nil); !errors.Is(err, ipc.ErrAuth) {
 		t.Errorf("call with a wrong key: %v, want ErrAuth", err)

@@ -38,6 +38,14 @@ const (
 // ipc.DefaultMaxFrame.
 const MsgpackChunk = 1 << 20
 
+// MaxRounds bounds BenchConfig.Rounds.
+const MaxRounds = 100
+
+// ctxChunk is how many bytes the bench fills, copies or checksums between
+// looks at its context: a few milliseconds of work, so that a cancelled
+// run of 1 GiB rounds stops at once, not seconds later. A multiple of 8.
+const ctxChunk = 16 << 20
+
 // BenchResult is one path's best round.
 type BenchResult struct {
 	Path     string
@@ -62,6 +70,8 @@ func (r BenchResult) GBps() float64 {
 type BenchConfig struct {
 	Size   int64
 	Rounds int // each path runs this many rounds; the fastest is reported
+	// Progress, if not nil, is called before each path starts.
+	Progress func(path string, index, paths int)
 }
 
 // Bench moves cfg.Size bytes from this process to a child through a shared
@@ -77,12 +87,15 @@ func Bench(ctx context.Context, cfg BenchConfig) ([]BenchResult, error) {
 	if cfg.Size < 1 || cfg.Size > MaxBenchSize {
 		return nil, fmt.Errorf("bench: size %d, want 1..%d", cfg.Size, MaxBenchSize)
 	}
-	if cfg.Rounds < 1 {
-		return nil, fmt.Errorf("bench: %d rounds, want at least 1", cfg.Rounds)
+	if cfg.Rounds < 1 || cfg.Rounds > MaxRounds {
+		return nil, fmt.Errorf("bench: %d rounds, want 1..%d", cfg.Rounds, MaxRounds)
 	}
 	src := make([]byte, cfg.Size)
 	var out []BenchResult
-	for _, run := range benchPaths {
+	for i, run := range benchPaths {
+		if cfg.Progress != nil {
+			cfg.Progress(pathNames[i], i, len(benchPaths))
+		}
 		r, err := run(ctx, cfg, src)
 		if err != nil {
 			return out, err
@@ -92,19 +105,43 @@ func Bench(ctx context.Context, cfg BenchConfig) ([]BenchResult, error) {
 	return out, nil
 }
 
-var benchPaths = []func(context.Context, BenchConfig, []byte) (BenchResult, error){benchCopy, benchShm, benchPipe, benchMsgpack}
+var (
+	benchPaths = []func(context.Context, BenchConfig, []byte) (BenchResult, error){benchCopy, benchShm, benchPipe, benchMsgpack}
+	pathNames  = []string{PathCopy, PathShm, PathPipe, PathMsgpack}
+)
 
-func benchCopy(_ context.Context, cfg BenchConfig, src []byte) (BenchResult, error) {
+func benchCopy(ctx context.Context, cfg BenchConfig, src []byte) (BenchResult, error) {
 	res := BenchResult{Path: PathCopy, Bytes: cfg.Size, Rounds: cfg.Rounds, Verified: true}
 	dst := make([]byte, len(src))
 	for round := range cfg.Rounds {
-		want := fill(src, uint64(round)+1)
+		want, err := fill(ctx, src, uint64(round)+1)
+		if err != nil {
+			return res, fmt.Errorf("bench copy: round %d: %w", round, err)
+		}
 		t0 := time.Now()
-		copy(dst, src)
+		if err := copyContext(ctx, dst, src); err != nil {
+			return res, fmt.Errorf("bench copy: round %d: %w", round, err)
+		}
 		res.best(time.Since(t0))
-		res.Verified = res.Verified && checksum(dst) == want
+		sum, err := checksum(ctx, dst)
+		if err != nil {
+			return res, fmt.Errorf("bench copy: round %d: %w", round, err)
+		}
+		res.Verified = res.Verified && sum == want
 	}
 	return res, nil
+}
+
+// copyContext is copy(dst, src) in pieces of ctxChunk bytes, stopping
+// when ctx is done. The checks cost one atomic load per piece.
+func copyContext(ctx context.Context, dst, src []byte) error {
+	for off := 0; off < len(src); off += ctxChunk {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		copy(dst[off:], src[off:min(off+ctxChunk, len(src))])
+	}
+	return nil
 }
 
 func (r *BenchResult) best(d time.Duration) {
@@ -177,9 +214,13 @@ type transport struct {
 }
 
 func benchShm(ctx context.Context, cfg BenchConfig, src []byte) (BenchResult, error) {
-	return benchChild(ctx, cfg, src, PathShm, func(_ context.Context, t transport) error {
-		copy(t.b.data.Bytes(), src)
-		t.b.filled.Post()
+	return benchChild(ctx, cfg, src, PathShm, func(ctx context.Context, t transport) error {
+		if err := copyContext(ctx, t.b.data.Bytes(), src); err != nil {
+			return err
+		}
+		if err := t.b.filled.Post(); err != nil {
+			return fmt.Errorf("post filled: %w", err)
+		}
 		return nil
 	})
 }
@@ -255,7 +296,10 @@ func benchChild(ctx context.Context, cfg BenchConfig, src []byte, path string,
 		defer stop()
 	}
 	for round := range cfg.Rounds {
-		want := fill(src, uint64(round)+1)
+		want, err := fill(g.ctx, src, uint64(round)+1)
+		if err != nil {
+			return res, g.failed(fmt.Errorf("bench %s: fill round %d: %w", path, round, err))
+		}
 		t0 := time.Now()
 		if err := send(g.ctx, t); err != nil {
 			return res, g.failed(fmt.Errorf("bench %s: send round %d: %w", path, round, err))
@@ -341,6 +385,8 @@ func benchMain(ctx context.Context, args []string) error {
 			buf[i] = 1 // fault the pages in now, not in the first round
 		}
 	}
+	// The parent's SIGTERM ends this process at once; ctx also ends the
+	// rounds between pieces when it is cancelled for another reason.
 	for range *rounds {
 		switch *path {
 		case PathPipe:
@@ -363,40 +409,68 @@ func benchMain(ctx context.Context, args []string) error {
 			}
 			buf = b.data.Bytes()
 		}
-		b.received.Post()
-		b.sum.Store(checksum(buf))
-		b.checked.Post()
+		if err := b.received.Post(); err != nil {
+			return fmt.Errorf("post received: %w", err)
+		}
+		sum, err := checksum(ctx, buf)
+		if err != nil {
+			return fmt.Errorf("checksum: %w", err)
+		}
+		b.sum.Store(sum)
+		if err := b.checked.Post(); err != nil {
+			return fmt.Errorf("post checked: %w", err)
+		}
 	}
 	return nil
 }
 
 // fill fills b with bytes from a xorshift generator seeded with seed and
-// returns their checksum.
-func fill(b []byte, seed uint64) uint64 {
+// returns their checksum, computed as it goes. It looks at ctx every
+// ctxChunk bytes.
+func fill(ctx context.Context, b []byte, seed uint64) (uint64, error) {
 	x := seed*0x9e3779b97f4a7c15 | 1
+	h := uint64(fnvOffset)
 	i := 0
-	for ; i+8 <= len(b); i += 8 {
-		x ^= x << 13
-		x ^= x >> 7
-		x ^= x << 17
-		binary.LittleEndian.PutUint64(b[i:], x)
+	for i+8 <= len(b) {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		for end := min(i+ctxChunk, len(b)&^7); i < end; i += 8 {
+			x ^= x << 13
+			x ^= x >> 7
+			x ^= x << 17
+			binary.LittleEndian.PutUint64(b[i:], x)
+			h = (h ^ x) * fnvPrime
+		}
 	}
 	for ; i < len(b); i++ {
 		b[i] = byte(x >> (8 * (i % 8)))
+		h = (h ^ uint64(b[i])) * fnvPrime
 	}
-	return checksum(b)
+	return h, nil
 }
 
+const (
+	fnvOffset = 0xcbf29ce484222325
+	fnvPrime  = 0x100000001b3
+)
+
 // checksum is an FNV-style hash over 8-byte words: order-sensitive and
-// fast enough to verify a GiB in well under a second.
-func checksum(b []byte) uint64 {
-	h := uint64(0xcbf29ce484222325)
+// fast enough to verify a GiB in well under a second. It looks at ctx
+// every ctxChunk bytes.
+func checksum(ctx context.Context, b []byte) (uint64, error) {
+	h := uint64(fnvOffset)
 	i := 0
-	for ; i+8 <= len(b); i += 8 {
-		h = (h ^ binary.LittleEndian.Uint64(b[i:])) * 0x100000001b3
+	for i+8 <= len(b) {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		for end := min(i+ctxChunk, len(b)&^7); i < end; i += 8 {
+			h = (h ^ binary.LittleEndian.Uint64(b[i:])) * fnvPrime
+		}
 	}
 	for ; i < len(b); i++ {
-		h = (h ^ uint64(b[i])) * 0x100000001b3
+		h = (h ^ uint64(b[i])) * fnvPrime
 	}
-	return h
+	return h, nil
 }

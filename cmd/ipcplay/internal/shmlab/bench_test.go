@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"ipcplay/cmd/ipcplay/internal/base"
 )
 
 // BenchmarkTransfer moves size bytes per iteration through each path and
@@ -15,7 +17,7 @@ import (
 // the fresh buffers in and is left out.
 func BenchmarkTransfer(b *testing.B) {
 	for _, size := range []int64{1 << 20, 64 << 20} {
-		b.Run(fmt.Sprintf("size=%s", FormatSize(size)), func(b *testing.B) {
+		b.Run(fmt.Sprintf("size=%s", base.FormatSize(size)), func(b *testing.B) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
 			src := make([]byte, size)

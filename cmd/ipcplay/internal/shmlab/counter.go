@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"ipcplay/cmd/ipcplay/internal/base"
 	"ipcplay/procs"
 	"ipcplay/shm"
 )
@@ -41,17 +42,25 @@ func ParseSync(s string) ([]Sync, error) {
 	return nil, fmt.Errorf("sync %q: want none, atomic, mutex or all", s)
 }
 
-// Mode is where the workers run.
-type Mode string
+// Mode is where the workers run: ipcplay's one Mode.
+type Mode = base.Mode
 
 // The modes a Counter run can use.
 const (
-	Procs      Mode = "procs"      // child processes mapping one memfd, shm's atomics and Mutex
-	Goroutines Mode = "goroutines" // goroutines, sync/atomic and sync.Mutex
+	Procs      = base.Procs      // child processes mapping one memfd, shm's atomics and Mutex
+	Goroutines = base.Goroutines // goroutines, sync/atomic and sync.Mutex
 )
 
 // MaxWorkers bounds CounterConfig.Workers.
 const MaxWorkers = 64
+
+// MaxIncrements bounds CounterConfig.Increments: 64 workers of this many
+// take minutes under a contended mutex, not hours.
+const MaxIncrements = 10_000_000
+
+// checkEvery is how many increments a worker does between looks at its
+// context, so that a cancelled run stops within a few milliseconds.
+const checkEvery = 1 << 16
 
 // CounterConfig describes one Counter run.
 type CounterConfig struct {
@@ -61,13 +70,15 @@ type CounterConfig struct {
 	Mode       Mode
 }
 
-// CounterResult is what one Counter run measured. Lost is Expected-Final:
-// the updates that two workers overwrote. Only None loses any; a run of
-// None that lost none was lucky, not correct.
+// CounterResult is what one Counter run measured. Done is the work the
+// workers did, each counting its own increments on the side; Lost is
+// Done-Final: the updates that two workers overwrote. Only None loses any;
+// a run of None that lost none was lucky, not correct.
 type CounterResult struct {
 	CounterConfig
-	Expected int64
-	Final    int64
+	Expected int64 // Workers x Increments, from the configuration
+	Done     int64 // increments the workers report having done
+	Final    int64 // the shared counter at the end
 	Lost     int64
 	Elapsed  time.Duration // from the start signal until every worker is done
 	PIDs     []int         // the children, in Procs mode
@@ -77,14 +88,16 @@ type CounterResult struct {
 const CounterRole = "ipcplay-shm-counter"
 
 // The counter region: the counter (a shm.Value), the mutex that guards it
-// under Lock, and the semaphores and event that start and end the run.
+// under Lock, the semaphores and event that start and end the run, and one
+// word per worker where it counts its own increments.
 const (
 	counterSize = 4096
 	offCounter  = 0
 	offMutex    = 64
-	offReady    = 80 // Semaphore: each child posts once mapped
-	offGo       = 88 // Event: the parent sets it to start everyone
-	offDone     = 96 // Semaphore: each child posts when done
+	offReady    = 80  // Semaphore: each child posts once mapped
+	offGo       = 88  // Event: the parent sets it to start everyone
+	offDone     = 96  // Semaphore: each child posts when done
+	offWork     = 128 // [MaxWorkers]int64: increments each worker did
 )
 
 // Counter runs cfg once and reports the count it reached.
@@ -92,8 +105,8 @@ func Counter(ctx context.Context, cfg CounterConfig) (CounterResult, error) {
 	if cfg.Workers < 1 || cfg.Workers > MaxWorkers {
 		return CounterResult{}, fmt.Errorf("counter: %d workers, want 1..%d", cfg.Workers, MaxWorkers)
 	}
-	if cfg.Increments < 0 {
-		return CounterResult{}, fmt.Errorf("counter: %d increments", cfg.Increments)
+	if cfg.Increments < 0 || cfg.Increments > MaxIncrements {
+		return CounterResult{}, fmt.Errorf("counter: %d increments, want 0..%d", cfg.Increments, MaxIncrements)
 	}
 	if _, err := ParseSync(string(cfg.Sync)); err != nil {
 		return CounterResult{}, fmt.Errorf("counter: %w", err)
@@ -104,41 +117,51 @@ func Counter(ctx context.Context, cfg CounterConfig) (CounterResult, error) {
 	case Procs:
 		err = countProcs(ctx, &res)
 	case Goroutines:
-		countGoroutines(&res)
+		err = countGoroutines(ctx, &res)
 	default:
 		err = fmt.Errorf("counter: mode %q: want procs or goroutines", cfg.Mode)
 	}
-	res.Lost = res.Expected - res.Final
+	res.Lost = res.Done - res.Final
 	return res, err
 }
 
-func countGoroutines(res *CounterResult) {
+// increment calls inc, one increment, n times, looking at ctx every
+// checkEvery calls, and returns how many increments it did.
+func increment(ctx context.Context, n int, inc func() error) (int64, error) {
+	done := 0
+	for done < n {
+		if err := ctx.Err(); err != nil {
+			return int64(done), err
+		}
+		for range min(checkEvery, n-done) {
+			if err := inc(); err != nil {
+				return int64(done), err
+			}
+			done++
+		}
+	}
+	return int64(done), nil
+}
+
+func countGoroutines(ctx context.Context, res *CounterResult) error {
 	var (
 		n     atomic.Int64 // atomic even for None: the lost updates are the lesson, not a data race
 		plain int64        // guarded by mu
 		mu    sync.Mutex
 		wg    sync.WaitGroup
+		work  = make([]int64, res.Workers)
+		errs  = make([]error, res.Workers)
 	)
+	inc := map[Sync]func() error{
+		None:   func() error { n.Store(n.Load() + 1); return nil },
+		Atomic: func() error { n.Add(1); return nil },
+		Lock:   func() error { mu.Lock(); plain++; mu.Unlock(); return nil },
+	}[res.Sync]
 	start := make(chan struct{})
-	for range res.Workers {
+	for i := range res.Workers {
 		wg.Go(func() {
 			<-start
-			switch res.Sync {
-			case None:
-				for range res.Increments {
-					n.Store(n.Load() + 1)
-				}
-			case Atomic:
-				for range res.Increments {
-					n.Add(1)
-				}
-			case Lock:
-				for range res.Increments {
-					mu.Lock()
-					plain++
-					mu.Unlock()
-				}
-			}
+			work[i], errs[i] = increment(ctx, res.Increments, inc)
 		})
 	}
 	t0 := time.Now()
@@ -146,6 +169,10 @@ func countGoroutines(res *CounterResult) {
 	wg.Wait()
 	res.Elapsed = time.Since(t0)
 	res.Final = n.Load() + plain
+	for _, w := range work {
+		res.Done += w
+	}
+	return errors.Join(errs...)
 }
 
 type counterBoard struct {
@@ -153,6 +180,7 @@ type counterBoard struct {
 	mu          *shm.Mutex
 	ready, done *shm.Semaphore
 	start       *shm.Event
+	work        *shm.Int64Array
 }
 
 func counterViews(mem []byte, create bool) (*counterBoard, error) {
@@ -178,6 +206,9 @@ func counterViews(mem []byte, create bool) (*counterBoard, error) {
 	if b.done, err = shm.SemaphoreAt(mem, offDone); err != nil {
 		return nil, err
 	}
+	if b.work, err = shm.Int64sAt(mem, offWork, MaxWorkers); err != nil {
+		return nil, err
+	}
 	return &b, nil
 }
 
@@ -191,8 +222,8 @@ func countProcs(ctx context.Context, res *CounterResult) error {
 	if err != nil {
 		return err
 	}
-	g, err := startGroup(ctx, res.Workers, CounterRole, func(int) []string {
-		return []string{"-sync", string(res.Sync), "-n", strconv.Itoa(res.Increments)}
+	g, err := startGroup(ctx, res.Workers, CounterRole, func(i int) []string {
+		return []string{"-sync", string(res.Sync), "-n", strconv.Itoa(res.Increments), "-index", strconv.Itoa(i)}
 	}, []*os.File{nil, r.File()})
 	if err != nil {
 		return err
@@ -213,6 +244,9 @@ func countProcs(ctx context.Context, res *CounterResult) error {
 	}
 	res.Elapsed = time.Since(t0)
 	res.Final = b.n.Load()
+	for i := range res.Workers {
+		res.Done += b.work.Load(i)
+	}
 	return g.wait()
 }
 
@@ -221,8 +255,12 @@ func counterMain(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet(CounterRole, flag.ContinueOnError)
 	syncName := fs.String("sync", "", "none, atomic or mutex")
 	n := fs.Int("n", 0, "increments")
+	index := fs.Int("index", 0, "this worker's slot for its count of increments")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *index < 0 || *index >= MaxWorkers || *n < 0 || *n > MaxIncrements {
+		return fmt.Errorf("-index %d -n %d: want 0..%d and 0..%d", *index, *n, MaxWorkers-1, MaxIncrements)
 	}
 	f, err := procs.ChildFile(procs.FDShm, procs.Memfd, "counter")
 	if err != nil {
@@ -238,21 +276,20 @@ func counterMain(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	b.ready.Post()
+	if err := b.ready.Post(); err != nil {
+		return fmt.Errorf("post ready: %w", err)
+	}
 	if err := b.start.Wait(ctx); err != nil {
 		return err
 	}
+	var inc func() error
 	switch Sync(*syncName) {
 	case None:
-		for range *n {
-			b.n.Store(b.n.Load() + 1)
-		}
+		inc = func() error { b.n.Store(b.n.Load() + 1); return nil }
 	case Atomic:
-		for range *n {
-			b.n.Add(1)
-		}
+		inc = func() error { b.n.Add(1); return nil }
 	case Lock:
-		for range *n {
+		inc = func() error {
 			if err := b.mu.Lock(ctx); err != nil {
 				if !errors.Is(err, shm.ErrOwnerDead) {
 					return err
@@ -262,10 +299,18 @@ func counterMain(ctx context.Context, args []string) error {
 			}
 			b.n.Store(b.n.Load() + 1)
 			b.mu.Unlock()
+			return nil
 		}
 	default:
 		return fmt.Errorf("sync %q: want none, atomic or mutex", *syncName)
 	}
-	b.done.Post()
+	done, err := increment(ctx, *n, inc)
+	b.work.Store(*index, done)
+	if err != nil {
+		return err
+	}
+	if err := b.done.Post(); err != nil {
+		return fmt.Errorf("post done: %w", err)
+	}
 	return nil
 }

@@ -3,6 +3,7 @@ package shmlab
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"testing"
@@ -22,44 +23,50 @@ func noChildren(t *testing.T) {
 	}
 }
 
-func TestCounterExact(t *testing.T) {
+// TestCounter checks the work done and the count reached under every sync
+// and mode: each worker counts its own increments on the side, so the
+// loss is measured against the work, not against the configuration.
+// Under atomic and mutex a lost update fails the test; under none losses
+// are the lesson and only logged, and the count must still lie between 2
+// (the least any interleaving of load-add-store can leave) and the work
+// done.
+func TestCounter(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
+	const workers, increments = 4, 50000
 	for _, mode := range []Mode{Procs, Goroutines} {
-		for _, s := range []Sync{Atomic, Lock} {
-			cfg := CounterConfig{Workers: 4, Increments: 20000, Sync: s, Mode: mode}
-			res, err := Counter(ctx, cfg)
-			if err != nil {
-				t.Fatalf("%s %s: %v", mode, s, err)
-			}
-			if res.Expected != 80000 || res.Final != 80000 || res.Lost != 0 {
-				t.Errorf("%s %s: expected %d, final %d, lost %d; want 80000 exactly", mode, s, res.Expected, res.Final, res.Lost)
-			}
-			if mode == Procs && (len(res.PIDs) != 4 || slices.Contains(res.PIDs, os.Getpid())) {
-				t.Errorf("%s %s: pids %v, want 4 children", mode, s, res.PIDs)
-			}
-			if res.Elapsed <= 0 {
-				t.Errorf("%s %s: elapsed %v", mode, s, res.Elapsed)
-			}
+		for _, s := range Syncs {
+			t.Run(fmt.Sprintf("mode=%s/sync=%s", mode, s), func(t *testing.T) {
+				res, err := Counter(ctx, CounterConfig{Workers: workers, Increments: increments, Sync: s, Mode: mode})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Done != workers*increments {
+					t.Errorf("Done = %d, want %d: the workers did not all do their increments", res.Done, workers*increments)
+				}
+				if res.Lost != res.Done-res.Final {
+					t.Errorf("Lost = %d, want Done-Final = %d", res.Lost, res.Done-res.Final)
+				}
+				switch s {
+				case None:
+					if res.Final < 2 || res.Final > res.Done {
+						t.Errorf("Final = %d, want 2..%d", res.Final, res.Done)
+					}
+					if res.Lost == 0 {
+						t.Logf("lost no update this run: lucky, not correct (lost updates are expected without sync)")
+					} else {
+						t.Logf("lost %d of %d updates, as expected without sync", res.Lost, res.Done)
+					}
+				default:
+					if res.Final != res.Done {
+						t.Errorf("Final = %d, want exactly %d: %d updates lost under %s", res.Final, res.Done, res.Lost, s)
+					}
+				}
+				if mode == Procs && (len(res.PIDs) != workers || slices.Contains(res.PIDs, os.Getpid())) {
+					t.Errorf("PIDs = %v, want %d children", res.PIDs, workers)
+				}
+			})
 		}
-	}
-	noChildren(t)
-}
-
-// TestCounterNone checks only what an unsynchronized count can promise:
-// no more than expected, and the loss accounted for.
-func TestCounterNone(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	for _, mode := range []Mode{Procs, Goroutines} {
-		res, err := Counter(ctx, CounterConfig{Workers: 4, Increments: 100000, Sync: None, Mode: mode})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res.Final < 1 || res.Final > res.Expected || res.Lost != res.Expected-res.Final {
-			t.Errorf("%s: expected %d, final %d, lost %d", mode, res.Expected, res.Final, res.Lost)
-		}
-		t.Logf("%s: lost %d of %d updates", mode, res.Lost, res.Expected)
 	}
 	noChildren(t)
 }
@@ -69,6 +76,7 @@ func TestCounterErrors(t *testing.T) {
 		{Workers: 0, Increments: 1, Sync: Atomic, Mode: Procs},
 		{Workers: MaxWorkers + 1, Increments: 1, Sync: Atomic, Mode: Procs},
 		{Workers: 1, Increments: -1, Sync: Atomic, Mode: Procs},
+		{Workers: 1, Increments: MaxIncrements + 1, Sync: Atomic, Mode: Procs},
 		{Workers: 1, Increments: 1, Sync: "spin", Mode: Procs},
 		{Workers: 1, Increments: 1, Sync: Atomic, Mode: "threads"},
 	} {
@@ -84,18 +92,38 @@ func TestCounterErrors(t *testing.T) {
 	}
 }
 
-// TestCounterCancelled: a cancelled run stops its children and says why.
+// TestCounterCancelled: a run cancelled while its workers count stops
+// them, says why, and leaves no child behind; a goroutine run does too.
 func TestCounterCancelled(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	_, err := Counter(ctx, CounterConfig{Workers: 2, Increments: 1 << 40, Sync: Lock, Mode: Procs})
-	if err == nil {
-		t.Fatal("a counter of 2^41 increments finished in 300ms")
-	}
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("cancelled counter: %v, want a deadline error", err)
+	run, stop := context.WithCancel(ctx)
+	defer stop()
+	watch := make(chan struct{})
+	go func() {
+		defer close(watch)
+		defer stop()
+		for ctx.Err() == nil {
+			if kids, _ := procs.Children(os.Getpid()); len(kids) == 2 {
+				return // both workers started: cancel the run
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	// 2 x 10^7 increments under a contended futex mutex take seconds.
+	_, err := Counter(run, CounterConfig{Workers: 2, Increments: MaxIncrements, Sync: Lock, Mode: Procs})
+	<-watch
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled counter: %v, want context.Canceled", err)
 	}
 	noChildren(t)
+
+	done, cancelNow := context.WithCancel(ctx)
+	cancelNow()
+	res, err := Counter(done, CounterConfig{Workers: 2, Increments: MaxIncrements, Sync: Lock, Mode: Goroutines})
+	if !errors.Is(err, context.Canceled) || res.Done != 0 {
+		t.Errorf("goroutines on a cancelled context: Done %d, %v; want 0 and context.Canceled", res.Done, err)
+	}
 }
 
 func TestSquare(t *testing.T) {
@@ -128,7 +156,7 @@ func TestBench(t *testing.T) {
 	var paths []string
 	for _, r := range res {
 		paths = append(paths, r.Path)
-		if !r.Verified || r.Bytes != size || r.Rounds != 2 || r.Elapsed <= 0 || r.GBps() <= 0 {
+		if !r.Verified || r.Bytes != size || r.Rounds != 2 || len(r.Times) != 2 || slices.Min(r.Times) != r.Elapsed {
 			t.Errorf("%s: %+v", r.Path, r)
 		}
 		if r.Path == PathPipe && r.PipeSize < 4096 {
@@ -138,7 +166,7 @@ func TestBench(t *testing.T) {
 	if !slices.Equal(paths, []string{PathCopy, PathShm, PathPipe, PathMsgpack}) {
 		t.Errorf("paths %v", paths)
 	}
-	for _, cfg := range []BenchConfig{{Size: 0, Rounds: 1}, {Size: MaxBenchSize + 1, Rounds: 1}, {Size: 10, Rounds: 0}} {
+	for _, cfg := range []BenchConfig{{Size: 0, Rounds: 1}, {Size: MaxBenchSize + 1, Rounds: 1}, {Size: 10, Rounds: 0}, {Size: 10, Rounds: MaxRounds + 1}} {
 		if _, err := Bench(ctx, cfg); err == nil {
 			t.Errorf("%+v: no error", cfg)
 		}
@@ -147,47 +175,91 @@ func TestBench(t *testing.T) {
 }
 
 func TestChecksumSeesChanges(t *testing.T) {
-	b := make([]byte, 100)
-	sum := fill(b, 1)
-	if fill(b, 2) == sum {
-		t.Fatal("two seeds gave the same checksum")
+	ctx := t.Context()
+	sum := func(b []byte) uint64 {
+		t.Helper()
+		h, err := checksum(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
 	}
-	fill(b, 1)
-	b[99] ^= 1
-	if checksum(b) == sum {
-		t.Fatal("a flipped last bit went unnoticed")
-	}
-	b[99] ^= 1
-	b[0], b[8] = b[8], b[0]
-	if checksum(b) == sum {
-		t.Fatal("swapped bytes went unnoticed")
+	for _, n := range []int{100, ctxChunk + 13} {
+		b := make([]byte, n)
+		want, err := fill(ctx, b, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := sum(b); got != want {
+			t.Fatalf("size %d: checksum after fill = %#x, fill returned %#x", n, got, want)
+		}
+		if other, _ := fill(ctx, b, 2); other == want {
+			t.Fatalf("size %d: two seeds gave the same checksum", n)
+		}
+		fill(ctx, b, 1)
+		b[n-1] ^= 1
+		if sum(b) == want {
+			t.Fatalf("size %d: a flipped last bit went unnoticed", n)
+		}
+		b[n-1] ^= 1
+		b[0], b[8] = b[8], b[0]
+		if sum(b) == want {
+			t.Fatalf("size %d: swapped bytes went unnoticed", n)
+		}
 	}
 }
 
-func TestParseSize(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want int64
-	}{
-		{"4096", 4096}, {"64MiB", 64 << 20}, {"8M", 8 << 20}, {"8m", 8 << 20}, {"1G", 1 << 30},
-		{"2KiB", 2048}, {"2k", 2048}, {"3MB", 3e6}, {"1.5MiB", 3 << 19}, {"100B", 100}, {" 1K ", 1024},
-	} {
-		got, err := ParseSize(tc.in)
-		if err != nil || got != tc.want {
-			t.Errorf("ParseSize(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
-		}
+// TestChunkedStopsOnCancel: fill, copy and checksum look at their context
+// between pieces, so a cancelled bench stops without touching the rest of
+// a large buffer.
+func TestChunkedStopsOnCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	src := make([]byte, 4*ctxChunk)
+	dst := make([]byte, len(src))
+	for i := range src {
+		src[i] = 0xff
 	}
-	for _, bad := range []string{"", "MiB", "-1", "1e3", "x", "1TiB", "NaN", "Inf", "99999999999G"} {
-		if n, err := ParseSize(bad); err == nil {
-			t.Errorf("ParseSize(%q) = %d, want an error", bad, n)
-		}
+	if _, err := fill(ctx, src, 1); !errors.Is(err, context.Canceled) {
+		t.Errorf("fill on a cancelled context: %v, want context.Canceled", err)
 	}
-	for _, tc := range []struct {
-		n    int64
-		want string
-	}{{64 << 20, "64MiB"}, {1 << 30, "1GiB"}, {1536, "1536B"}, {2048, "2KiB"}, {5, "5B"}} {
-		if got := FormatSize(tc.n); got != tc.want {
-			t.Errorf("FormatSize(%d) = %q, want %q", tc.n, got, tc.want)
-		}
+	if src[len(src)-1] != 0xff {
+		t.Error("fill on a cancelled context wrote to the end of the buffer")
 	}
+	if err := copyContext(ctx, dst, src); !errors.Is(err, context.Canceled) {
+		t.Errorf("copyContext on a cancelled context: %v, want context.Canceled", err)
+	}
+	if dst[len(dst)-1] != 0 {
+		t.Error("copyContext on a cancelled context copied the end of the buffer")
+	}
+	if _, err := checksum(ctx, src); !errors.Is(err, context.Canceled) {
+		t.Errorf("checksum on a cancelled context: %v, want context.Canceled", err)
+	}
+}
+
+// TestBenchCancelled cancels the shm path once its receiving child runs:
+// the bench stops with the context's error and leaves no child.
+func TestBenchCancelled(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	run, stop := context.WithCancel(ctx)
+	defer stop()
+	watch := make(chan struct{})
+	go func() {
+		defer close(watch)
+		defer stop()
+		for ctx.Err() == nil {
+			if kids, _ := procs.Children(os.Getpid()); len(kids) == 1 {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	// 100 rounds of 64 MiB: seconds of work, cancelled after the start.
+	_, err := benchShm(run, BenchConfig{Size: 64 << 20, Rounds: MaxRounds}, make([]byte, 64<<20))
+	<-watch
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled bench: %v, want context.Canceled", err)
+	}
+	noChildren(t)
 }
