@@ -185,54 +185,6 @@ func TestDeadlockText(t *testing.T) {
 	}
 }
 
-func firstLine(s, prefix string) string {
-	for _, l := range strings.Split(s, "\n") {
-		if strings.HasPrefix(l, prefix) {
-			return l
-		}
-	}
-	return ""
-}
-
-func TestCapacityCommand(t *testing.T) {
-	code, stdout, stderr := runCmd(t, "pipes", "capacity")
-	if code != 0 || !strings.Contains(stdout, "filling one agrees with what the kernel reports") {
-		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
-	}
-	fits(t, "pipes capacity", stdout)
-	code, stdout, stderr = runCmd(t, "pipes", "capacity", "--json")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	doc, err := report.Validate([]byte(stdout))
-	if err != nil {
-		t.Fatalf("%v\n%s", err, stdout)
-	}
-	tb := doc.Table("capacity")
-	max, err := doc.Config["pipe_max_size"].(json.Number).Int64()
-	if tb == nil || len(tb.Rows) != 8 || err != nil {
-		t.Fatalf("capacity table: %s", stdout)
-	}
-	if _, ok := tb.Int(6, "bytes"); ok || !strings.Contains(tb.String(6, "what"), "(ipcplay)") {
-		t.Errorf("row 6, ipcplay's refusal: %v", tb.Rows[6])
-	}
-	// The kernel's own answer one byte over pipe-max-size depends on
-	// CAP_SYS_RESOURCE, and the verdict must say which it was.
-	has, known := hasCapSysResource()
-	got, granted := tb.Int(7, "bytes")
-	switch {
-	case !known:
-		t.Logf("CapEff unknown; kernel row %v", tb.Rows[7])
-	case has && (!granted || got <= max):
-		t.Errorf("with CAP_SYS_RESOURCE the kernel row is %v, want a size over %d", tb.Rows[7], max)
-	case !has && (granted || !strings.Contains(doc.Verdict[1], "so did the kernel (EPERM)")):
-		t.Errorf("without CAP_SYS_RESOURCE: row %v, verdict %q", tb.Rows[7], doc.Verdict[1])
-	}
-	if !strings.Contains(doc.Verdict[1], "ipcplay refused it itself") {
-		t.Errorf("verdict %q does not tell ipcplay's refusal from the kernel's", doc.Verdict[1])
-	}
-}
-
 func TestBenchCommand(t *testing.T) {
 	code, stdout, stderr := runCmd(t, "pipes", "bench", "--rounds", "300", "--bytes", "2M", "--write", "16K,64K", "--json")
 	if code != 0 {

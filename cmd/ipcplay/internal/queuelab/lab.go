@@ -144,6 +144,7 @@ func monotonic() int64 {
 
 // message is what travels through the queue.
 type message struct {
+	//lint:ignore U1000 msgpack reads its tag
 	_msgpack struct{} `msgpack:",as_array"`
 	P        uint32
 	S        uint32

@@ -98,6 +98,7 @@ func (s *Shared) Snapshot() Snapshot {
 
 // IncrArgs are the arguments of the "incr" method.
 type IncrArgs struct {
+	//lint:ignore U1000 msgpack reads its tag
 	_msgpack struct{} `msgpack:",as_array"`
 	Key      string
 	Delta    int64
@@ -296,7 +297,7 @@ func runRPC(ctx context.Context, cfg ManagerConfig) (res ModeResult, err error) 
 	defer cl.Close()
 
 	removeDir := func() { os.RemoveAll(dir) }
-	setup, elapsed, err := runWorkers(ctx, cfg, start, removeDir, func(i int) *procs.Cmd {
+	setup, elapsed, err := runWorkers(ctx, cfg, start, removeDir, func(ctx context.Context, i int) *procs.Cmd {
 		w := procs.Command(ctx, ManagerWorkerRole, "-socket", path, "-index", strconv.Itoa(i), "-ops", strconv.Itoa(cfg.Ops))
 		w.Env = env
 		return w
@@ -311,12 +312,13 @@ func runRPC(ctx context.Context, cfg ManagerConfig) (res ModeResult, err error) 
 	return result(ModeRPC, snap, cfg, setup, elapsed), nil
 }
 
-// runWorkers starts cfg.Procs workers made by mk, waits until each has
+// runWorkers starts cfg.Procs workers made by mk on a context that a
+// failure cancels, waits until each has
 // said "ready", starts them all at once by closing the gate (their stdin),
 // and waits until each has said "done" and exited. setup runs from start
 // to all ready; elapsed from the gate to the last "done". If onReady is not
 // nil, it runs once all are ready, before the gate opens.
-func runWorkers(ctx context.Context, cfg ManagerConfig, start time.Time, onReady func(), mk func(i int) *procs.Cmd) (setup, elapsed time.Duration, err error) {
+func runWorkers(ctx context.Context, cfg ManagerConfig, start time.Time, onReady func(), mk func(ctx context.Context, i int) *procs.Cmd) (setup, elapsed time.Duration, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	gate, gateW, err := os.Pipe()
@@ -340,7 +342,7 @@ func runWorkers(ctx context.Context, cfg ManagerConfig, start time.Time, onReady
 			gate.Close()
 			return 0, 0, fmt.Errorf("manager: %w", perr)
 		}
-		w := mk(i)
+		w := mk(ctx, i) // on ctx: a failure cancels the rest
 		w.Index = i
 		w.Stdin, w.Stdout = gate, outW
 		serr := w.Start()

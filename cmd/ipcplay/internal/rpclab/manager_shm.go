@@ -109,7 +109,7 @@ func runShm(ctx context.Context, cfg ManagerConfig) (ModeResult, error) {
 	if err != nil {
 		return ModeResult{}, fmt.Errorf("manager: %w", err)
 	}
-	setup, elapsed, err := runWorkers(ctx, cfg, start, nil, func(i int) *procs.Cmd {
+	setup, elapsed, err := runWorkers(ctx, cfg, start, nil, func(ctx context.Context, i int) *procs.Cmd {
 		w := procs.Command(ctx, ManagerShmWorkerRole, "-size", strconv.Itoa(size), "-values", strconv.Itoa(values),
 			"-index", strconv.Itoa(i), "-ops", strconv.Itoa(cfg.Ops))
 		w.ExtraFiles = make([]*os.File, procs.FDShm-2)

@@ -1,8 +1,6 @@
 package shmlab
 
 import (
-	"time"
-
 	"ipcplay/cmd/ipcplay/internal/base"
 )
 
@@ -27,12 +25,4 @@ Examples:
   ipcplay shm bench --size 256MiB`,
 		Commands: []*base.Command{counterCommand(), squareCommand(), benchCommand()},
 	}
-}
-
-// ratio is a/b, or nil when b is not positive.
-func ratio(a, b time.Duration) any {
-	if b <= 0 {
-		return nil
-	}
-	return float64(a) / float64(b)
 }
