@@ -29,7 +29,7 @@ func TestCmdUsageErrors(t *testing.T) {
 	}{
 		{[]string{"--procs", "0"}, "--procs 0: want a whole number from 1 to 256"},
 		{[]string{"--procs", "1000"}, "--procs 1000: want a whole number from 1 to 256"},
-		{[]string{"--chunksize", "0"}, "--chunksize 0: want a whole number from 1"},
+		{[]string{"--chunksize", "-1"}, "--chunksize -1: want a whole number from 0"},
 		{[]string{"--chunksize", "10", "--sweep"}, "--chunksize and --sweep: choose one"},
 		{[]string{"--upto", "0"}, "--upto 0: want a whole number from 1 to 20,000,000"},
 		{[]string{"--upto", "-1"}, "--upto -1: want a whole number from 1 to 20,000,000"},

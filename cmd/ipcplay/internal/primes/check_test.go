@@ -21,6 +21,11 @@ func isPrime(n uint64) bool { return new(big.Int).SetUint64(n).ProbablyPrime(20)
 func checkOne(t *testing.T, ctx context.Context, n uint64, mode Mode, cfg Config) Result {
 	t.Helper()
 	res, err := Check(ctx, n, mode, cfg)
+	return checkResult(t, n, mode, res, err)
+}
+
+func checkResult(t *testing.T, n uint64, mode Mode, res Result, err error) Result {
+	t.Helper()
 	if err != nil {
 		t.Fatalf("Check(%d, %s) error: %v", n, mode, err)
 	}
@@ -84,16 +89,18 @@ func TestCheckProcs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	cfg := Config{Workers: 4, CheckEvery: 5}
-	// Each check starts four processes, which costs tens of milliseconds
-	// under the race detector on two cores: take the numbers that sit on
-	// the ranges' edges, and a sample of the rest. TestCheckGoroutines
-	// covers them all with the same worker code.
+	// One set of four worker processes checks every number, as the lab
+	// does; Check (new workers for one number) is covered by the tests
+	// below.
+	c, err := NewChecker(ctx, Procs, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
 	var ran int
-	for i, n := range numbers(4) {
-		if n < 3000 && (n < 441 || i%37 != 0) {
-			continue
-		}
-		res := checkOne(t, ctx, n, Procs, cfg)
+	for _, n := range numbers(4) {
+		res, err := c.Check(ctx, n)
+		res = checkResult(t, n, Procs, res, err)
 		if len(res.Workers) > 0 {
 			ran++
 			for _, w := range res.Workers {
@@ -103,9 +110,12 @@ func TestCheckProcs(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d checks started workers", ran)
+	t.Logf("%d checks reached the workers", ran)
 	if ran < 20 {
 		t.Fatalf("only %d checks reached the workers", ran)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
 	}
 	assertNoChildren(t)
 }

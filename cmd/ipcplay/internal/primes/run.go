@@ -69,7 +69,7 @@ func (g *goRunner) run(ctx context.Context, jobs []job) error {
 func (g *goRunner) pids() []int { return nil }
 
 func (g *goRunner) close() error {
-	for _, c := range g.jobs {
+	for _, c := range g.jobs { // nil after the first close
 		close(c)
 	}
 	g.jobs = nil
@@ -227,8 +227,12 @@ func (p *procRunner) pids() []int {
 // Children that failed on their own are reported in index order.
 func (p *procRunner) close() error {
 	p.mu.Lock()
+	again := p.closed
 	p.closed = true
 	p.mu.Unlock()
+	if again {
+		return nil
+	}
 	for _, f := range p.jobs {
 		f.Close() // EOF: the worker exits 0
 	}
