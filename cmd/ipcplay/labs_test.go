@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"ipcplay/cmd/ipcplay/internal/base"
 	"ipcplay/cmd/ipcplay/internal/report"
 )
 
@@ -69,4 +70,32 @@ func TestLabsJSONSchema(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHelpFits80Columns prints the help of every command and subcommand:
+// each ends in a newline, fits 80 columns, and shows examples.
+func TestHelpFits80Columns(t *testing.T) {
+	var walk func(path []string, cmds []*base.Command)
+	walk = func(path []string, cmds []*base.Command) {
+		for _, c := range cmds {
+			p := append(append([]string{}, path...), c.Name())
+			walk(p, c.Commands)
+			code, stdout, stderr := runHere(t, append([]string{"help"}, p...)...)
+			if code != 0 || stderr != "" {
+				t.Errorf("help %v: exit %d, stderr %q", p, code, stderr)
+			}
+			if !strings.HasSuffix(stdout, "\n") {
+				t.Errorf("help %v does not end in a newline", p)
+			}
+			for _, l := range strings.Split(stdout, "\n") {
+				if n := len([]rune(l)); n > 80 {
+					t.Errorf("help %v: line of %d columns: %q", p, n, l)
+				}
+			}
+			if c.Run != nil && !strings.Contains(stdout, "  ipcplay ") {
+				t.Errorf("help %v shows no example", p)
+			}
+		}
+	}
+	walk(nil, program().Commands)
 }
