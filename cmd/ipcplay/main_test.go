@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"ipcplay/cmd/ipcplay/internal/labtest"
 	"os"
 	"strings"
 	"syscall"
@@ -39,19 +40,8 @@ func runHere(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	defer cancel()
 	var out, errOut bytes.Buffer
 	code = program().Main(ctx, base.TestEnv(&out, &errOut), args)
-	assertNoChildren(t)
+	labtest.NoChildren(t)
 	return code, out.String(), errOut.String()
-}
-
-func assertNoChildren(t *testing.T) {
-	t.Helper()
-	kids, err := procs.Children(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(kids) > 0 {
-		t.Fatalf("child processes left: %v", kids)
-	}
 }
 
 func TestUnknownCommand(t *testing.T) {

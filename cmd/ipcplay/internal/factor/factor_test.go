@@ -2,12 +2,10 @@ package factor
 
 import (
 	"context"
-	"os"
+	"ipcplay/cmd/ipcplay/internal/labtest"
 	"slices"
 	"testing"
 	"time"
-
-	"ipcplay/procs"
 )
 
 func TestFactorize(t *testing.T) {
@@ -66,7 +64,7 @@ func TestRunModesAgree(t *testing.T) {
 			}
 		}
 	}
-	noChildren(t)
+	labtest.NoChildren(t)
 }
 
 func TestRunStartupApart(t *testing.T) {
@@ -82,7 +80,7 @@ func TestRunStartupApart(t *testing.T) {
 	if res.Chunks < 2 || res.Chunks > 5000 {
 		t.Errorf("%d chunks for 5000 tasks on 2 workers at the pool's choice", res.Chunks)
 	}
-	noChildren(t)
+	labtest.NoChildren(t)
 }
 
 func TestRunKillWorker(t *testing.T) {
@@ -99,7 +97,7 @@ func TestRunKillWorker(t *testing.T) {
 	if res.Killed == 0 || len(res.Events) != 1 || res.Events[0].PID != res.Killed || res.Events[0].Signal != "SIGKILL" {
 		t.Errorf("killed %d, events %+v", res.Killed, res.Events)
 	}
-	noChildren(t)
+	labtest.NoChildren(t)
 }
 
 func TestRunCancelled(t *testing.T) {
@@ -113,16 +111,5 @@ func TestRunCancelled(t *testing.T) {
 			t.Errorf("%s: a cancelled run succeeded", mode)
 		}
 	}
-	noChildren(t)
-}
-
-func noChildren(t *testing.T) {
-	t.Helper()
-	kids, err := procs.Children(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(kids) != 0 {
-		t.Errorf("children left: %v", kids)
-	}
+	labtest.NoChildren(t)
 }

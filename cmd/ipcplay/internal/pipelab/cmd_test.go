@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"ipcplay/cmd/ipcplay/internal/labtest"
 	"os"
 	"os/signal"
 	"strconv"
@@ -43,14 +44,7 @@ func cliMain(ctx context.Context, args []string) error {
 // runCmd runs "ipcplay ARGS" in this process.
 func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	var out, errOut bytes.Buffer
-	code = program().Main(ctx, base.TestEnv(&out, &errOut), args)
-	if kids, err := procs.Children(os.Getpid()); err != nil || len(kids) > 0 {
-		t.Fatalf("children left after %q: %v %v", args, kids, err)
-	}
-	return code, out.String(), errOut.String()
+	return labtest.Run(t, program().Commands, args...)
 }
 
 // fits fails the test for lines wider than 80 columns or ending in a space.

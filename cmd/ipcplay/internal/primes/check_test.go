@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"ipcplay/cmd/ipcplay/internal/labtest"
 	"math"
 	"math/big"
 	"math/rand/v2"
@@ -117,7 +118,7 @@ func TestCheckProcs(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	assertNoChildren(t)
+	labtest.NoChildren(t)
 }
 
 func TestCheckAgreesAcrossModes(t *testing.T) {
@@ -169,7 +170,7 @@ func TestEarlyExit(t *testing.T) {
 				}
 			}
 			if mode == Procs {
-				assertNoChildren(t)
+				labtest.NoChildren(t)
 			}
 		})
 	}
@@ -222,7 +223,7 @@ func TestCancelProcs(t *testing.T) {
 	if el := time.Since(begin); el > 10*time.Second {
 		t.Errorf("cancelled Check took %v", el)
 	}
-	assertNoChildren(t)
+	labtest.NoChildren(t)
 }
 
 func TestBadWorkerSetup(t *testing.T) {
@@ -244,17 +245,6 @@ func TestBadWorkerSetup(t *testing.T) {
 	}
 	if got, want := ce.Error(), "fd 4: want memfd, got pipe"; !strings.Contains(got, want) {
 		t.Fatalf("worker error %q does not say %q", got, want)
-	}
-}
-
-func assertNoChildren(t *testing.T) {
-	t.Helper()
-	kids, err := procs.Children(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(kids) > 0 {
-		t.Fatalf("child processes left: %v", kids)
 	}
 }
 
@@ -283,7 +273,7 @@ func TestWorkerFailureStopsTheRest(t *testing.T) {
 		t.Errorf("error blames the workers that were not at fault: %v", err)
 	}
 	c.Close()
-	assertNoChildren(t)
+	labtest.NoChildren(t)
 }
 
 // TestCheckerKeepsItsWorkers checks several numbers on one set of worker
@@ -299,7 +289,7 @@ func TestCheckerKeepsItsWorkers(t *testing.T) {
 		if err := c.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
-		assertNoChildren(t)
+		labtest.NoChildren(t)
 	}()
 	pids := fmt.Sprint(c.Pids())
 	for _, tc := range []struct {

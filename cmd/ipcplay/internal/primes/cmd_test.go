@@ -1,12 +1,10 @@
 package primes
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
+	"ipcplay/cmd/ipcplay/internal/labtest"
 	"strings"
 	"testing"
-	"time"
 
 	"ipcplay/cmd/ipcplay/internal/base"
 	"ipcplay/cmd/ipcplay/internal/report"
@@ -15,12 +13,7 @@ import (
 // runCmd runs "ipcplay primes ARGS" in this process.
 func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	var out, errOut bytes.Buffer
-	p := &base.Program{Name: "ipcplay", Commands: []*base.Command{Command()}}
-	code = p.Main(ctx, base.TestEnv(&out, &errOut), append([]string{"primes"}, args...))
-	return code, out.String(), errOut.String()
+	return labtest.Run(t, []*base.Command{Command()}, append([]string{"primes"}, args...)...)
 }
 
 func TestUsageErrors(t *testing.T) {

@@ -1,11 +1,9 @@
 package queuelab
 
 import (
-	"bytes"
-	"context"
+	"ipcplay/cmd/ipcplay/internal/labtest"
 	"strings"
 	"testing"
-	"time"
 
 	"ipcplay/cmd/ipcplay/internal/base"
 	"ipcplay/cmd/ipcplay/internal/report"
@@ -14,12 +12,7 @@ import (
 // runCmd runs "ipcplay queue ARGS" in this process.
 func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	var out, errOut bytes.Buffer
-	p := &base.Program{Name: "ipcplay", Commands: []*base.Command{Command()}}
-	code = p.Main(ctx, base.TestEnv(&out, &errOut), append([]string{"queue"}, args...))
-	return code, out.String(), errOut.String()
+	return labtest.Run(t, []*base.Command{Command()}, append([]string{"queue"}, args...)...)
 }
 
 func TestCmdUsageErrors(t *testing.T) {

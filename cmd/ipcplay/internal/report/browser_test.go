@@ -42,7 +42,7 @@ func TestHTMLInBrowser(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
 	flags := []string{
 		"--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",

@@ -3,6 +3,7 @@ package rpclab
 import (
 	"bytes"
 	"context"
+	"ipcplay/cmd/ipcplay/internal/labtest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +15,6 @@ import (
 	"ipcplay/cmd/ipcplay/internal/base"
 	"ipcplay/cmd/ipcplay/internal/report"
 	"ipcplay/ipc"
-	"ipcplay/procs"
 )
 
 func program() *base.Program {
@@ -24,14 +24,7 @@ func program() *base.Program {
 // runCmd runs "ipcplay ARGS" in this process.
 func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	var out, errOut bytes.Buffer
-	code = program().Main(ctx, base.TestEnv(&out, &errOut), args)
-	if kids, _ := procs.Children(os.Getpid()); len(kids) > 0 {
-		t.Fatalf("%q left children: %v", args, kids)
-	}
-	return code, out.String(), errOut.String()
+	return labtest.Run(t, program().Commands, args...)
 }
 
 func TestUsageErrors(t *testing.T) {
@@ -171,7 +164,7 @@ func TestManagerCommand(t *testing.T) {
 			t.Errorf("line of %d columns: %q", n, l)
 		}
 	}
-	for _, want := range []string{"MODE", "PER OP NS", "rpc", "shm", "sync.Mutex", "400",
+	for _, want := range []string{"MODE", "PER OP ns", "rpc", "shm", "sync.Mutex", "400",
 		"verdict: the state checked out every way; worker processes calling a server"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)

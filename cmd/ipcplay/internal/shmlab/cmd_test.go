@@ -1,11 +1,9 @@
 package shmlab
 
 import (
-	"bytes"
-	"context"
+	"ipcplay/cmd/ipcplay/internal/labtest"
 	"strings"
 	"testing"
-	"time"
 
 	"ipcplay/cmd/ipcplay/internal/base"
 	"ipcplay/cmd/ipcplay/internal/report"
@@ -14,13 +12,7 @@ import (
 // runCmd runs "ipcplay shm ARGS" in this process.
 func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	var out, errOut bytes.Buffer
-	p := &base.Program{Name: "ipcplay", Commands: []*base.Command{Command()}}
-	code = p.Main(ctx, base.TestEnv(&out, &errOut), append([]string{"shm"}, args...))
-	noChildren(t)
-	return code, out.String(), errOut.String()
+	return labtest.Run(t, []*base.Command{Command()}, append([]string{"shm"}, args...)...)
 }
 
 func TestUsageErrors(t *testing.T) {
@@ -74,7 +66,7 @@ func TestCounterCommand(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	fits(t, stdout)
-	for _, want := range []string{"SYNC", "PER INCR NS", "none", "atomic", "mutex", "goroutines", "60,000",
+	for _, want := range []string{"SYNC", "PER INCR ns", "none", "atomic", "mutex", "goroutines", "60,000",
 		"verdict: lost updates without synchronization: procs lost", "verdict: every atomic and mutex count was exact"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)

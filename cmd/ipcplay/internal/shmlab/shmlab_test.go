@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"ipcplay/cmd/ipcplay/internal/labtest"
 	"os"
 	"slices"
 	"testing"
@@ -11,17 +12,6 @@ import (
 
 	"ipcplay/procs"
 )
-
-func noChildren(t *testing.T) {
-	t.Helper()
-	kids, err := procs.Children(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(kids) > 0 {
-		t.Fatalf("child processes left: %v", kids)
-	}
-}
 
 // TestCounter checks the work done and the count reached under every sync
 // and mode: each worker counts its own increments on the side, so the
@@ -68,7 +58,7 @@ func TestCounter(t *testing.T) {
 			})
 		}
 	}
-	noChildren(t)
+	labtest.NoChildren(t)
 }
 
 func TestCounterErrors(t *testing.T) {
@@ -116,7 +106,7 @@ func TestCounterCancelled(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled counter: %v, want context.Canceled", err)
 	}
-	noChildren(t)
+	labtest.NoChildren(t)
 
 	done, cancelNow := context.WithCancel(ctx)
 	cancelNow()
@@ -142,7 +132,7 @@ func TestSquare(t *testing.T) {
 	if _, err := Square(ctx, nil); err == nil {
 		t.Error("Square of nothing: no error")
 	}
-	noChildren(t)
+	labtest.NoChildren(t)
 }
 
 func TestBench(t *testing.T) {
@@ -171,7 +161,7 @@ func TestBench(t *testing.T) {
 			t.Errorf("%+v: no error", cfg)
 		}
 	}
-	noChildren(t)
+	labtest.NoChildren(t)
 }
 
 func TestChecksumSeesChanges(t *testing.T) {
@@ -261,5 +251,5 @@ func TestBenchCancelled(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled bench: %v, want context.Canceled", err)
 	}
-	noChildren(t)
+	labtest.NoChildren(t)
 }
