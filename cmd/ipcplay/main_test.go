@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"ipcplay/cmd/ipcplay/internal/labtest"
 	"os"
 	"strings"
 	"syscall"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"ipcplay/cmd/ipcplay/internal/base"
+	"ipcplay/cmd/ipcplay/internal/labtest"
 	"ipcplay/procs"
 )
 

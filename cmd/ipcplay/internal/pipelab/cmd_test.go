@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"ipcplay/cmd/ipcplay/internal/labtest"
 	"os"
 	"os/signal"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"ipcplay/cmd/ipcplay/internal/base"
+	"ipcplay/cmd/ipcplay/internal/labtest"
 	"ipcplay/cmd/ipcplay/internal/report"
 	"ipcplay/procs"
 )

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"ipcplay/cmd/ipcplay/internal/labtest"
 	"math"
 	"math/big"
 	"math/rand/v2"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"ipcplay/cmd/ipcplay/internal/labtest"
 	"ipcplay/procs"
 )
 

@@ -2,11 +2,11 @@ package primes
 
 import (
 	"encoding/json"
-	"ipcplay/cmd/ipcplay/internal/labtest"
 	"strings"
 	"testing"
 
 	"ipcplay/cmd/ipcplay/internal/base"
+	"ipcplay/cmd/ipcplay/internal/labtest"
 	"ipcplay/cmd/ipcplay/internal/report"
 )
 

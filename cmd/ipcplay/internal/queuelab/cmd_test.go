@@ -1,11 +1,11 @@
 package queuelab
 
 import (
-	"ipcplay/cmd/ipcplay/internal/labtest"
 	"strings"
 	"testing"
 
 	"ipcplay/cmd/ipcplay/internal/base"
+	"ipcplay/cmd/ipcplay/internal/labtest"
 	"ipcplay/cmd/ipcplay/internal/report"
 )
 

@@ -3,7 +3,6 @@ package rpclab
 import (
 	"bytes"
 	"context"
-	"ipcplay/cmd/ipcplay/internal/labtest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"ipcplay/cmd/ipcplay/internal/base"
+	"ipcplay/cmd/ipcplay/internal/labtest"
 	"ipcplay/cmd/ipcplay/internal/report"
 	"ipcplay/ipc"
 )

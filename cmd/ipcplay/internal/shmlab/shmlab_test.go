@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"ipcplay/cmd/ipcplay/internal/labtest"
 	"os"
 	"slices"
 	"testing"
 	"time"
 
+	"ipcplay/cmd/ipcplay/internal/labtest"
 	"ipcplay/procs"
 )
 
