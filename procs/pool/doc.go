@@ -24,9 +24,10 @@
 //
 // A chunk size of zero lets the pool choose. The first chunk holds one
 // task, and each next one twice as many, until the first answer comes back;
-// from then on a chunk holds what a worker runs in about 2 ms, from a
-// running average of the time workers took per task, so that a chunk's two
-// messages cost about 1% of its work whatever the tasks are. When the
+// from then on a chunk holds what a worker runs in about 5 ms, from a
+// running average of the time workers took per task, so that a chunk's
+// messages cost about 1% of its work whatever the tasks are, while the last
+// chunks still end close together. When the
 // input's length is known (Map, MapWith, or MapOptions.Len), a chunk also
 // holds at most length / (8 x workers) tasks, so that every worker gets
 // several and the last ones end close together. A chunk is also sent once

@@ -44,6 +44,17 @@ func appendFast[V any](b []byte, v V) []byte {
 	case string:
 		return appendString(b, x)
 	case []uint64:
+		if x != nil && len(x) <= 15 { // a short list of numbers: no calls
+			b = append(b, 0x90|byte(len(x)))
+			for _, e := range x {
+				if e <= 0x7f {
+					b = append(b, byte(e))
+				} else {
+					b = appendUint(b, e)
+				}
+			}
+			return b
+		}
 		return appendSlice(b, x, appendUint)
 	case []int64:
 		return appendSlice(b, x, appendInt)
@@ -286,6 +297,29 @@ func (a *arena[E]) slice(n int) []E {
 	return a.free[i : i+n : i+n]
 }
 
+// readInts reads a msgpack array of integers into a slice from a, with
+// the one-byte integers (most factors, most small numbers) read inline.
+func readInts[E int | int64 | uint64](w *wire, a *arena[E]) ([]E, error) {
+	n, err := w.arrayLen()
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	s := a.slice(n)
+	for i := range s {
+		if len(w.b) > 0 && w.b[0] <= 0x7f {
+			s[i] = E(w.b[0])
+			w.b = w.b[1:]
+			continue
+		}
+		x, err := w.int()
+		if err != nil {
+			return nil, err
+		}
+		s[i] = E(x)
+	}
+	return s, nil
+}
+
 func readSlice[E any](w *wire, a *arena[E], each func() (E, error)) ([]E, error) {
 	n, err := w.arrayLen()
 	if err != nil || n < 0 {
@@ -338,16 +372,21 @@ func (r *reader[V]) next(v *V) error {
 	}
 	var err error
 	switch p := any(v).(type) {
+	case *uint64:
+		if len(r.w.b) > 0 && r.w.b[0] <= 0x7f { // a small number: inline
+			*p = uint64(r.w.b[0])
+			r.w.b = r.w.b[1:]
+			return nil
+		}
+		var x int64
+		x, err = r.w.int()
+		*p = uint64(x)
 	case *int:
 		var x int64
 		x, err = r.w.int()
 		*p = int(x)
 	case *int64:
 		*p, err = r.w.int()
-	case *uint64:
-		var x int64
-		x, err = r.w.int()
-		*p = uint64(x)
 	case *uint:
 		var x int64
 		x, err = r.w.int()
@@ -355,11 +394,11 @@ func (r *reader[V]) next(v *V) error {
 	case *string:
 		*p, err = r.w.str()
 	case *[]uint64:
-		*p, err = readSlice(&r.w, &r.u64, func() (uint64, error) { x, err := r.w.int(); return uint64(x), err })
+		*p, err = readInts(&r.w, &r.u64)
 	case *[]int64:
-		*p, err = readSlice(&r.w, &r.i64, r.w.int)
+		*p, err = readInts(&r.w, &r.i64)
 	case *[]int:
-		*p, err = readSlice(&r.w, &r.ints, func() (int, error) { x, err := r.w.int(); return int(x), err })
+		*p, err = readInts(&r.w, &r.ints)
 	case *[]string:
 		*p, err = readSlice(&r.w, &r.strs, r.w.str)
 	default:
