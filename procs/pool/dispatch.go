@@ -311,10 +311,12 @@ func (d *dispatch) result(w *worker, res *resultMsg) error {
 	}
 	if res.Hung > 0 && len(w.inflight) > 0 && w.inflight[0].id == res.ID && res.Hung <= w.inflight[0].n {
 		// Its watchdog caught a task past the timeout; the worker exits
-		// with ExitHung (its reader kills it if it does not), and its
-		// death fails that task.
+		// with ExitHung (or is killed if it has not after reapGrace), and
+		// its death fails that task.
 		w.hung = res.Hung - 1
 		w.broken = true
+		proc := w.cmd.Process()
+		time.AfterFunc(reapGrace, func() { proc.Kill() }) // a no-op once it is reaped
 		return nil
 	}
 	if len(w.inflight) == 0 || w.inflight[0].id != res.ID || res.N != w.inflight[0].n ||
