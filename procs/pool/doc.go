@@ -57,6 +57,13 @@
 // a worker that holds a chunk of n tasks for (n+1) timeouts plus a second;
 // that death is blamed on the chunk as any death is.
 //
+// # Start-up
+//
+// New returns once the workers are started, not serving. Ready waits until
+// every one has said hello, so that a map started next measures the steady
+// state only; Startups gives each worker's time from spawn to hello, to set
+// beside procs.MeasureSpawn.
+//
 // # Dying workers
 //
 // A worker that dies (SIGKILL, a crash, an exit) is noticed as soon as its
