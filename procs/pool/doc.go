@@ -54,8 +54,8 @@
 // ErrTaskTimeout, the other tasks of its chunk are sent again (blamed for
 // nothing), the worker is replaced, and the map goes on. As a backstop for a
 // worker that cannot report (stopped, or stuck outside Go), the parent kills
-// a worker that holds a chunk of n tasks for (n+1) timeouts plus a second;
-// that death is blamed on the chunk as any death is.
+// a serving worker that holds a chunk of n tasks for (n+1) timeouts plus 5
+// seconds; that death is blamed on the chunk as any death is.
 //
 // # Start-up
 //
