@@ -29,7 +29,11 @@ func (e *ChildError) Error() string {
 	switch {
 	case e.Signal != nil:
 		fmt.Fprintf(&b, "killed by signal %v", e.Signal)
-	case e.ExitCode >= 0:
+	case e.ExitCode == 0:
+		// It exited 0, yet Wait failed: its output was still open
+		// WaitDelay after it exited (os/exec's ErrWaitDelay).
+		fmt.Fprintf(&b, "exit status 0, then %v", e.Err)
+	case e.ExitCode > 0:
 		fmt.Fprintf(&b, "exit status %d", e.ExitCode)
 	default:
 		b.WriteString(e.Err.Error())

@@ -249,6 +249,7 @@ func TestRegisterPanics(t *testing.T) {
 		{"a/b", f},
 		{"a b", f},
 		{roleExit, f}, // registered in TestMain
+		{BareRole, f}, // built in
 		{"procs-test-nil", nil},
 	} {
 		func() {

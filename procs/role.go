@@ -27,8 +27,8 @@ var (
 
 // Register makes f the entry point of the role called name. It is meant to be
 // called from main or TestMain before [Init]. Register panics if name is empty,
-// contains a path separator or whitespace, or is already registered: all of
-// these are programming errors.
+// contains a path separator or whitespace, or is already registered (BareRole
+// always is): all of these are programming errors.
 func Register(name string, f Func) {
 	if name == "" || strings.ContainsAny(name, "/ \t\n") {
 		panic(fmt.Sprintf("procs: invalid role name %q", name))
@@ -38,7 +38,7 @@ func Register(name string, f Func) {
 	}
 	rolesMu.Lock()
 	defer rolesMu.Unlock()
-	if _, dup := roles[name]; dup {
+	if _, dup := roles[name]; dup || name == BareRole {
 		panic("procs: role " + name + " registered twice")
 	}
 	roles[name] = f

@@ -212,12 +212,24 @@ func (d *dispatch) handle(m message) error {
 	return d.death(m)
 }
 
+// overdueSlack is added to every chunk's deadline: time for a worker's
+// watchdog to report, and for a loaded machine to run it. A variable so
+// that the backstop's test need not wait seconds per death.
+var overdueSlack = 5 * time.Second
+
+// watched reports whether w's current chunk has a deadline: one of this
+// map, on a live worker that is serving (its start-up is not the task's).
+func (d *dispatch) watched(w *worker) bool {
+	return !w.dead && !w.broken && w.ready && len(w.inflight) > 0 && w.inflight[0].gen == d.gen
+}
+
 // deadline is when w's current chunk becomes overdue: each of its tasks
-// may take the timeout, and the worker's own watchdog one more to report.
-// It is a backstop for a worker whose watchdog cannot run.
+// may take the timeout, and the worker's own watchdog one more to report,
+// plus overdueSlack. It is a backstop for a worker whose watchdog cannot
+// run.
 func (d *dispatch) deadline(w *worker) time.Time {
 	c := w.inflight[0]
-	return w.headSince.Add(d.timeout*time.Duration(c.n+1) + time.Second)
+	return w.headSince.Add(d.timeout*time.Duration(c.n+1) + overdueSlack)
 }
 
 // armOverdue sets the timer for the nearest deadline of a live worker's
@@ -225,7 +237,7 @@ func (d *dispatch) deadline(w *worker) time.Time {
 func (d *dispatch) armOverdue() <-chan time.Time {
 	var next time.Time
 	for _, w := range d.p.workers {
-		if w.dead || w.broken || len(w.inflight) == 0 || w.inflight[0].gen != d.gen {
+		if !d.watched(w) {
 			continue
 		}
 		if t := d.deadline(w); next.IsZero() || t.Before(next) {
@@ -249,7 +261,7 @@ func (d *dispatch) armOverdue() <-chan time.Time {
 func (d *dispatch) killOverdue() {
 	now := time.Now()
 	for _, w := range d.p.workers {
-		if w.dead || w.broken || len(w.inflight) == 0 || w.inflight[0].gen != d.gen {
+		if !d.watched(w) {
 			continue
 		}
 		if !now.Before(d.deadline(w)) {
@@ -307,14 +319,19 @@ func (d *dispatch) result(w *worker, res *resultMsg) error {
 	if res.ID == helloID {
 		w.ready = true
 		d.p.failing = 0
+		if len(w.inflight) > 0 {
+			w.headSince = time.Now() // it starts working only now
+		}
 		return nil
 	}
 	if res.Hung > 0 && len(w.inflight) > 0 && w.inflight[0].id == res.ID && res.Hung <= w.inflight[0].n {
 		// Its watchdog caught a task past the timeout; the worker exits
-		// with ExitHung (its reader kills it if it does not), and its
-		// death fails that task.
+		// with ExitHung (or is killed if it has not after reapGrace), and
+		// its death fails that task.
 		w.hung = res.Hung - 1
 		w.broken = true
+		proc := w.cmd.Process()
+		time.AfterFunc(reapGrace, func() { proc.Kill() }) // a no-op once it is reaped
 		return nil
 	}
 	if len(w.inflight) == 0 || w.inflight[0].id != res.ID || res.N != w.inflight[0].n ||

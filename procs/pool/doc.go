@@ -24,9 +24,10 @@
 //
 // A chunk size of zero lets the pool choose. The first chunk holds one
 // task, and each next one twice as many, until the first answer comes back;
-// from then on a chunk holds what a worker runs in about 2 ms, from a
-// running average of the time workers took per task, so that a chunk's two
-// messages cost about 1% of its work whatever the tasks are. When the
+// from then on a chunk holds what a worker runs in about 5 ms, from a
+// running average of the time workers took per task, so that a chunk's
+// messages cost about 1% of its work whatever the tasks are, while the last
+// chunks still end close together. When the
 // input's length is known (Map, MapWith, or MapOptions.Len), a chunk also
 // holds at most length / (8 x workers) tasks, so that every worker gets
 // several and the last ones end close together. A chunk is also sent once
@@ -53,8 +54,15 @@
 // ErrTaskTimeout, the other tasks of its chunk are sent again (blamed for
 // nothing), the worker is replaced, and the map goes on. As a backstop for a
 // worker that cannot report (stopped, or stuck outside Go), the parent kills
-// a worker that holds a chunk of n tasks for (n+1) timeouts plus a second;
-// that death is blamed on the chunk as any death is.
+// a serving worker that holds a chunk of n tasks for (n+1) timeouts plus 5
+// seconds; that death is blamed on the chunk as any death is.
+//
+// # Start-up
+//
+// New returns once the workers are started, not serving. Ready waits until
+// every one has said hello, so that a map started next measures the steady
+// state only; Startups gives each worker's time from spawn to hello, to set
+// beside procs.MeasureSpawn.
 //
 // # Dying workers
 //

@@ -37,7 +37,9 @@ func mapBig(t *testing.T, inFlight int, kill bool) {
 		noChildren(t)
 	})
 	tasks := bigTasks(8, 1<<20)
-	mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	// A hang lasts forever; a slow map under -race on a loaded machine
+	// takes seconds: the deadline tells them apart.
+	mctx, cancel := context.WithTimeout(ctx, 45*time.Second)
 	defer cancel()
 	got := make([]bool, len(tasks))
 	killed := !kill
@@ -66,7 +68,13 @@ func mapBig(t *testing.T, inFlight int, kill bool) {
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("map of 8 x 1 MiB, InFlight=%d: %v", inFlight, err)
+		n := 0
+		for _, ok := range got {
+			if ok {
+				n++
+			}
+		}
+		t.Fatalf("map of 8 x 1 MiB, InFlight=%d: %v (%d results had arrived)", inFlight, err, n)
 	}
 	for i, ok := range got {
 		if !ok {

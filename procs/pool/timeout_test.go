@@ -88,6 +88,9 @@ func TestTaskTimeout(t *testing.T) {
 // watchdog cannot report: the parent kills it once the chunk is overdue,
 // and the task fails as one that kills its workers does.
 func TestTaskTimeoutBackstop(t *testing.T) {
+	slack := overdueSlack
+	overdueSlack = 500 * time.Millisecond
+	t.Cleanup(func() { overdueSlack = slack })
 	ctx := testCtx(t)
 	p := newHangPool(t, ctx, "5", "stop")
 	got, err := MapWith[int, int](ctx, p, ints(20), MapOptions{ChunkSize: 1, TaskTimeout: 50 * time.Millisecond})
@@ -100,13 +103,22 @@ func TestTaskTimeoutBackstop(t *testing.T) {
 			t.Fatalf("result %d = %d, want %d", i, r, i*i)
 		}
 	}
-	evs := p.Events()
-	if len(evs) != DefaultMaxRetries {
-		t.Fatalf("%d events, want %d: %+v", len(evs), DefaultMaxRetries, evs)
-	}
-	for _, ev := range evs {
-		if !ev.Overdue || ev.Signal != "SIGKILL" || !slices.Equal(ev.Blamed, []int{5}) {
-			t.Errorf("event %+v, want overdue, SIGKILL, task 5 blamed", ev)
+	// Task 5's three deaths are overdue kills. (On a machine loaded enough
+	// to hold a serving worker off the CPU for the short slack above, a
+	// healthy chunk may be overdue too: its death is blamed, it is re-sent,
+	// and its results still arrive, as checked above.)
+	blamed5 := 0
+	for _, ev := range p.Events() {
+		if !ev.Overdue || ev.Signal != "SIGKILL" {
+			t.Errorf("event %+v, want an overdue SIGKILL", ev)
 		}
+		if slices.Contains(ev.Blamed, 5) {
+			blamed5++
+		} else {
+			t.Logf("a healthy chunk overdue on a loaded machine: %+v", ev)
+		}
+	}
+	if blamed5 != DefaultMaxRetries {
+		t.Errorf("task 5 blamed by %d deaths, want %d: %+v", blamed5, DefaultMaxRetries, p.Events())
 	}
 }

@@ -1,0 +1,211 @@
+package pool
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+// errWire reports msgpack the fast path cannot read as the wanted type.
+var errWire = errors.New("malformed value")
+
+// wire reads msgpack values from a chunk's bytes. The bytes come from
+// another process: every length is checked against what is left.
+type wire struct {
+	b []byte
+}
+
+func (w *wire) byte() (byte, error) {
+	if len(w.b) == 0 {
+		return 0, io.ErrUnexpectedEOF
+	}
+	c := w.b[0]
+	w.b = w.b[1:]
+	return c, nil
+}
+
+func (w *wire) take(n int) ([]byte, error) {
+	if n < 0 || n > len(w.b) {
+		return nil, io.ErrUnexpectedEOF
+	}
+	p := w.b[:n:n]
+	w.b = w.b[n:]
+	return p, nil
+}
+
+func (w *wire) be(n int) (uint64, error) {
+	p, err := w.take(n)
+	if err != nil {
+		return 0, err
+	}
+	var x uint64
+	for _, c := range p {
+		x = x<<8 | uint64(c)
+	}
+	return x, nil
+}
+
+// int reads any msgpack integer (or nil, as 0) as an int64; unsigned
+// values above MaxInt64 wrap, as msgpack's DecodeInt64 does.
+func (w *wire) int() (int64, error) {
+	c, err := w.byte()
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case c <= 0x7f:
+		return int64(c), nil
+	case c >= 0xe0:
+		return int64(int8(c)), nil
+	}
+	switch c {
+	case 0xc0:
+		return 0, nil
+	case 0xcc, 0xcd, 0xce, 0xcf:
+		x, err := w.be(1 << (c - 0xcc))
+		return int64(x), err
+	case 0xd0:
+		x, err := w.be(1)
+		return int64(int8(x)), err
+	case 0xd1:
+		x, err := w.be(2)
+		return int64(int16(x)), err
+	case 0xd2:
+		x, err := w.be(4)
+		return int64(int32(x)), err
+	case 0xd3:
+		x, err := w.be(8)
+		return int64(x), err
+	}
+	return 0, fmt.Errorf("%w: code %#x where an integer belongs", errWire, c)
+}
+
+// str reads a msgpack string or binary (or nil, as "").
+func (w *wire) str() (string, error) {
+	c, err := w.byte()
+	if err != nil {
+		return "", err
+	}
+	var n uint64
+	switch {
+	case c >= 0xa0 && c <= 0xbf:
+		n = uint64(c & 0x1f)
+	case c == 0xc0:
+		return "", nil
+	case c == 0xd9 || c == 0xc4:
+		n, err = w.be(1)
+	case c == 0xda || c == 0xc5:
+		n, err = w.be(2)
+	case c == 0xdb || c == 0xc6:
+		n, err = w.be(4)
+	default:
+		return "", fmt.Errorf("%w: code %#x where a string belongs", errWire, c)
+	}
+	if err != nil {
+		return "", err
+	}
+	if n > uint64(len(w.b)) {
+		return "", io.ErrUnexpectedEOF
+	}
+	p, _ := w.take(int(n))
+	return string(p), nil
+}
+
+// arrayLen reads a msgpack array header: -1 for nil.
+func (w *wire) arrayLen() (int, error) {
+	c, err := w.byte()
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	switch {
+	case c >= 0x90 && c <= 0x9f:
+		return int(c & 0x0f), nil
+	case c == 0xc0:
+		return -1, nil
+	case c == 0xdc:
+		n, err = w.be(2)
+	case c == 0xdd:
+		n, err = w.be(4)
+	default:
+		return 0, fmt.Errorf("%w: code %#x where an array belongs", errWire, c)
+	}
+	if err != nil {
+		return 0, err
+	}
+	// Every element takes a byte at least: a longer header lies.
+	if n > uint64(len(w.b)) {
+		return 0, io.ErrUnexpectedEOF
+	}
+	return int(n), nil
+}
+
+// skipNil reads the msgpack nil that stands for a failed task's result.
+func (w *wire) skipNil() error {
+	c, err := w.byte()
+	if err != nil {
+		return err
+	}
+	if c != 0xc0 {
+		return fmt.Errorf("%w: code %#x where nil belongs", errWire, c)
+	}
+	return nil
+}
+
+// arena hands out slices carved from one larger allocation, so that
+// decoding a chunk of slice results allocates once per few thousand
+// elements rather than once per result. Each slice's capacity ends where
+// it does, so appending to one never writes into another.
+type arena[E any] struct{ free []E }
+
+func (a *arena[E]) slice(n int) []E {
+	if n == 0 {
+		return []E{}
+	}
+	if n > cap(a.free)-len(a.free) {
+		if n > 1024 {
+			return make([]E, n)
+		}
+		a.free = make([]E, 0, 4096)
+	}
+	i := len(a.free)
+	a.free = a.free[:i+n]
+	return a.free[i : i+n : i+n]
+}
+
+// readInts reads a msgpack array of integers into a slice from a, with
+// the one-byte integers (most factors, most small numbers) read inline.
+func readInts[E int | int64 | uint64](w *wire, a *arena[E]) ([]E, error) {
+	n, err := w.arrayLen()
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	s := a.slice(n)
+	for i := range s {
+		if len(w.b) > 0 && w.b[0] <= 0x7f {
+			s[i] = E(w.b[0])
+			w.b = w.b[1:]
+			continue
+		}
+		x, err := w.int()
+		if err != nil {
+			return nil, err
+		}
+		s[i] = E(x)
+	}
+	return s, nil
+}
+
+func readSlice[E any](w *wire, a *arena[E], each func() (E, error)) ([]E, error) {
+	n, err := w.arrayLen()
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	s := a.slice(n)
+	for i := range s {
+		if s[i], err = each(); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
