@@ -19,6 +19,7 @@ const (
 func TestMain(m *testing.M) {
 	procs.Register(roleOpen, openMain)
 	registerLockRoles()
+	registerRingRoles()
 	procs.Init()
 	os.Exit(m.Run())
 }

@@ -27,6 +27,9 @@ func (p *RingProducer) sendMPMC(ctx context.Context, msgs [][]byte) (int, error)
 		if n == 0 {
 			w := r.word(t).Load()
 			if int32(uint32(w)-uint32(t)) > 0 {
+				if r.tail.Load() == t {
+					return sent, badSeq(t, w)
+				}
 				continue // another producer claimed t meanwhile
 			}
 			if err := p.waitSlot(ctx, t); err != nil {
@@ -126,6 +129,9 @@ func (c *RingConsumer) recvMPMC(ctx context.Context, max int, fn func([]byte), t
 		if n == 0 {
 			w := r.word(h).Load()
 			if int32(uint32(w)-uint32(h+1)) > 0 {
+				if r.head.Load() == h {
+					return 0, badSeq(h, w)
+				}
 				continue // another consumer took h meanwhile
 			}
 			if try {
@@ -205,4 +211,29 @@ func (r *Ring) tombstoneDead(h uint64) {
 			r.cnt.lostP.Add(1)
 		}
 	}
+}
+
+// Reap looks for dead producers and consumers at once, instead of waiting
+// for a producer or consumer to find them while it waits: it drops their
+// entries, marks what dead producers claimed and never published as lost
+// (MPMC), and releases what dead consumers had taken (counted lost). It
+// returns the ring's counters afterwards.
+func (r *Ring) Reap() RingStats {
+	r.producers().reap(nil)
+	if r.h.Mode == SPSC {
+		r.consumers().reap(func(*ringEntry) { r.dropTaken() })
+		return r.Stats()
+	}
+	r.consumers().reap(nil)
+	r.tombstoneDead(r.head.Load())
+	r.releaseDead(r.tail.Load())
+	return r.Stats()
+}
+
+// badSeq reports a slot whose sequence is ahead of a position while the
+// index still points at it: a consumer (producer) moves head (tail) past a
+// position before its slot's sequence can pass it, so only corruption
+// shows this.
+func badSeq(p, w uint64) error {
+	return &RingError{What: fmt.Sprintf("slot sequence at position %d", p), Want: "at most position+1", Got: fmt.Sprint(uint32(w))}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"runtime"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -123,7 +124,8 @@ type roleFlags struct {
 	size, off, in, out, msg, batch int
 	spin, seen, cpu, slots, nprod  int
 	id                             uint
-	count, per, rounds             uint64
+	stamp                          bool
+	count, per, rounds, stall      uint64
 }
 
 func parseRoleFlags(name string, args []string) (*roleFlags, error) {
@@ -140,9 +142,11 @@ func parseRoleFlags(name string, args []string) (*roleFlags, error) {
 	f.fs.IntVar(&f.slots, "slots", 1024, "bare ring slots")
 	f.fs.IntVar(&f.nprod, "producers", 1, "producers, for the seen bitmap size")
 	f.fs.UintVar(&f.id, "id", 0, "producer id")
+	f.fs.BoolVar(&f.stamp, "stamp", true, "stamp every message; false sends the sequence number alone, for speed")
 	f.fs.Uint64Var(&f.count, "count", 0, "messages to send or receive, 0 for all")
 	f.fs.Uint64Var(&f.per, "per", 0, "messages per producer, for the seen bitmap index")
 	f.fs.Uint64Var(&f.rounds, "rounds", 0, "round trips to echo")
+	f.fs.Uint64Var(&f.stall, "stall", 0, "consumer: stop for good inside the callback of message N (1-based), holding its batch, to be killed")
 	if err := f.fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -180,7 +184,7 @@ func RingProducerMain(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if f.msg < StampSize {
+	if f.stamp && f.msg < StampSize || f.msg < 8 {
 		return fmt.Errorf("message size %d: want at least %d", f.msg, StampSize)
 	}
 	reg, done, err := f.region()
@@ -208,7 +212,11 @@ func RingProducerMain(ctx context.Context, args []string) error {
 			n = int(min(uint64(n), f.count-seq))
 		}
 		for i := range n {
-			Stamp(batch[i], uint32(f.id), seq+uint64(i))
+			if f.stamp {
+				Stamp(batch[i], uint32(f.id), seq+uint64(i))
+			} else {
+				binary.LittleEndian.PutUint64(batch[i], seq+uint64(i))
+			}
 		}
 		sent, err := p.SendBatch(ctx, batch[:n])
 		seq += uint64(sent)
@@ -259,6 +267,9 @@ func RingConsumerMain(ctx context.Context, args []string) error {
 		}
 		if seen != nil && !seen.Mark(uint64(id)*f.per+seq) {
 			dup++
+		}
+		if got == f.stall {
+			time.Sleep(time.Hour) // not a channel: the runtime would call it a deadlock
 		}
 	}
 	for f.count == 0 || got < f.count {

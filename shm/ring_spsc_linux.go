@@ -93,6 +93,7 @@ func (c *RingConsumer) recvSPSC(ctx context.Context, max int, fn func([]byte), t
 	end := c.head + n
 	r.taken.Store(end)
 	var err error
+	got := 0
 	for p := c.head; p != end; p++ {
 		l := uint32(*(*uint64)(r.slot(p)) >> 32)
 		if l > r.max {
@@ -100,15 +101,16 @@ func (c *RingConsumer) recvSPSC(ctx context.Context, max int, fn func([]byte), t
 			continue
 		}
 		fn(r.payload(p, l))
+		got++
 	}
 	c.head = end
 	r.head.Store(end)
-	c.c.Messages += n
+	c.c.Messages += uint64(got)
 	c.c.Batches++
 	if c.s.waking.wake() {
 		c.c.FutexWakes++
 	}
-	return int(n), err
+	return got, err
 }
 
 func (c *RingConsumer) waitData(ctx context.Context) error {
