@@ -83,7 +83,11 @@ func (b *BareRing) Recv(n uint64, buf *[BareSlot]byte) uint64 {
 		for tail == h {
 			tail = b.tail.Load()
 		}
-		for ; h != tail; h++ {
+		stop := tail
+		if stop-h > end-h {
+			stop = end
+		}
+		for ; h != stop; h++ {
 			s := b.slots[(h&b.mask)*BareSlot:][:BareSlot]
 			copy(buf[:], s)
 			sum += binary.LittleEndian.Uint64(buf[:])
