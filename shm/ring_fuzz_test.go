@@ -45,7 +45,7 @@ func FuzzRingHeader(f *testing.F) {
 		}
 		// Garbage indices and slot words: reading must stay in range.
 		fillFromSeed(mem[ringHeaderSize:], b)
-		c := &RingConsumer{r: r, e: new(ringEntry), s: r.consumers(), opt: RingOptions{}.withDefaults(), head: r.head.Load(), tail: r.head.Load()}
+		c := &RingConsumer{r: r, e: new(ringEntry), s: r.consumers(), opt: RingOptions{}.withDefaults(), head: r.head.Load()}
 		for range 4 {
 			if _, err := c.TryRecvBatch(8, func(m []byte) {
 				if len(m) > r.MaxMessage() {

@@ -36,9 +36,21 @@ func (r *Ring) Producer(opt RingOptions) (*RingProducer, error) {
 		return nil, err
 	}
 	p.e = e
-	p.tail = r.tail.Load()
-	p.published = p.tail
 	p.head = r.head.Load()
+	p.tail = r.tail.Load()
+	if r.h.Mode == SPSC {
+		// A dead predecessor may have published messages past the tail
+		// it stored last, and the consumer may have read them already:
+		// continue after them.
+		if int64(p.tail-p.head) < 0 {
+			p.tail = p.head
+		}
+		for p.tail-p.head <= r.mask && uint32(r.word(p.tail).Load()) == uint32(p.tail+1) {
+			p.tail++
+		}
+		r.tail.Store(p.tail)
+	}
+	p.published = p.tail
 	return p, nil
 }
 
@@ -122,8 +134,8 @@ type RingConsumer struct {
 	c     RingCounters
 	words [maxClaim]uint64
 
-	// SPSC: the next position to read and the producer's tail as last read.
-	head, tail uint64
+	// SPSC: the next position to read.
+	head uint64
 }
 
 // Consumer attaches this process to r as a consumer. It fails with an
@@ -142,7 +154,6 @@ func (r *Ring) Consumer(opt RingOptions) (*RingConsumer, error) {
 	}
 	c.e = e
 	c.head = r.head.Load()
-	c.tail = r.tail.Load()
 	return c, nil
 }
 

@@ -193,7 +193,12 @@ func TestRingProducerKilled(t *testing.T) {
 			var want *goal
 			var lastDone atomic.Bool
 			cerr := make(chan error, 1)
+			consumed := make(chan struct{})
+			// The consumer reads the region: the test waits for it
+			// before the region is unmapped in Cleanup, whatever happens.
+			defer func() { cancel(); <-consumed }()
 			go func() {
+				defer close(consumed)
 				defer c.Close()
 				for {
 					_, err := c.RecvBatch(ctx, 100, func(m []byte) {
@@ -239,7 +244,7 @@ func TestRingProducerKilled(t *testing.T) {
 				p := startRing(t, ctx, reg, RoleRingProducer, nil, "-id", strconv.Itoa(i), "-msg", strconv.Itoa(StampSize+rng.IntN(177)),
 					"-batch", strconv.Itoa(1+rng.IntN(64)), "-spin", strconv.Itoa(rng.IntN(300)))
 				exited := make(chan struct{})
-				go func() { p.wait(); close(exited) }()
+				go func() { p.wait(); close(exited) }() // ends when the child does; Cleanup kills it
 				select {
 				case <-g.reach:
 				case <-exited:
@@ -312,6 +317,7 @@ func TestRingConsumerKilled(t *testing.T) {
 			victim := consumer("-stall", "50001")
 			var survivor *ringChild
 			killed := make(chan struct{})
+			defer func() { cancel(); <-killed }() // it reads the region: done before Cleanup unmaps it
 			go func() {
 				defer close(killed)
 				if waitFor(ctx, func() bool { return seen.Count() > 50000 }) {

@@ -6,10 +6,15 @@ import (
 	"io"
 )
 
-// The SPSC fast path. The producer owns tail and its slots past tail, the
-// consumer owns head and taken; each reads the other's index only when its
-// cached copy says the ring is full (empty), and writes its own once per
-// batch. Slot words carry only the length: the tail store publishes them.
+// The SPSC fast path. The producer owns tail and the slots past head+Slots
+// it may fill; the consumer owns head and taken. A message is published by
+// the atomic store of its slot word, (position+1, length), after its
+// payload: the consumer polls the slot word at head, which shares a cache
+// line with the payload, and never reads tail on its fast path. The
+// producer reads head only when its cached copy says the ring is full; the
+// consumer stores taken and head once per batch, the producer stores tail
+// once per batch (for Len, EOF and a successor after its death) and makes
+// the wake-up check then.
 
 func (p *RingProducer) writeSPSC(ctx context.Context, msg []byte) error {
 	r := p.r
@@ -22,9 +27,8 @@ func (p *RingProducer) writeSPSC(ctx context.Context, msg []byte) error {
 			}
 		}
 	}
-	s := r.slot(p.tail)
-	*(*uint64)(s) = uint64(len(msg)) << 32
 	copy(r.payload(p.tail, uint32(len(msg))), msg)
+	r.word(p.tail).Store(slotWord(uint32(p.tail+1), uint32(len(msg))))
 	p.tail++
 	p.c.Messages++
 	if p.tail-p.published >= uint64(p.opt.Batch) {
@@ -78,24 +82,24 @@ func (r *Ring) dropTaken() {
 
 func (c *RingConsumer) recvSPSC(ctx context.Context, max int, fn func([]byte), try bool) (int, error) {
 	r := c.r
-	if c.head == c.tail {
-		c.tail = r.tail.Load()
-		if c.head == c.tail {
-			if try {
-				return 0, nil
-			}
-			if err := c.waitData(ctx); err != nil {
-				return 0, err
-			}
+	if !c.published(c.head) {
+		if try {
+			return 0, nil
+		}
+		if err := c.waitData(ctx); err != nil {
+			return 0, err
 		}
 	}
-	n := min(c.tail-c.head, uint64(max))
+	n := uint64(1)
+	for n < uint64(max) && n <= r.mask && c.published(c.head+n) {
+		n++
+	}
 	end := c.head + n
 	r.taken.Store(end)
 	var err error
 	got := 0
 	for p := c.head; p != end; p++ {
-		l := uint32(*(*uint64)(r.slot(p)) >> 32)
+		l := uint32(r.word(p).Load() >> 32)
 		if l > r.max {
 			err = &RingError{What: fmt.Sprintf("slot length at position %d", p), Want: fmt.Sprintf("at most %d", r.max), Got: fmt.Sprint(l)}
 			continue
@@ -113,13 +117,16 @@ func (c *RingConsumer) recvSPSC(ctx context.Context, max int, fn func([]byte), t
 	return got, err
 }
 
+// published reports whether the slot word of position p says its message
+// is there.
+func (c *RingConsumer) published(p uint64) bool {
+	return uint32(c.r.word(p).Load()) == uint32(p+1)
+}
+
 func (c *RingConsumer) waitData(ctx context.Context) error {
 	r := c.r
 	prods := r.producers()
-	ready := func() bool {
-		c.tail = r.tail.Load()
-		return c.tail != c.head
-	}
+	ready := func() bool { return c.published(c.head) }
 	err := block(ctx, c.s.waitFor, c.opt.Spin, &c.c, ready, func(slow bool) error {
 		if slow {
 			prods.reap(nil)
