@@ -20,10 +20,14 @@ import (
 // # Protocol
 //
 // Positions are uint64 counters that only grow (and wrap around past 2^64);
-// position p lives in slot p mod Slots. In an SPSC ring the producer
-// writes messages past tail and publishes them all with one store of tail;
-// the consumer reads up to tail, stores taken (what it hands to its caller)
-// and, once the caller is done, releases the slots with one store of head.
+// position p lives in slot p mod Slots, and each slot starts with a slot
+// word: the low 32 bits of a position (its sequence) and a length. In an
+// SPSC ring the producer copies a message into the slot of position p and
+// publishes it by storing the word (p+1, length); the consumer polls the
+// word at head, reads up to a batch of published messages, stores taken
+// (what it hands to its caller) and, once the caller is done, releases the
+// slots with one store of head. The producer reads head only when its
+// cached copy says the ring is full, and stores tail once per batch.
 // An MPMC ring is Dmitry Vyukov's bounded MPMC queue: each slot word holds
 // a 32-bit sequence (the low bits of a position) and the message length.
 // A producer claims positions [t, t+n) with one compare-and-swap of tail
@@ -36,9 +40,11 @@ import (
 // # Invariants
 //
 //  1. A message is visible to a consumer only after its whole payload is
-//     written: it is published by a single atomic store (SPSC tail) or
-//     compare-and-swap (MPMC slot word) that follows the copy. A producer
-//     killed at any moment therefore never delivers a torn message.
+//     written: it is published by a single atomic store (SPSC) or
+//     compare-and-swap (MPMC) of its slot word that follows the copy. A
+//     producer killed at any moment therefore never delivers a torn
+//     message. An SPSC producer that takes over from a dead one starts
+//     after the last message published, whatever tail says.
 //  2. Only the winner of the compare-and-swap on tail writes a claimed
 //     slot's payload, and only the winner of the one on head reads it; a
 //     slot word changes only from free to published (its producer, or a
@@ -197,8 +203,12 @@ func (r *Ring) Header() RingHeader { return r.h }
 func (r *Ring) MaxMessage() int { return int(r.max) }
 
 // Len returns the number of positions claimed by producers and not yet
-// released by consumers: messages queued, in flight or being read.
-func (r *Ring) Len() int { return int(r.tail.Load() - r.head.Load()) }
+// released by consumers: messages queued, in flight or being read. In an
+// SPSC ring it counts what the producer has published by its last batch.
+func (r *Ring) Len() int {
+	h := r.head.Load()
+	return int(max(int64(r.tail.Load()-h), 0))
+}
 
 func (r *Ring) slot(p uint64) unsafe.Pointer {
 	return unsafe.Add(r.slots, uintptr(p&r.mask)*r.stride)
@@ -384,7 +394,8 @@ type RingCounters struct {
 // RingOptions tune a producer or consumer. Zero values take defaults.
 type RingOptions struct {
 	// Spin is how many times a waiter polls the ring before sleeping on
-	// the futex; zero means 200. Negative means never sleep: poll until
+	// the futex; zero means 4000 (a few µs: a futex wait and wake cost more
+	// on a VM). Negative means never sleep: poll until
 	// the ring is ready (still noticing a done context and dead peers
 	// every 20 ms), for the lowest latency at the cost of a busy CPU.
 	Spin int
@@ -396,7 +407,7 @@ type RingOptions struct {
 
 func (o RingOptions) withDefaults() RingOptions {
 	if o.Spin == 0 {
-		o.Spin = 200
+		o.Spin = 4000
 	}
 	if o.Batch <= 0 {
 		o.Batch = 32
