@@ -88,9 +88,10 @@ func (p *RingProducer) SendBatch(ctx context.Context, msgs [][]byte) (int, error
 	return len(msgs), nil
 }
 
-// Write puts msg into the ring. In an SPSC ring it is published with the
-// next Flush or Send, or once RingOptions.Batch messages are pending, or
-// when the ring is full; in an MPMC ring it is published at once.
+// Write puts msg into the ring. In an SPSC ring a consumer that polls sees
+// it at once, but a sleeping consumer is woken only by the next Flush or
+// Send, or once RingOptions.Batch messages are pending, or when the ring
+// is full; in an MPMC ring Write is Send.
 func (p *RingProducer) Write(ctx context.Context, msg []byte) error {
 	if len(msg) > int(p.r.max) {
 		return fmt.Errorf("send message: %d bytes, the ring takes at most %d", len(msg), p.r.max)
