@@ -13,15 +13,14 @@ import (
 //	line 0  header: magic "ipcr", version, mode, slots, slot size,
 //	        max producers, max consumers, total size (see RingHeader)
 //	line 1  tail    uint64: next position producers claim (MPMC) or the
-//	        published end of data (SPSC); written by producers only
+//	        end of the last batch published (SPSC); written by producers
 //	line 2  head    uint64: next position consumers claim (MPMC) or the
 //	        released start of data (SPSC); taken uint64 (SPSC: the end of
 //	        what the consumer has handed to its caller); written by
 //	        consumers only
 //	line 3  wait words: notEmpty, emptyWaiters, notFull, fullWaiters
 //	line 4  shared counters: lost by producers, lost by consumers, dead
-//	        producers, dead consumers, producers ever, consumers ever,
-//	        producers registered, consumers registered
+//	        producers, dead consumers, producers ever, consumers ever
 //	then    producer table, consumer table: 16 bytes per entry, a
 //	        process record (pid<<32 | start time) and an intent word
 //	        (see Ring), each table rounded up to whole lines

@@ -104,7 +104,7 @@ type ringWaitWords struct {
 
 type ringCounts struct {
 	lostP, lostC, deadP, deadC atomic.Uint64
-	everP, everC, regP, regC   atomic.Uint32
+	everP, everC, _, _         atomic.Uint32 // two words reserved
 }
 
 // A ringEntry is a producer or consumer table entry: the process record
@@ -235,7 +235,7 @@ func (r *Ring) Stats() RingStats {
 	return RingStats{
 		LostByProducers: r.cnt.lostP.Load(), LostByConsumers: r.cnt.lostC.Load(),
 		DeadProducers: r.cnt.deadP.Load(), DeadConsumers: r.cnt.deadC.Load(),
-		Producers: int(r.cnt.regP.Load()), Consumers: int(r.cnt.regC.Load()),
+		Producers: r.producers().attached(), Consumers: r.consumers().attached(),
 	}
 }
 
@@ -256,19 +256,19 @@ var ErrRevoked = errors.New("claimed slot revoked by a consumer")
 // side selects a producer or consumer table with its counters.
 type side struct {
 	tab             []ringEntry
-	ever, reg       *atomic.Uint32
+	ever            *atomic.Uint32
 	dead            *atomic.Uint64
 	name            string
 	waitFor, waking ringQueue
 }
 
 func (r *Ring) producers() side {
-	return side{r.prods, &r.cnt.everP, &r.cnt.regP, &r.cnt.deadP, "producer",
+	return side{r.prods, &r.cnt.everP, &r.cnt.deadP, "producer",
 		ringQueue{&r.w.notFull, &r.w.fullWaiters}, ringQueue{&r.w.notEmpty, &r.w.emptyWaiters}}
 }
 
 func (r *Ring) consumers() side {
-	return side{r.conss, &r.cnt.everC, &r.cnt.regC, &r.cnt.deadC, "consumer",
+	return side{r.conss, &r.cnt.everC, &r.cnt.deadC, "consumer",
 		ringQueue{&r.w.notEmpty, &r.w.emptyWaiters}, ringQueue{&r.w.notFull, &r.w.fullWaiters}}
 }
 
@@ -277,25 +277,24 @@ func (r *Ring) consumers() side {
 // caller holds it.
 func (s side) attach(onDead func(e *ringEntry)) (*ringEntry, error) {
 	me := self()
+	// Before taking an entry, so that no entry is ever taken while ever
+	// is still zero (gone would then miss it).
+	s.ever.Store(1)
 	for i := range s.tab {
 		e := &s.tab[i]
 		if e.rec.Load() == 0 && e.rec.CompareAndSwap(0, me) {
 			e.intent.Store(0)
-			s.reg.Add(1)
-			s.ever.Store(1)
 			return e, nil
 		}
 	}
 	for i := range s.tab {
 		e := &s.tab[i]
 		if rec := e.rec.Load(); rec != 0 && !recAlive(rec) && e.rec.CompareAndSwap(rec, me) {
-			// The dead one's registration passes to us: reg is unchanged.
 			s.dead.Add(1)
 			if onDead != nil {
 				onDead(e)
 			}
 			e.intent.Store(0)
-			s.ever.Store(1)
 			return e, nil
 		}
 	}
@@ -307,7 +306,6 @@ func (s side) attach(onDead func(e *ringEntry)) (*ringEntry, error) {
 func (s side) detach(e *ringEntry) {
 	e.intent.Store(0)
 	e.rec.Store(0)
-	s.reg.Add(^uint32(0))
 	s.waking.wakeAll()
 }
 
@@ -325,7 +323,6 @@ func (s side) reap(onDead func(e *ringEntry)) int {
 			onDead(e)
 		}
 		if e.rec.CompareAndSwap(rec, 0) {
-			s.reg.Add(^uint32(0))
 			s.dead.Add(1)
 			n++
 		}
@@ -334,8 +331,21 @@ func (s side) reap(onDead func(e *ringEntry)) int {
 }
 
 // gone reports whether every process of this side that ever attached has
-// detached or been reaped.
-func (s side) gone() bool { return s.ever.Load() != 0 && s.reg.Load() == 0 }
+// detached or been reaped. The table itself is the count: a counter
+// beside it could be left wrong by a process killed between the two.
+func (s side) gone() bool { return s.ever.Load() != 0 && s.attached() == 0 }
+
+// attached counts the entries held, by live processes or dead ones not yet
+// reaped.
+func (s side) attached() int {
+	n := 0
+	for i := range s.tab {
+		if s.tab[i].rec.Load() != 0 {
+			n++
+		}
+	}
+	return n
+}
 
 // liveIntents returns the intents of the live entries. An entry whose
 // process lives keeps the intent of its claim until the claim is done
