@@ -112,8 +112,11 @@ func TestRingExactlyOnceProcesses(t *testing.T) {
 		{SPSC, 1, 1, 1_000_000},
 		{MPMC, 2, 2, 250_000},
 	} {
-		if longTests() {
+		switch {
+		case longTests():
 			tc.per = 10_000_000 / uint64(tc.producers)
+		case raceBuild:
+			tc.per /= 10 // instrumented children run several times slower
 		}
 		t.Run(fmt.Sprintf("mode=%v/producers=%d/consumers=%d", tc.mode, tc.producers, tc.consumers), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
@@ -166,7 +169,7 @@ func TestRingExactlyOnceProcesses(t *testing.T) {
 func TestRingProducerKilled(t *testing.T) {
 	kills := 100
 	if raceBuild {
-		kills = 20 // instrumented children start slowly; IPCPLAY_LONG=1 keeps 100
+		kills = 10 // instrumented children start slowly; IPCPLAY_LONG=1 keeps 100
 	}
 	if longTests() {
 		kills = 100
