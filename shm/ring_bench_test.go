@@ -96,8 +96,11 @@ func BenchmarkRingThroughput(b *testing.B) {
 		var buf [BareSlot]byte
 		br.Recv(BarePublish, &buf)
 		b.ResetTimer()
-		br.Recv(uint64(n-BarePublish), &buf)
+		sum := br.Recv(uint64(n-BarePublish), &buf)
 		b.StopTimer()
+		if want := uint64(n)*uint64(n-1)/2 - BarePublish*(BarePublish-1)/2; sum != want {
+			b.Fatalf("bare ring: sum of positions = %d, want %d", sum, want)
+		}
 		if err := c.wait(); err != nil {
 			b.Fatal(err)
 		}
