@@ -73,9 +73,26 @@ import (
 //  7. A process is identified by its pid and start time (as a [Mutex]'s
 //     owner is): a recycled pid is not taken for the dead process.
 //
-// The 32-bit sequences compare by signed difference, so a process that
-// stalls for 2^31 positions while others run could misread a slot; nothing
-// else depends on the counters' magnitude.
+// # Limits
+//
+//   - The 32-bit sequences compare by signed difference, so a process that
+//     stalls for 2^31 positions while others run could misread a slot;
+//     nothing else depends on the counters' magnitude.
+//   - "Lost" is what the ring knows: an MPMC claim a dead producer never
+//     published, or messages a dead consumer had taken (whether or not its
+//     caller had handled them). Messages an SPSC producer wrote but had not
+//     published when it died were never in the ring and are not counted.
+//   - Dead processes are found by the processes waiting on them, once per
+//     20 ms wait slice (or by [Ring.Reap]); a dead sleeper leaves the
+//     waiter count up until the next wake-up, which costs one spare
+//     FUTEX_WAKE.
+//   - io.EOF and [ErrNoConsumers] are decided by a scan of the other side's
+//     table. While one producer leaves and another attaches at the same
+//     moment, the scan can find the table empty: a consumer may see io.EOF
+//     just before a new producer's messages. A program that restarts
+//     producers keeps one attached meanwhile, or reads on after io.EOF.
+//   - A message is at most MaxMessage bytes; there are no multi-slot
+//     messages.
 //
 // A Ring value is a view and holds no resources; it is safe for concurrent
 // use. Each [RingProducer] and [RingConsumer] belongs to one goroutine at a

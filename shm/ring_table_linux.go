@@ -32,13 +32,14 @@ func (r *Ring) consumers() side {
 // caller holds it.
 func (s side) attach(onDead func(e *ringEntry)) (*ringEntry, error) {
 	me := self()
-	// Before taking an entry, so that no entry is ever taken while ever
-	// is still zero (gone would then miss it).
-	s.ever.Store(1)
+	// ever is set once an entry is ours, never before: a process looking
+	// at an empty table must not take "ever" for "gone". One killed
+	// between the two stores counts as never attached.
 	for i := range s.tab {
 		e := &s.tab[i]
 		if e.rec.Load() == 0 && e.rec.CompareAndSwap(0, me) {
 			e.intent.Store(0)
+			s.ever.Store(1)
 			return e, nil
 		}
 	}
@@ -50,6 +51,7 @@ func (s side) attach(onDead func(e *ringEntry)) (*ringEntry, error) {
 				onDead(e)
 			}
 			e.intent.Store(0)
+			s.ever.Store(1)
 			return e, nil
 		}
 	}

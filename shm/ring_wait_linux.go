@@ -25,6 +25,20 @@ func (q ringQueue) wake() bool {
 	return true
 }
 
+// unwait takes back one count of a waiter that found the ring ready before
+// sleeping, so that the other side makes no wake-up call for it. It never
+// goes below zero: a waker that reset the count has already woken everyone
+// counted, and each sleeper counts itself again before it sleeps. A waiter
+// that sleeps keeps its count; the waker resets it.
+func (q ringQueue) unwait() {
+	for {
+		v := q.waiters.Load()
+		if v == 0 || q.waiters.CompareAndSwap(v, v-1) {
+			return
+		}
+	}
+}
+
 func (q ringQueue) wakeAll() {
 	q.waiters.Store(0)
 	q.word.Add(1)
@@ -103,7 +117,8 @@ func block(ctx context.Context, q ringQueue, spin int, c *RingCounters, ready fu
 		q.waiters.Add(1)
 		e := q.word.Load()
 		if ready() {
-			return nil // the count stays up: at worst one spare wake-up
+			q.unwait()
+			return nil
 		}
 		futexWaitWord(q.word, e, slice(ctx))
 		c.FutexWaits++
