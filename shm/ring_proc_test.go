@@ -134,12 +134,32 @@ func TestRingExactlyOnceProcesses(t *testing.T) {
 				cons = append(cons, startRing(t, ctx, reg, RoleRingConsumer, nil, "-batch", "64",
 					"-seen", strconv.Itoa(seenOff), "-per", per, "-producers", strconv.Itoa(tc.producers)))
 			}
+			// The consumers see EOF once every producer that attached is
+			// gone: with several producers, one may finish before another
+			// has started. The test holds a producer of its own until all
+			// are done.
+			var keeper *RingProducer
+			if tc.producers > 1 {
+				if keeper, err = r.Producer(RingOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			start := time.Now()
 			for id := range tc.producers {
 				prods = append(prods, startRing(t, ctx, reg, RoleRingProducer, nil, "-id", strconv.Itoa(id),
 					"-count", per, "-msg", "64", "-batch", "32"))
 			}
-			for _, c := range append(prods, cons...) {
+			for _, c := range prods {
+				if err := c.wait(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if keeper != nil {
+				if err := keeper.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, c := range cons {
 				if err := c.wait(); err != nil {
 					t.Fatal(err)
 				}

@@ -20,7 +20,10 @@ import (
 // Child roles over a ring, for tests, benchmarks and labs. The parent
 // makes a [Region], lays rings (and, for consumers that check delivery, a
 // seen bitmap) in it, passes it at procs.FDShm and starts the role with
-// the flags below; each role prints one result line to stdout. A program
+// the flags below; each role prints one result line to stdout. Consumers
+// end at io.EOF, once every producer that attached is gone: a parent that
+// starts several producers holds a producer of its own (Ring.Producer)
+// until they are all done, or a fast one may end the stream for all. A program
 // that uses them registers each with procs.Register(RoleX, RingXMain).
 const (
 	// RoleRingProducer sends -count stamped messages (0: until killed) of
