@@ -72,6 +72,22 @@
 // to its users, so it records the namespace of its users, and once they
 // differ nobody takes it over.
 //
+// # Message rings
+//
+// A [Ring] is a bounded queue of messages (up to a fixed size each) laid
+// in a region by [MakeRing] and checked by [OpenRing] (a corrupt or
+// foreign header is a *[RingError]). Processes attach as a [RingProducer]
+// or [RingConsumer]. In SPSC mode one producer and one consumer pass
+// messages with no system call and one index store per batch; in MPMC
+// mode any number do, each slot handed over by its own sequence word
+// (Vyukov's bounded queue). Waiters spin briefly, then sleep on a futex,
+// and a wake-up is made only when someone sleeps. A producer killed while
+// writing never delivers a torn message, and what dead producers claimed
+// or dead consumers took is counted lost ([RingStats]) instead of blocking
+// the ring; the Ring doc lists the protocol's invariants. [BareRing] is the
+// baseline the ring is measured against, and the exported roles
+// ([RoleRingProducer] and others) let a lab run the ring between processes.
+//
 // The race detector knows nothing of memory mapped outside the Go heap: in
 // a Region, the atomics and therefore these locks do not order goroutines'
 // other memory accesses in its eyes, and it may report races between

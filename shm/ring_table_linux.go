@@ -1,0 +1,128 @@
+package shm
+
+import (
+	"fmt"
+	"sync/atomic"
+)
+
+// The producer and consumer tables: who is attached, who died, and what
+// each live process has claimed (rule 3 of the Ring doc).
+
+// side selects a producer or consumer table with its counters.
+type side struct {
+	tab             []ringEntry
+	ever            *atomic.Uint32
+	dead            *atomic.Uint64
+	name            string
+	waitFor, waking ringQueue
+}
+
+func (r *Ring) producers() side {
+	return side{r.prods, &r.cnt.everP, &r.cnt.deadP, "producer",
+		ringQueue{&r.w.notFull, &r.w.fullWaiters}, ringQueue{&r.w.notEmpty, &r.w.emptyWaiters}}
+}
+
+func (r *Ring) consumers() side {
+	return side{r.conss, &r.cnt.everC, &r.cnt.deadC, "consumer",
+		ringQueue{&r.w.notEmpty, &r.w.emptyWaiters}, ringQueue{&r.w.notFull, &r.w.fullWaiters}}
+}
+
+// attach takes a free table entry for this process, or the entry of a dead
+// one. onDead runs for a dead entry before it is reused, while the
+// caller holds it.
+func (s side) attach(onDead func(e *ringEntry)) (*ringEntry, error) {
+	me := self()
+	// ever is set once an entry is ours, never before: a process looking
+	// at an empty table must not take "ever" for "gone". One killed
+	// between the two stores counts as never attached.
+	for i := range s.tab {
+		e := &s.tab[i]
+		if e.rec.Load() == 0 && e.rec.CompareAndSwap(0, me) {
+			e.intent.Store(0)
+			s.ever.Store(1)
+			return e, nil
+		}
+	}
+	for i := range s.tab {
+		e := &s.tab[i]
+		if rec := e.rec.Load(); rec != 0 && !recAlive(rec) && e.rec.CompareAndSwap(rec, me) {
+			s.dead.Add(1)
+			if onDead != nil {
+				onDead(e)
+			}
+			e.intent.Store(0)
+			s.ever.Store(1)
+			return e, nil
+		}
+	}
+	return nil, fmt.Errorf("attach %s: %w (%d entries, all live)", s.name, ErrRingBusy, len(s.tab))
+}
+
+// detach frees e and wakes the other side, so that it notices at once if
+// this was the last one.
+func (s side) detach(e *ringEntry) {
+	e.intent.Store(0)
+	e.rec.Store(0)
+	s.waking.wakeAll()
+}
+
+// reap drops entries of dead processes and returns how many it dropped.
+// onDead runs for each before it is freed.
+func (s side) reap(onDead func(e *ringEntry)) int {
+	n := 0
+	for i := range s.tab {
+		e := &s.tab[i]
+		rec := e.rec.Load()
+		if rec == 0 || recAlive(rec) {
+			continue
+		}
+		if onDead != nil {
+			onDead(e)
+		}
+		if e.rec.CompareAndSwap(rec, 0) {
+			s.dead.Add(1)
+			n++
+		}
+	}
+	return n
+}
+
+// gone reports whether every process of this side that ever attached has
+// detached or been reaped. The table itself is the count: a counter
+// beside it could be left wrong by a process killed between the two.
+func (s side) gone() bool { return s.ever.Load() != 0 && s.attached() == 0 }
+
+// attached counts the entries held, by live processes or dead ones not yet
+// reaped.
+func (s side) attached() int {
+	n := 0
+	for i := range s.tab {
+		if s.tab[i].rec.Load() != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// liveIntents returns the intents of the live entries. An entry whose
+// process lives keeps the intent of its claim until the claim is done
+// (rule 3), so a claimed position no live intent covers is abandoned.
+func (s side) liveIntents() []uint64 {
+	var live []uint64
+	for i := range s.tab {
+		e := &s.tab[i]
+		if rec := e.rec.Load(); rec != 0 && recAlive(rec) {
+			live = append(live, e.intent.Load())
+		}
+	}
+	return live
+}
+
+func coveredBy(intents []uint64, p uint64) bool {
+	for _, in := range intents {
+		if covers(in, p) {
+			return true
+		}
+	}
+	return false
+}
