@@ -1,0 +1,311 @@
+package ipc
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"ipcplay/procs"
+)
+
+// Roles that move raw values (PutBytes, GetBytes) of -size bytes: the first
+// 4 bytes are the producer's id, the next 8 its sequence number.
+const (
+	bytesProducerRole = "ipc-test-queue-bytes-producer"
+	bytesConsumerRole = "ipc-test-queue-bytes-consumer"
+)
+
+func bytesProducerMain(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet(bytesProducerRole, flag.ContinueOnError)
+	id := fs.Int("id", 0, "producer id")
+	n := fs.Int("n", 0, "values to put")
+	size := fs.Int("size", 64, "value size, at least 12")
+	window := fs.Int("window", 1, "put window")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	f, err := procs.ChildFile(procs.FDControl, procs.Socket, "queue")
+	if err != nil {
+		return err
+	}
+	qc, err := OpenQueue(f, QueueOptions{PutWindow: *window})
+	if err != nil {
+		return err
+	}
+	defer qc.Close()
+	v := make([]byte, max(12, *size))
+	binary.LittleEndian.PutUint32(v, uint32(*id))
+	for i := range *n {
+		binary.LittleEndian.PutUint64(v[4:], uint64(i))
+		if err := qc.PutBytes(ctx, v); err != nil {
+			return fmt.Errorf("put %d: %w", i, err)
+		}
+	}
+	if err := qc.Flush(ctx); err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	if err := qc.Close(); err != nil {
+		return err
+	}
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(cpuTime()))
+	_, err = os.Stdout.Write(b[:])
+	return err
+}
+
+// cpuTime returns the user and system CPU time of this process so far.
+func cpuTime() time.Duration {
+	var ru unix.Rusage
+	unix.Getrusage(unix.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// bytesConsumerMain gets values until io.EOF and checks that each
+// producer's values come in order, each once. It writes to stdout, with
+// -records, an 8-byte record (producer, sequence as uint32s) per value,
+// flushed every 1024 values; otherwise, at the end, the count and the
+// CLOCK_MONOTONIC times of the first and last value (3 uint64s), then a
+// bitmap of the values received from each producer, then the CPU time it
+// used (a uint64 of ns).
+func bytesConsumerMain(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet(bytesConsumerRole, flag.ContinueOnError)
+	window := fs.Int("window", 1, "get window")
+	producers := fs.Int("producers", 1, "producers")
+	n := fs.Int("n", 0, "values per producer")
+	records := fs.Bool("records", false, "write a record per value as it comes")
+	taskDone := fs.Bool("taskdone", false, "call TaskDone after each value")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	f, err := procs.ChildFile(procs.FDControl, procs.Socket, "queue")
+	if err != nil {
+		return err
+	}
+	qc, err := OpenQueue(f, QueueOptions{GetWindow: *window})
+	if err != nil {
+		return err
+	}
+	defer qc.Close()
+	w := bufio.NewWriterSize(os.Stdout, 64<<10)
+	bits := make([][]uint64, *producers)
+	next := make([]uint64, *producers)
+	for p := range bits {
+		bits[p] = make([]uint64, (*n+63)/64)
+	}
+	var v []byte
+	var rec [8]byte
+	var count, first, last uint64
+	for {
+		v, err = qc.GetBytes(ctx, v[:0])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("get: %w", err)
+		}
+		if count == 0 {
+			first = monoNow()
+		}
+		count++
+		if len(v) < 12 {
+			return fmt.Errorf("value of %d bytes", len(v))
+		}
+		p, s := binary.LittleEndian.Uint32(v), binary.LittleEndian.Uint64(v[4:])
+		if int(p) >= *producers || s >= uint64(*n) {
+			return fmt.Errorf("value %d/%d was never put", p, s)
+		}
+		if s < next[p] {
+			return fmt.Errorf("producer %d: value %d after %d", p, s, next[p]-1)
+		}
+		next[p] = s + 1
+		bits[p][s/64] |= 1 << (s % 64)
+		if *records {
+			binary.LittleEndian.PutUint32(rec[:], p)
+			binary.LittleEndian.PutUint32(rec[4:], uint32(s))
+			w.Write(rec[:])
+			if count%1024 == 0 {
+				if err := w.Flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if *taskDone {
+			if err := qc.TaskDone(); err != nil {
+				return err
+			}
+		}
+	}
+	last = monoNow()
+	if !*records {
+		var hdr [24]byte
+		binary.LittleEndian.PutUint64(hdr[:], count)
+		binary.LittleEndian.PutUint64(hdr[8:], first)
+		binary.LittleEndian.PutUint64(hdr[16:], last)
+		w.Write(hdr[:])
+		for _, b := range bits {
+			for _, x := range b {
+				binary.LittleEndian.PutUint64(rec[:], x)
+				w.Write(rec[:])
+			}
+		}
+	}
+	if err := qc.Close(); err != nil {
+		return err
+	}
+	if !*records {
+		binary.LittleEndian.PutUint64(rec[:], uint64(cpuTime()))
+		w.Write(rec[:])
+	}
+	return w.Flush()
+}
+
+// monoNow reads CLOCK_MONOTONIC, which every process on the machine shares.
+func monoNow() uint64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return uint64(ts.Nano())
+}
+
+// bytesRun is a queue with producer and consumer children moving raw values.
+type bytesRun struct {
+	producers, consumers, n int // n values per producer
+	size, capacity          int
+	putWindow, getWindow    int
+}
+
+// bytesResult is what the consumers of a bytesRun reported.
+type bytesResult struct {
+	count   int
+	elapsed time.Duration // from the first value any consumer got to the last
+	bits    [][]uint64    // per producer: the values some consumer got
+	// CPU time (user and system) of the producers, the consumers and this
+	// process, which runs the hub.
+	prodCPU, consCPU, hubCPU time.Duration
+}
+
+func (r bytesRun) run(ctx context.Context, tb testing.TB) bytesResult {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	q, err := NewQueue(r.capacity)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer q.Shutdown()
+	var cmds []*procs.Cmd
+	defer func() {
+		cancel()
+		for _, c := range cmds {
+			c.Wait()
+		}
+	}()
+	start := func(stdout io.Writer, role string, args ...string) *procs.Cmd {
+		f, err := q.Attach()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		cmd := procs.Command(ctx, role, args...)
+		cmd.ExtraFiles = []*os.File{f}
+		cmd.Stdout = stdout
+		err = cmd.Start()
+		f.Close()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+		return cmd
+	}
+	cpu0 := cpuTime()
+	outs := make([]*bytes.Buffer, r.consumers)
+	pouts := make([]*bytes.Buffer, r.producers)
+	var cons, prods []*procs.Cmd
+	for i := range r.consumers {
+		outs[i] = new(bytes.Buffer)
+		cons = append(cons, start(outs[i], bytesConsumerRole, "-window", strconv.Itoa(r.getWindow),
+			"-producers", strconv.Itoa(r.producers), "-n", strconv.Itoa(r.n)))
+	}
+	for i := range r.producers {
+		pouts[i] = new(bytes.Buffer)
+		prods = append(prods, start(pouts[i], bytesProducerRole, "-id", strconv.Itoa(i), "-n", strconv.Itoa(r.n),
+			"-size", strconv.Itoa(r.size), "-window", strconv.Itoa(r.putWindow)))
+	}
+	var errs []error
+	for _, c := range prods {
+		errs = append(errs, c.Wait())
+	}
+	q.Close()
+	for _, c := range cons {
+		errs = append(errs, c.Wait())
+	}
+	cmds = nil
+	if err := errors.Join(errs...); err != nil {
+		tb.Fatal(err)
+	}
+	words := (r.n + 63) / 64
+	res := bytesResult{bits: make([][]uint64, r.producers), hubCPU: cpuTime() - cpu0}
+	for i, out := range pouts {
+		if out.Len() != 8 {
+			tb.Fatalf("producer %d wrote %d bytes, want 8", i, out.Len())
+		}
+		res.prodCPU += time.Duration(binary.LittleEndian.Uint64(out.Bytes()))
+	}
+	for p := range res.bits {
+		res.bits[p] = make([]uint64, words)
+	}
+	var first, last uint64
+	for ci, out := range outs {
+		b := out.Bytes()
+		if want := 24 + 8*words*r.producers + 8; len(b) != want {
+			tb.Fatalf("consumer %d wrote %d bytes, want %d", ci, len(b), want)
+		}
+		res.consCPU += time.Duration(binary.LittleEndian.Uint64(b[len(b)-8:]))
+		count := binary.LittleEndian.Uint64(b)
+		res.count += int(count)
+		if count > 0 {
+			f, l := binary.LittleEndian.Uint64(b[8:]), binary.LittleEndian.Uint64(b[16:])
+			if first == 0 || f < first {
+				first = f
+			}
+			last = max(last, l)
+		}
+		b = b[24:]
+		for p := range res.bits {
+			for i := range res.bits[p] {
+				x := binary.LittleEndian.Uint64(b)
+				b = b[8:]
+				if dup := res.bits[p][i] & x; dup != 0 {
+					tb.Fatalf("producer %d: a value in %d..%d delivered to two consumers", p, i*64, i*64+63)
+				}
+				res.bits[p][i] |= x
+			}
+		}
+	}
+	res.elapsed = time.Duration(last - first)
+	return res
+}
+
+// checkAll fails unless every value of every producer arrived.
+func (r bytesRun) checkAll(tb testing.TB, res bytesResult) {
+	tb.Helper()
+	if res.count != r.producers*r.n {
+		tb.Fatalf("consumers got %d values, want %d", res.count, r.producers*r.n)
+	}
+	for p, b := range res.bits {
+		for s := range r.n {
+			if b[s/64]&(1<<(s%64)) == 0 {
+				tb.Fatalf("value %d/%d never arrived", p, s)
+			}
+		}
+	}
+}
