@@ -1,8 +1,6 @@
 package ipc
 
 import (
-	"fmt"
-	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -28,9 +26,6 @@ func BenchmarkQueue64(b *testing.B) {
 		b.Run("impl=process/topo="+strconv.Itoa(topo.p)+"to"+strconv.Itoa(topo.c), func(b *testing.B) {
 			r := bytesRun{producers: topo.p, consumers: topo.c, n: max(1, b.N/topo.p), size: 64,
 				capacity: benchCapacity, putWindow: benchPutWindow, getWindow: benchGetWindow}
-			if v := os.Getenv("QB"); v != "" {
-				fmt.Sscan(v, &r.capacity, &r.putWindow, &r.getWindow)
-			}
 			res := r.run(b.Context(), b)
 			b.StopTimer()
 			r.checkAll(b, res)

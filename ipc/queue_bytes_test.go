@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -308,4 +309,138 @@ func (r bytesRun) checkAll(tb testing.TB, res bytesResult) {
 			}
 		}
 	}
+}
+
+// TestQueueTenMillion moves small values from 2 producer to 2 consumer
+// processes: each arrives exactly once (no consumer gets one another got,
+// none is missing) and each consumer gets each producer's values in order.
+// 1,000,000 values; 10,000,000 with IPCPLAY_LONG=1.
+func TestQueueTenMillion(t *testing.T) {
+	total := 1_000_000
+	if os.Getenv("IPCPLAY_LONG") == "1" {
+		total = 10_000_000
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+	defer cancel()
+	r := bytesRun{producers: 2, consumers: 2, n: total / 2, size: 16,
+		capacity: 4096, putWindow: 2048, getWindow: 2048}
+	res := r.run(ctx, t)
+	r.checkAll(t, res)
+	t.Logf("%d values in %v (%.0f/s)", res.count, res.elapsed, float64(res.count)/res.elapsed.Seconds())
+}
+
+// watchWriter keeps what a child writes and closes reached once it has
+// at least at bytes.
+type watchWriter struct {
+	mu      sync.Mutex
+	b       bytes.Buffer
+	at      int
+	reached chan struct{}
+}
+
+func newWatchWriter(at int) *watchWriter {
+	return &watchWriter{at: at, reached: make(chan struct{})}
+}
+
+func (w *watchWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	before := w.b.Len()
+	w.b.Write(p)
+	if before < w.at && w.b.Len() >= w.at {
+		close(w.reached)
+	}
+	return len(p), nil
+}
+
+func (w *watchWriter) bytes() []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return bytes.Clone(w.b.Bytes())
+}
+
+// A prefetching consumer SIGKILLed mid-stream: the hub drops it and counts
+// the values it had handed to it (taken or fetched ahead) as stranded.
+// Nothing else is lost, nothing arrives twice (not even a value the dead
+// consumer reported before it died), the survivor still gets each
+// producer's values in order, and Join does not wait for the lost ones.
+func TestQueueConsumerKilled(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	const producers, n = 2, 100_000
+	q := newTestQueue(t, 256)
+	victimOut := newWatchWriter(8 * 4096)
+	survivorOut := new(bytes.Buffer)
+	consumer := func(out io.Writer) *procs.Cmd {
+		return startQueueChild(t, ctx, q, out, bytesConsumerRole, "-window", "512", "-records", "-taskdone",
+			"-producers", strconv.Itoa(producers), "-n", strconv.Itoa(n))
+	}
+	victim := consumer(victimOut)
+	var prods []*procs.Cmd
+	for i := range producers {
+		prods = append(prods, startQueueChild(t, ctx, q, nil, bytesProducerRole,
+			"-id", strconv.Itoa(i), "-n", strconv.Itoa(n), "-size", "16", "-window", "128"))
+	}
+	select {
+	case <-victimOut.reached:
+	case <-ctx.Done():
+		t.Fatal("the consumer to kill never got going")
+	}
+	survivor := consumer(survivorOut)
+	if err := victim.Process().Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := victim.Wait(); err == nil {
+		t.Fatal("killed consumer exited 0")
+	}
+	waitStats(t, ctx, q, func(st QueueStats) bool { return st.Stranded > 0 })
+	var errs []error
+	for _, p := range prods {
+		errs = append(errs, p.Wait())
+	}
+	q.Close()
+	errs = append(errs, survivor.Wait())
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	// Every child has exited; once the hub has read each goodbye and
+	// dropped each endpoint, its figures are final.
+	st := waitStats(t, ctx, q, func(st QueueStats) bool { return st.Clients == 0 })
+	seen := make([][]bool, producers)
+	for p := range seen {
+		seen[p] = make([]bool, n)
+	}
+	count := func(who string, b []byte) int {
+		if len(b)%8 != 0 {
+			t.Fatalf("%s wrote %d bytes, not whole records", who, len(b))
+		}
+		next := make([]uint32, producers)
+		k := 0
+		for ; len(b) > 0; b = b[8:] {
+			p, s := binary.LittleEndian.Uint32(b), binary.LittleEndian.Uint32(b[4:])
+			if seen[p][s] {
+				t.Fatalf("%s: value %d/%d delivered twice", who, p, s)
+			}
+			if s < next[p] {
+				t.Fatalf("%s: producer %d's value %d after %d", who, p, s, next[p]-1)
+			}
+			seen[p][s], next[p] = true, s+1
+			k++
+		}
+		return k
+	}
+	lived := count("survivor", survivorOut.Bytes())
+	died := count("killed consumer", victimOut.bytes())
+	if lost := producers*n - lived; lost != st.Stranded || died > st.Stranded {
+		t.Fatalf("survivor got %d of %d values: %d missing; the hub reports %d stranded; the killed consumer had reported %d",
+			lived, producers*n, lost, st.Stranded, died)
+	}
+	if st.Unfinished != 0 || st.Len != 0 {
+		t.Fatalf("after the run: %+v", st)
+	}
+	j := testClient(t, q)
+	if err := j.Join(ctx); err != nil {
+		t.Fatalf("join after the run: %v", err)
+	}
+	t.Logf("killed consumer: %d values stranded, %d of them reported before it died", st.Stranded, died)
 }

@@ -47,6 +47,10 @@ func (o QueueOptions) check() error {
 	return nil
 }
 
+// maxOut is how many bytes of puts may gather while the writer goroutine
+// is busy before Put waits for it.
+const maxOut = 512 << 10
+
 // taskDoneDelay is how long TaskDones may gather before they are sent on
 // their own: they go sooner with any other message.
 const taskDoneDelay = time.Millisecond
@@ -138,6 +142,16 @@ func OpenQueue(f *os.File, opt QueueOptions) (*QueueClient, error) {
 		avail: make(chan struct{}, 1),
 	}
 	qc.enc = msgpack.NewEncoder(&qc.encBuf)
+	// Buffers sized for a full window of small values, so that they do
+	// not grow (and fault in fresh pages) while values stream.
+	if qc.putWindow > 1 {
+		qc.out.b = make([]byte, 0, maxOut+recsBatch)
+		qc.spare = make([]byte, 0, maxOut+recsBatch)
+	}
+	if qc.getWindow > 1 {
+		size := min(qc.getWindow, 1<<14) * 80
+		qc.in, qc.cur = make([]byte, 0, size), make([]byte, 0, size)
+	}
 	qc.tdTimer = time.AfterFunc(time.Hour, func() {
 		qc.wmu.Lock()
 		qc.tdArmed = false
@@ -271,6 +285,9 @@ func (qc *QueueClient) flushLocked() {
 	for qc.out.len() > 0 && qc.werr == nil {
 		b := qc.out.take(qc.spare)
 		qc.tdArmed = false
+		if qc.putWait > 0 {
+			signal(qc.putRoom) // a Put may wait for the buffer to go
+		}
 		qc.wmu.Unlock()
 		_, err := qc.nc.Write(b)
 		qc.wmu.Lock()
@@ -348,7 +365,7 @@ func (qc *QueueClient) PutBytes(ctx context.Context, v []byte) error {
 			qc.wmu.Unlock()
 			return err
 		}
-		if qc.inflight < qc.putWindow {
+		if qc.inflight < qc.putWindow && qc.out.len() < maxOut {
 			break
 		}
 		qc.kickLocked() // what is gathered must go, or no answer frees the window

@@ -9,8 +9,10 @@ type valueFIFO struct {
 	free   []*valueChunk
 }
 
-// maxFreeChunks is how many empty chunks (4 MiB) the hub keeps for reuse.
-const maxFreeChunks = 64
+// maxFreeChunks is how many empty chunks (64 MiB) the hub keeps for reuse:
+// enough for the buffer at its fullest, so that it is not allocated again
+// (zeroed and faulted in) every time it fills.
+const maxFreeChunks = 1024
 
 type valueChunk struct {
 	b   []byte // records; b[off:] are not yet taken
@@ -79,8 +81,21 @@ func (f *valueFIFO) drop(size, k int) {
 	}
 	f.chunks[0] = nil
 	f.chunks = f.chunks[1:]
+	f.release(c)
+}
+
+// hold returns a chunk holding a copy of recs, for values kept apart from
+// the FIFO (puts waiting for room). Give it back with release.
+func (f *valueFIFO) hold(recs []byte) *valueChunk {
+	c := f.chunk(len(recs))
+	c.b = append(c.b, recs...)
+	return c
+}
+
+// release takes back a chunk from hold.
+func (f *valueFIFO) release(c *valueChunk) {
 	if cap(c.b) == chunkSize && len(f.free) < maxFreeChunks {
-		c.b, c.off = c.b[:0], 0
+		c.b, c.off, c.n = c.b[:0], 0, 0
 		f.free = append(f.free, c)
 	}
 }

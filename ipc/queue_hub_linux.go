@@ -1,7 +1,6 @@
 package ipc
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -56,7 +55,8 @@ type QueueStats struct {
 
 type pendingPut struct {
 	hc   *hubConn
-	recs []byte // records, the hub's own copy
+	c    *valueChunk // the hub's copy of the records
+	recs []byte      // those not yet taken, in c
 	n    int
 }
 
@@ -426,7 +426,8 @@ func (q *Queue) put(hc *hubConn, recs []byte, n int, t *touched) {
 		}
 	}
 	if n > 0 {
-		q.puts = append(q.puts, pendingPut{hc, bytes.Clone(recs), n})
+		c := q.buf.hold(recs)
+		q.puts = append(q.puts, pendingPut{hc, c, c.b, n})
 	}
 	if taken > 0 {
 		q.unfin += taken
@@ -466,6 +467,7 @@ func (q *Queue) pump(t *touched) {
 			q.unfin += k
 			q.reply(p.hc, t, func(o *outBuf) { o.addCount(qAck, k, true) })
 			if p.n == 0 {
+				q.buf.release(p.c)
 				q.puts[0] = pendingPut{}
 				q.puts = q.puts[1:]
 			}
