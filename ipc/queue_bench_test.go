@@ -13,18 +13,27 @@ const (
 	benchCapacity  = 1 << 16
 	benchPutWindow = 1 << 15
 	benchGetWindow = 1 << 14
+	benchBatch     = 256 // values per PutBatch and GetBatch
 )
 
 // BenchmarkQueue64 moves b.N values of 64 bytes from producer to consumer
-// processes through a Queue (impl=process), against the bare socket at k
+// processes through a Queue (impl=process; api=single: PutBytes and
+// GetBytes, api=batch: PutBatch and GetBatch), against the bare socket at k
 // frames per write(2) (impl=socket, RawFrames) and a buffered Go channel
 // between two goroutines (impl=channel). The process figures time the
 // consumers from their first value to their last, so the children's start
 // is left out.
 func BenchmarkQueue64(b *testing.B) {
-	for _, topo := range []struct{ p, c int }{{1, 1}, {2, 2}} {
-		b.Run("impl=process/topo="+strconv.Itoa(topo.p)+"to"+strconv.Itoa(topo.c), func(b *testing.B) {
-			r := bytesRun{producers: topo.p, consumers: topo.c, n: max(1, b.N/topo.p), size: 64,
+	for _, tc := range []struct {
+		p, c  int
+		batch int
+	}{{1, 1, 0}, {1, 1, benchBatch}, {2, 2, benchBatch}} {
+		api := "api=single"
+		if tc.batch > 0 {
+			api = "api=batch"
+		}
+		b.Run("impl=process/topo="+strconv.Itoa(tc.p)+"to"+strconv.Itoa(tc.c)+"/"+api, func(b *testing.B) {
+			r := bytesRun{producers: tc.p, consumers: tc.c, n: max(1, b.N/tc.p), size: 64, batch: tc.batch,
 				capacity: benchCapacity, putWindow: benchPutWindow, getWindow: benchGetWindow}
 			res := r.run(b.Context(), b)
 			b.StopTimer()

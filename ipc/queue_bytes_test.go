@@ -33,6 +33,7 @@ func bytesProducerMain(ctx context.Context, args []string) error {
 	n := fs.Int("n", 0, "values to put")
 	size := fs.Int("size", 64, "value size, at least 12")
 	window := fs.Int("window", 1, "put window")
+	batch := fs.Int("batch", 0, "put this many values per PutBatch; 0: PutBytes")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -47,10 +48,26 @@ func bytesProducerMain(ctx context.Context, args []string) error {
 	defer qc.Close()
 	v := make([]byte, max(12, *size))
 	binary.LittleEndian.PutUint32(v, uint32(*id))
-	for i := range *n {
-		binary.LittleEndian.PutUint64(v[4:], uint64(i))
-		if err := qc.PutBytes(ctx, v); err != nil {
-			return fmt.Errorf("put %d: %w", i, err)
+	if *batch > 0 {
+		vs := make([][]byte, *batch)
+		for j := range vs {
+			vs[j] = bytes.Clone(v)
+		}
+		for i := 0; i < *n; i += len(vs) {
+			k := min(len(vs), *n-i)
+			for j := range k {
+				binary.LittleEndian.PutUint64(vs[j][4:], uint64(i+j))
+			}
+			if _, err := qc.PutBatch(ctx, vs[:k]); err != nil {
+				return fmt.Errorf("put batch at %d: %w", i, err)
+			}
+		}
+	} else {
+		for i := range *n {
+			binary.LittleEndian.PutUint64(v[4:], uint64(i))
+			if err := qc.PutBytes(ctx, v); err != nil {
+				return fmt.Errorf("put %d: %w", i, err)
+			}
 		}
 	}
 	if err := qc.Flush(ctx); err != nil {
@@ -86,6 +103,7 @@ func bytesConsumerMain(ctx context.Context, args []string) error {
 	n := fs.Int("n", 0, "values per producer")
 	records := fs.Bool("records", false, "write a record per value as it comes")
 	taskDone := fs.Bool("taskdone", false, "call TaskDone after each value")
+	batch := fs.Int("batch", 0, "take up to this many values per GetBatch; 0: GetBytes")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -104,17 +122,26 @@ func bytesConsumerMain(ctx context.Context, args []string) error {
 	for p := range bits {
 		bits[p] = make([]uint64, (*n+63)/64)
 	}
-	var v []byte
+	vs := make([][]byte, max(1, *batch))
 	var rec [8]byte
 	var count, first, last uint64
-	for {
-		v, err = qc.GetBytes(ctx, v[:0])
-		if err == io.EOF {
-			break
+	for got, i := 0, 0; ; i++ {
+		if i == got {
+			if *batch > 0 {
+				got, err = qc.GetBatch(ctx, vs)
+			} else {
+				vs[0], err = qc.GetBytes(ctx, vs[0][:0])
+				got = 1
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("get: %w", err)
+			}
+			i = 0
 		}
-		if err != nil {
-			return fmt.Errorf("get: %w", err)
-		}
+		v := vs[i]
 		if count == 0 {
 			first = monoNow()
 		}
@@ -183,6 +210,7 @@ type bytesRun struct {
 	producers, consumers, n int // n values per producer
 	size, capacity          int
 	putWindow, getWindow    int
+	batch                   int // values per PutBatch and GetBatch; 0: PutBytes and GetBytes
 }
 
 // bytesResult is what the consumers of a bytesRun reported.
@@ -233,13 +261,13 @@ func (r bytesRun) run(ctx context.Context, tb testing.TB) bytesResult {
 	var cons, prods []*procs.Cmd
 	for i := range r.consumers {
 		outs[i] = new(bytes.Buffer)
-		cons = append(cons, start(outs[i], bytesConsumerRole, "-window", strconv.Itoa(r.getWindow),
+		cons = append(cons, start(outs[i], bytesConsumerRole, "-window", strconv.Itoa(r.getWindow), "-batch", strconv.Itoa(r.batch),
 			"-producers", strconv.Itoa(r.producers), "-n", strconv.Itoa(r.n)))
 	}
 	for i := range r.producers {
 		pouts[i] = new(bytes.Buffer)
 		prods = append(prods, start(pouts[i], bytesProducerRole, "-id", strconv.Itoa(i), "-n", strconv.Itoa(r.n),
-			"-size", strconv.Itoa(r.size), "-window", strconv.Itoa(r.putWindow)))
+			"-size", strconv.Itoa(r.size), "-window", strconv.Itoa(r.putWindow), "-batch", strconv.Itoa(r.batch)))
 	}
 	var errs []error
 	for _, c := range prods {
@@ -323,7 +351,7 @@ func TestQueueTenMillion(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
 	r := bytesRun{producers: 2, consumers: 2, n: total / 2, size: 16,
-		capacity: 4096, putWindow: 2048, getWindow: 2048}
+		capacity: 4096, putWindow: 2048, getWindow: 2048, batch: 100}
 	res := r.run(ctx, t)
 	r.checkAll(t, res)
 	t.Logf("%d values in %v (%.0f/s)", res.count, res.elapsed, float64(res.count)/res.elapsed.Seconds())

@@ -66,6 +66,9 @@ func (f *valueFIFO) chunk(size int) *valueChunk {
 // chunk, and how many there are. They stay in the FIFO until drop.
 func (f *valueFIFO) peek(max int) ([]byte, int) {
 	c := f.chunks[0]
+	if max >= c.n {
+		return c.b[c.off:], c.n
+	}
 	size, k := recsPrefix(c.b[c.off:], max)
 	return c.b[c.off : c.off+size], k
 }

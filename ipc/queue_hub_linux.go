@@ -415,12 +415,18 @@ func (q *Queue) put(hc *hubConn, recs []byte, n int, t *touched) {
 	taken := 0
 	if len(q.puts) == 0 {
 		for n > 0 && q.buf.n == 0 && len(q.gets) > 0 {
-			size, k := recsPrefix(recs, q.gets[0].n)
+			size, k := len(recs), n
+			if q.gets[0].n < n {
+				size, k = recsPrefix(recs, q.gets[0].n)
+			}
 			q.give(recs[:size], k, t)
 			recs, n, taken = recs[size:], n-k, taken+k
 		}
 		if room := q.capacity - q.buf.n; n > 0 && room > 0 {
-			size, k := recsPrefix(recs, room)
+			size, k := len(recs), n
+			if room < n {
+				size, k = recsPrefix(recs, room)
+			}
 			q.buf.push(recs[:size], k)
 			recs, n, taken = recs[size:], n-k, taken+k
 		}
@@ -461,7 +467,10 @@ func (q *Queue) pump(t *touched) {
 		}
 		for len(q.puts) > 0 && q.buf.n < q.capacity {
 			p := &q.puts[0]
-			size, k := recsPrefix(p.recs, q.capacity-q.buf.n)
+			size, k := len(p.recs), p.n
+			if room := q.capacity - q.buf.n; room < p.n {
+				size, k = recsPrefix(p.recs, room)
+			}
 			q.buf.push(p.recs[:size], k)
 			p.recs, p.n = p.recs[size:], p.n-k
 			q.unfin += k
