@@ -49,8 +49,10 @@
 // file for a child, which opens it with [OpenQueue]; [Queue.Client] makes
 // one for the owner itself. A [QueueClient] puts and gets msgpack-encoded
 // values ([QueueClient.Put], [QueueClient.Get]) or raw bytes
-// ([QueueClient.PutBytes], [QueueClient.GetBytes], the fast path: no
-// reflection, and no allocation per value once buffers have grown).
+// ([QueueClient.PutBytes], [QueueClient.GetBytes]: no reflection, and no
+// allocation per value once buffers have grown), or runs of raw values
+// ([QueueClient.PutBatch], [QueueClient.GetBatch]: the fast path, one lock
+// per run instead of one per value).
 // [QueueOptions], fixed at open, choose between one round trip per call
 // (the default) and windows of values in flight.
 //
