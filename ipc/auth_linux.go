@@ -84,18 +84,21 @@ func (e *AuthError) Unwrap() error { return e.Err }
 func (e *AuthError) Is(target error) bool { return target == ErrAuth }
 
 type serverHello struct {
+	//lint:ignore U1000 msgpack reads its tag
 	_msgpack struct{} `msgpack:",as_array"`
 	Version  int
 	Nonce    []byte
 }
 
 type clientProof struct {
+	//lint:ignore U1000 msgpack reads its tag
 	_msgpack struct{} `msgpack:",as_array"`
 	MAC      []byte
 	Nonce    []byte
 }
 
 type serverProof struct {
+	//lint:ignore U1000 msgpack reads its tag
 	_msgpack struct{} `msgpack:",as_array"`
 	MAC      []byte
 	Reason   string // set when the server rejects the client

@@ -42,6 +42,7 @@ type handshakeCase struct {
 	wantServer, wantClient error // nil for success
 }
 
+//lint:ignore ST1008 the two errors, then how long it took, read best here
 func runHandshake(t *testing.T, tc handshakeCase) (serverErr, clientErr error, took time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)

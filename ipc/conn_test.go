@@ -24,6 +24,7 @@ func TestMain(m *testing.M) {
 }
 
 type testMsg struct {
+	//lint:ignore U1000 msgpack reads its tag
 	_msgpack struct{} `msgpack:",as_array"`
 	Seq      int64
 	Body     string

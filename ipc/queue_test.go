@@ -34,6 +34,7 @@ func registerQueueRoles() {
 }
 
 type qItem struct {
+	//lint:ignore U1000 msgpack reads its tag
 	_msgpack struct{} `msgpack:",as_array"`
 	P        uint32
 	S        uint32
@@ -717,6 +718,7 @@ func TestQueueStuckEndpointHoldsUpOnlyItself(t *testing.T) {
 	go func() {
 		for i := range stuckGets + more {
 			if err := p.Put(ctx, &struct {
+				//lint:ignore U1000 msgpack reads its tag
 				_msgpack struct{} `msgpack:",as_array"`
 				S        int
 				B        []byte
@@ -728,6 +730,7 @@ func TestQueueStuckEndpointHoldsUpOnlyItself(t *testing.T) {
 		done <- p.Flush(ctx)
 	}()
 	var it struct {
+		//lint:ignore U1000 msgpack reads its tag
 		_msgpack struct{} `msgpack:",as_array"`
 		S        int
 		B        []byte

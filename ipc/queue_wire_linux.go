@@ -82,12 +82,11 @@ const (
 // a frame; the last count frame stays open so that acknowledgements and
 // TaskDones add up instead of making a frame each.
 type outBuf struct {
-	b         []byte
-	openAt    int // 1 + offset of the open records frame, 0 if none
-	openN     int // records in it
-	countAt   int // 1 + offset of the count frame at the very end, 0 if none
-	countOp   byte
-	maxRecord int // body size at which a records frame is closed
+	b       []byte
+	openAt  int // 1 + offset of the open records frame, 0 if none
+	openN   int // records in it
+	countAt int // 1 + offset of the count frame at the very end, 0 if none
+	countOp byte
 }
 
 func (o *outBuf) len() int { return len(o.b) }

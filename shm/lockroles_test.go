@@ -43,12 +43,11 @@ const (
 )
 
 type lockBoard struct {
-	r       *Region
-	mu      *Mutex
-	sem     *Semaphore
-	ev      *Event
-	barrier *Barrier // nil until made
-	vals    *Int64Array
+	r    *Region
+	mu   *Mutex
+	sem  *Semaphore
+	ev   *Event
+	vals *Int64Array
 }
 
 func lockViews(r *Region) (*lockBoard, error) {

@@ -87,8 +87,7 @@ func TestJSONNames(t *testing.T) {
 			t.Errorf("JSON %s lacks %s", b, key)
 		}
 	}
-	b, err = json.Marshal(Sample{Syscalls: 1}.Per(0))
-	if err != nil {
+	if _, err = json.Marshal(Sample{Syscalls: 1}.Per(0)); err != nil {
 		t.Fatalf("Per(0) does not marshal: %v", err)
 	}
 }

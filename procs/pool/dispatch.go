@@ -66,15 +66,6 @@ func (c *chunk) indexes() []int {
 	return idx
 }
 
-// task returns the encoding of c's task i.
-func (c *chunk) task(i int) []byte {
-	end := len(c.data)
-	if i+1 < c.n {
-		end = c.offs[i+1]
-	}
-	return c.data[c.offs[i]:end]
-}
-
 // slice returns a chunk of c's tasks i..j-1.
 func (c *chunk) slice(i, j int) *chunk {
 	if i >= j {
