@@ -1,0 +1,128 @@
+package ipc
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"testing"
+	"time"
+)
+
+// hangGuard is how long a test waits for something that must happen
+// "promptly" before it calls it a hang. It bounds a hang, it does not
+// measure speed: it is far above what a loaded machine needs.
+const hangGuard = 20 * time.Second
+
+// fakeRPCServer is the server end of an authenticated connection that the
+// test drives by hand, and a Client on the other end.
+type fakeRPCServer struct {
+	s  *Conn   // the server's end
+	cl *Client // a real client on the other end
+}
+
+// newFakeRPCServer authenticates both ends of a socket pair; the client's
+// Conn accepts frames up to clientMax (zero: the default) and is tuned by
+// tune, if set, before the Client takes it.
+func newFakeRPCServer(t *testing.T, clientMax int, tune func(c *Conn)) *fakeRPCServer {
+	t.Helper()
+	s, c := authPair(t)
+	ctx, cancel := context.WithTimeout(t.Context(), hangGuard)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- ServerHandshake(ctx, s, AuthConfig{Key: testKey, MaxFrame: 16 << 20}) }()
+	if err := ClientHandshake(ctx, c, testKey, 0, clientMax); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if tune != nil {
+		tune(c)
+	}
+	cl := NewClient(c)
+	t.Cleanup(func() { cl.Close() })
+	return &fakeRPCServer{s: s, cl: cl}
+}
+
+// readRequest reads one request from the client and returns its id.
+func (f *fakeRPCServer) readRequest(t *testing.T) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), hangGuard)
+	defer cancel()
+	frame, err := recvFrameContext(ctx, f.s)
+	if err != nil {
+		t.Errorf("fake server: read request: %v", err)
+		return 0
+	}
+	req, _, err := parseRequest(frame)
+	if err != nil {
+		t.Errorf("fake server: %v", err)
+	}
+	return req.ID
+}
+
+// responseFrame returns the bytes of a stream frame holding a successful
+// response to id with result encoded as resultBytes.
+func responseFrame(id uint64, resultBytes []byte) []byte {
+	body := []byte{0x94}
+	body = append(body, 0xcf)
+	body = binary.BigEndian.AppendUint64(body, id)
+	body = append(body, 0xa0, 0xa0) // code "", message ""
+	body = append(body, resultBytes...)
+	return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
+}
+
+// callAsync runs cl.Call in a goroutine and returns its error channel.
+func callAsync(ctx context.Context, cl *Client, method string, args, result any) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- cl.Call(ctx, method, args, result) }()
+	return done
+}
+
+// await returns the error from done, or fails the test if none comes
+// within hangGuard.
+func await(t *testing.T, what string, done <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(hangGuard):
+		t.Fatalf("%s: still blocked after %v", what, hangGuard)
+		return nil
+	}
+}
+
+// TestRPCDeepResponse has a server answer with a result nested 2,000,000
+// deep: the client must report a bad frame, not die of a stack overflow.
+func TestRPCDeepResponse(t *testing.T) {
+	f := newFakeRPCServer(t, 16<<20, nil)
+	var v any
+	done := callAsync(t.Context(), f.cl, "echo", 1, &v)
+	id := f.readRequest(t)
+	go f.s.nc.Write(responseFrame(id, nested(2_000_000)))
+	if err := await(t, "call answered with a deep result", done); !errors.Is(err, ErrTooDeep) {
+		t.Fatalf("call answered with a result nested 2,000,000 deep: %v, want ErrTooDeep", err)
+	}
+}
+
+// TestRPCDeepRequest sends a server a request whose arguments nest
+// 2,000,000 deep: the server drops that connection (rather than dying of a
+// stack overflow) and keeps serving others.
+func TestRPCDeepRequest(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*hangGuard)
+	defer cancel()
+	s := testServer(ServerConfig{Auth: AuthConfig{MaxFrame: 16 << 20}}, nil)
+	path := startServer(t, s)
+	good := dialClient(t, ctx, path)
+	c := authedRaw(t, ctx, path)
+	body := append([]byte{0x93, 1, 0xa4, 'e', 'c', 'h', 'o'}, nested(2_000_000)...)
+	go c.nc.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...))
+	waitClosed(t, ctx, c)
+	var str string
+	if err := good.Call(ctx, "echo", "still here", &str); err != nil || str != "still here" {
+		t.Fatalf("echo after a deep request: %q, %v", str, err)
+	}
+	if st := s.Stats(); st.Dropped != 1 {
+		t.Errorf("server dropped %d connections, want 1", st.Dropped)
+	}
+}
