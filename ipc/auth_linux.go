@@ -201,13 +201,7 @@ func isClosed(err error) bool {
 
 // recvFrameContext is RecvFrame bounded by ctx, like RecvContext.
 func recvFrameContext(ctx context.Context, c *Conn) ([]byte, error) {
-	var frame []byte
-	err := c.withDeadline(ctx, c.nc.SetReadDeadline, func() error {
-		var err error
-		frame, err = c.RecvFrame()
-		return err
-	})
-	return frame, err
+	return c.recvFrameContext(ctx)
 }
 
 // unmarshalOne decodes the first value of frame into v.
