@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -124,5 +125,126 @@ func TestRPCDeepRequest(t *testing.T) {
 	}
 	if st := s.Stats(); st.Dropped != 1 {
 		t.Errorf("server dropped %d connections, want 1", st.Dropped)
+	}
+}
+
+// TestRPCTwoRequestsOneFrame sends two requests in one frame to a server
+// that runs one call at a time per connection: both must be answered
+// (issue 15 finding 3: the reader took the slot for the first request,
+// then waited for a slot for the second before starting the first).
+func TestRPCTwoRequestsOneFrame(t *testing.T) {
+	for _, inFlight := range []int{1, 2} {
+		t.Run(fmt.Sprintf("inflight=%d", inFlight), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), hangGuard)
+			defer cancel()
+			path := startServer(t, testServer(ServerConfig{MaxInFlight: inFlight}, nil))
+			c := authedRaw(t, ctx, path)
+			for id, p := range []pair{{1, 2}, {3, 4}} {
+				if err := c.Buffer(&callRequest{id: uint64(id + 1), method: "add", args: p}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := c.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			got := map[uint64]int{}
+			for range 2 {
+				frame, err := recvFrameContext(ctx, c)
+				if err != nil {
+					t.Fatalf("answers so far %v, then: %v", got, err)
+				}
+				for len(frame) > 0 {
+					resp, rest, err := parseResponse(frame)
+					if err != nil {
+						t.Fatal(err)
+					}
+					frame = rest
+					var sum int
+					if err := decodeResult(resp.Result, &sum); err != nil || resp.Code != "" {
+						t.Fatalf("response %+v: %v", resp, err)
+					}
+					got[resp.ID] = sum
+				}
+				if len(got) == 2 {
+					break
+				}
+			}
+			if got[1] != 3 || got[2] != 7 {
+				t.Fatalf("answers %v, want map[1:3 2:7]", got)
+			}
+		})
+	}
+}
+
+// TestRPCCallContextMidFrame has a server write 6 bytes of a 24-byte
+// response and stop: a Call with a 200 ms deadline must return its
+// context's error (issue 15 finding 4: it stayed blocked reading the
+// frame). When the rest arrives, the client reads on in step.
+func TestRPCCallContextMidFrame(t *testing.T) {
+	f := newFakeRPCServer(t, 0, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	var v int
+	done := callAsync(ctx, f.cl, "add", pair{1, 2}, &v)
+	id := f.readRequest(t)
+	frame := responseFrame(id, []byte{0x03})
+	frame = frame[:len(frame):len(frame)] // the append below copies
+	if _, err := f.s.nc.Write(frame[:6]); err != nil {
+		t.Fatal(err)
+	}
+	if err := await(t, "Call with a 200 ms deadline on a half-sent response", done); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Call = %v, want context.DeadlineExceeded", err)
+	}
+	// The rest of the abandoned response, then the next call's.
+	done = callAsync(t.Context(), f.cl, "add", pair{3, 4}, &v)
+	id2 := f.readRequest(t)
+	if _, err := f.s.nc.Write(append(frame[6:], responseFrame(id2, []byte{0x07})...)); err != nil {
+		t.Fatal(err)
+	}
+	if err := await(t, "the next call", done); err != nil || v != 7 {
+		t.Fatalf("the next call = %d, %v; want 7", v, err)
+	}
+}
+
+// TestRPCClientFrameIdle: a server that stops in the middle of a response
+// fails the waiting call, with no context deadline, once the client's
+// frame timeout passes.
+func TestRPCClientFrameIdle(t *testing.T) {
+	f := newFakeRPCServer(t, 0, func(c *Conn) { c.SetFrameTimeout(100 * time.Millisecond) })
+	done := callAsync(context.Background(), f.cl, "add", pair{1, 2}, nil)
+	id := f.readRequest(t)
+	if _, err := f.s.nc.Write(responseFrame(id, []byte{0x03})[:6]); err != nil {
+		t.Fatal(err)
+	}
+	err := await(t, "Call on a response stalled mid-frame", done)
+	if !errors.Is(err, ErrFrameIdle) {
+		t.Fatalf("Call = %v, want ErrFrameIdle", err)
+	}
+	t.Logf("call: %v", err)
+	if err := f.cl.Call(context.Background(), "add", pair{1, 2}, nil); !errors.Is(err, ErrFrameIdle) {
+		t.Fatalf("the next call on the broken client = %v, want ErrFrameIdle", err)
+	}
+}
+
+// TestRPCServerFrameIdle: an authenticated client that stops in the middle
+// of a request and stays connected is dropped once the server's frame
+// timeout passes; one that is merely quiet between requests is not.
+func TestRPCServerFrameIdle(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*hangGuard)
+	defer cancel()
+	s := testServer(ServerConfig{FrameTimeout: 100 * time.Millisecond}, nil)
+	path := startServer(t, s)
+	quiet := dialClient(t, ctx, path)
+	c := authedRaw(t, ctx, path)
+	if _, err := c.nc.Write([]byte{0, 0, 0, 50, 0x93, 1}); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, ctx, c)
+	if st := s.Stats(); st.Dropped != 1 {
+		t.Errorf("server dropped %d connections, want 1", st.Dropped)
+	}
+	var sum int
+	if err := quiet.Call(ctx, "add", pair{2, 3}, &sum); err != nil || sum != 5 {
+		t.Fatalf("the quiet client: %d, %v", sum, err)
 	}
 }
