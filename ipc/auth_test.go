@@ -272,3 +272,54 @@ func TestAcceptAuthRejects(t *testing.T) {
 		t.Errorf("AcceptAuth of the right key: %v", err)
 	}
 }
+
+// TestHandshakeSlowClientToldWhy: a client too slow for the server's
+// handshake timeout (a loaded machine) is told so before the server hangs
+// up, and a client whose server closes without a word reports a rejection,
+// not a malformed message. (TestRPCSoak failed once with "client
+// handshake: malformed handshake message: rejected by the peer: server
+// closed the connection": its server's 300 ms timeout had run out for a
+// good client.)
+func TestHandshakeSlowClientToldWhy(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), hangGuard)
+	defer cancel()
+	s, c := authPair(t)
+	done := make(chan error, 1)
+	go func() {
+		err := ServerHandshake(ctx, s, AuthConfig{Key: testKey, Timeout: 100 * time.Millisecond})
+		s.Close() // as a server does on failure
+		done <- err
+	}()
+	var hello serverHello
+	if err := c.RecvContext(ctx, &hello); err != nil {
+		t.Fatal(err)
+	}
+	// Too slow: the next message is the server giving up.
+	var sp serverProof
+	if err := c.RecvContext(ctx, &sp); err != nil || sp.Reason != reasonTimeout {
+		t.Fatalf("slow client got %+v, %v; want a rejection saying %q", sp, err, reasonTimeout)
+	}
+	if err := <-done; !errors.Is(err, ErrHandshakeTimeout) {
+		t.Fatalf("server: %v, want ErrHandshakeTimeout", err)
+	}
+
+	serverErr, clientErr, _ := runHandshake(t, handshakeCase{clientKey: testKey,
+		fakeServer: func(ctx context.Context, c *Conn) error {
+			n, _ := newNonce()
+			if err := c.Send(&serverHello{Version: authVersion, Nonce: n}); err != nil {
+				return err
+			}
+			var cp clientProof
+			if err := c.RecvContext(ctx, &cp); err != nil {
+				return err
+			}
+			return c.Close() // without a word
+		}})
+	if serverErr != nil {
+		t.Fatal(serverErr)
+	}
+	if !errors.Is(clientErr, ErrRejected) || errors.Is(clientErr, ErrHandshake) {
+		t.Fatalf("client whose server closed after its proof: %v, want ErrRejected and not ErrHandshake", clientErr)
+	}
+	t.Logf("client: %v", clientErr)
+}
