@@ -1,11 +1,13 @@
 package ipc
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -322,4 +324,71 @@ func TestHandshakeSlowClientToldWhy(t *testing.T) {
 		t.Fatalf("client whose server closed after its proof: %v, want ErrRejected and not ErrHandshake", clientErr)
 	}
 	t.Logf("client: %v", clientErr)
+}
+
+// recordHandshake runs a real handshake, ClientHandshake against
+// ServerHandshake, through a relay that records the bytes each side sent.
+func recordHandshake(t *testing.T) (fromClient, fromServer []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), hangGuard)
+	defer cancel()
+	cc, r1 := authPair(t) // the client, and the relay's end facing it
+	sc, r2 := authPair(t) // the server, and the relay's end facing it
+	var fromC, fromS bytes.Buffer
+	var relay sync.WaitGroup
+	relay.Go(func() { io.Copy(r2.nc, io.TeeReader(r1.nc, &fromC)); r2.nc.CloseWrite() })
+	relay.Go(func() { io.Copy(r1.nc, io.TeeReader(r2.nc, &fromS)); r1.nc.CloseWrite() })
+	done := make(chan error, 1)
+	go func() { done <- ServerHandshake(ctx, sc, AuthConfig{Key: testKey}) }()
+	if err := ClientHandshake(ctx, cc, testKey, 0, 0); err != nil {
+		t.Fatalf("recorded handshake, client: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("recorded handshake, server: %v", err)
+	}
+	cc.Close()
+	sc.Close()
+	relay.Wait()
+	return fromC.Bytes(), fromS.Bytes()
+}
+
+// TestHandshakeReplay plays a recorded handshake back to a fresh server
+// (the client's proof, after the new server's hello) and to a fresh
+// client (the server's hello and proof): both must refuse it, since each
+// proof covers a nonce the other side has just chosen.
+func TestHandshakeReplay(t *testing.T) {
+	fromClient, fromServer := recordHandshake(t)
+	t.Run("to=server", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(t.Context(), hangGuard)
+		defer cancel()
+		s, x := authPair(t)
+		done := make(chan error, 1)
+		go func() {
+			err := ServerHandshake(ctx, s, AuthConfig{Key: testKey})
+			s.Close()
+			done <- err
+		}()
+		if _, err := recvFrameContext(ctx, x); err != nil { // the new hello
+			t.Fatal(err)
+		}
+		if _, err := x.nc.Write(fromClient); err != nil {
+			t.Fatal(err)
+		}
+		err := <-done
+		if !errors.Is(err, ErrWrongKey) {
+			t.Fatalf("server given a recorded client proof: %v, want ErrWrongKey", err)
+		}
+	})
+	t.Run("to=client", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(t.Context(), hangGuard)
+		defer cancel()
+		y, c := authPair(t)
+		if _, err := y.nc.Write(fromServer); err != nil {
+			t.Fatal(err)
+		}
+		err := ClientHandshake(ctx, c, testKey, 0, 0)
+		if !errors.Is(err, ErrWrongKey) {
+			t.Fatalf("client given a recorded server hello and proof: %v, want ErrWrongKey", err)
+		}
+	})
 }
