@@ -66,7 +66,7 @@ func waitHangUp(ctx context.Context, nc net.Conn) error {
 // its write side.
 func authedHostile(data []byte) func(ctx context.Context, path string) error {
 	return func(ctx context.Context, path string) error {
-		c, err := DialAuth(ctx, path, testKey, 0)
+		c, err := DialAuth(ctx, path, testKey, soakHandshake)
 		if err != nil {
 			return err
 		}
@@ -81,7 +81,7 @@ func authedHostile(data []byte) func(ctx context.Context, path string) error {
 
 var hostiles = []hostile{
 	{name: "wrong-key", run: func(ctx context.Context, path string) error {
-		c, err := DialAuth(ctx, path, []byte("not the key, but long enough"), 0)
+		c, err := DialAuth(ctx, path, []byte("not the key, but long enough"), soakHandshake)
 		if err == nil {
 			c.Close()
 			return errors.New("a wrong key was accepted")
@@ -102,7 +102,7 @@ var hostiles = []hostile{
 	{name: "authed-stall-mid-frame", auth: true, run: func(ctx context.Context, path string) error {
 		// Half a request, then silence with the connection open: the
 		// server drops it after its frame timeout.
-		c, err := DialAuth(ctx, path, testKey, 0)
+		c, err := DialAuth(ctx, path, testKey, soakHandshake)
 		if err != nil {
 			return err
 		}
@@ -114,10 +114,35 @@ var hostiles = []hostile{
 	}},
 }
 
-// stalling is a peer that connects and says nothing: the server must hang
-// up on it after its handshake timeout. It runs in a goroutine of its own,
-// so that its wait does not slow the other hostile peers.
-var stalling = hostile{name: "stall", run: rawHostile(nil, false)}
+// stall is a peer that connects and says nothing until the hostile peers
+// are done, holding one of the server's connections all along; then it
+// hangs up, and the server must count it as rejected. (That the server
+// hangs up on a silent peer after its handshake timeout is tested in
+// TestRPCUnauthenticated: here the timeout is longer than the soak.)
+func stall(ctx context.Context, path string, done <-chan struct{}) error {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// soakHandshake is the handshake timeout of the soak's server and
+// clients: longer than the soak, so that no handshake, however slow a
+// loaded machine makes it, runs out of time. With 300 ms on the server
+// (and the 5 s default on the clients) the soak failed about once in five
+// full runs on a loaded machine ("client handshake: malformed handshake
+// message: rejected by the peer: server closed the connection"): the
+// server had logged one "handshake timed out" more than there were
+// stalling peers, so a good client had been cut.
+const soakHandshake = 2 * time.Minute
 
 // TestRPCSoak interleaves 1,000 hostile connections with good clients: every
 // good call must be answered correctly, the server's memory must stay
@@ -136,15 +161,9 @@ func TestRPCSoak(t *testing.T) {
 	baseHeap := ms.HeapInuse
 
 	var probe atomic.Int64
-	// The handshake timeout is the default: one short enough to cut the
-	// stalling peers quickly (it was 300 ms) also cuts good clients on a
-	// loaded machine, which made this test fail once in five full runs
-	// ("client handshake: malformed handshake message: rejected by the
-	// peer: server closed the connection"; the server had logged one
-	// "handshake timed out" more than there were stalling peers). The
-	// frame timeout can be short: a good client's frames are written
-	// whole, so only a peer that stops inside one waits for it.
-	s := testServer(ServerConfig{MaxConns: 64, FrameTimeout: 300 * time.Millisecond}, &probe)
+	// The frame timeout can be short: a good client's frames are
+	// written whole, so only a peer that stops inside one waits for it.
+	s := testServer(ServerConfig{Auth: AuthConfig{Timeout: soakHandshake}, MaxConns: 64, FrameTimeout: 300 * time.Millisecond}, &probe)
 	path, stopServer := startServerStop(t, s)
 
 	// The heap's peak, sampled while the soak runs.
@@ -196,7 +215,7 @@ func TestRPCSoak(t *testing.T) {
 						cl.Close()
 					}
 					var err error
-					if cl, err = DialClient(ctx, path, testKey, 0); err != nil {
+					if cl, err = DialClient(ctx, path, testKey, soakHandshake); err != nil {
 						goodErrs <- fmt.Errorf("good client %d dial %d: %w", g, i/20, err)
 						return
 					}
@@ -214,10 +233,10 @@ func TestRPCSoak(t *testing.T) {
 	}
 
 	// Hostile peers, 16 at a time, every kind in turn; one in a hundred
-	// stalls (see stalling).
+	// stalls (see stall).
 	var wantRejected, wantAuthed atomic.Int64
 	jobs := make(chan int)
-	var bad, stalls sync.WaitGroup
+	var bad sync.WaitGroup
 	badErrs := make(chan error, n)
 	for range 16 {
 		bad.Go(func() {
@@ -234,13 +253,14 @@ func TestRPCSoak(t *testing.T) {
 			}
 		})
 	}
-	// The stalling peers all start at once, first: the server's handshake
-	// timeout then runs alongside the rest.
+	// The stalling peers connect first and hold their connections until
+	// the other hostile peers are done.
+	var stalls sync.WaitGroup
 	for i := 99; i < n; i += 100 {
 		wantRejected.Add(1)
 		stalls.Go(func() {
-			if err := stalling.run(ctx, path); err != nil {
-				badErrs <- fmt.Errorf("hostile %d (%s): %w", i, stalling.name, err)
+			if err := stall(ctx, path, hostileDone); err != nil {
+				badErrs <- fmt.Errorf("hostile %d (stall): %w", i, err)
 			}
 		})
 	}
@@ -252,8 +272,8 @@ func TestRPCSoak(t *testing.T) {
 	}
 	close(jobs)
 	bad.Wait()
-	stalls.Wait()
 	close(hostileDone)
+	stalls.Wait()
 	good.Wait()
 	stopSampling()
 	sampler.Wait()
