@@ -18,6 +18,10 @@ func newCtxMutex() ctxMutex { return ctxMutex{ch: make(chan struct{}, 1)} }
 func (m ctxMutex) Lock()   { m.ch <- struct{}{} }
 func (m ctxMutex) Unlock() { <-m.ch }
 
+// TryLock is sync.Mutex's TryLock, so that code written against a
+// sync.Mutex field still compiles.
+func (m ctxMutex) TryLock() bool { return m.tryLock() }
+
 func (m ctxMutex) tryLock() bool {
 	select {
 	case m.ch <- struct{}{}:
@@ -54,7 +58,6 @@ type deadline struct {
 	user      time.Time
 	frame     time.Time
 	cancelled bool
-	cur       time.Time // what the socket has
 }
 
 // apply gives the socket the earliest deadline wanted. Called with d.mu
@@ -67,10 +70,6 @@ func (d *deadline) apply() error {
 	if d.cancelled {
 		t = time.Unix(1, 0)
 	}
-	if t.Equal(d.cur) {
-		return nil
-	}
-	d.cur = t
 	return d.set(t)
 }
 
