@@ -196,6 +196,37 @@ func authFail(side string, err error) *AuthError {
 	return &AuthError{Side: side, Err: err}
 }
 
+// reasonTimeout is what a server that ran out of time tells the client.
+const reasonTimeout = "handshake timed out on the server"
+
+// tellTimeout tells the client that the server's handshake timed out, so
+// that a client which was merely slow (on a loaded machine, say) learns
+// why the server hangs up instead of seeing a bare close. It waits
+// briefly: the socket buffer has room for a message this small unless the
+// client sent far more than the handshake allows.
+func tellTimeout(c *Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	c.SendContext(ctx, &serverProof{Reason: reasonTimeout})
+}
+
+// rejection returns the server's reason for rejecting us, if it sent
+// one before it closed the connection: a client whose proof could not be
+// written because the server had hung up may still find it waiting.
+func rejection(c *Conn) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	frame, err := c.recvFrameContext(ctx)
+	if err != nil {
+		return ""
+	}
+	var rej serverProof
+	if unmarshalOne(frame, &rej) != nil {
+		return ""
+	}
+	return rej.Reason
+}
+
 // isClosed reports whether err says the peer went away.
 func isClosed(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
@@ -204,13 +235,7 @@ func isClosed(err error) bool {
 
 // recvFrameContext is RecvFrame bounded by ctx, like RecvContext.
 func recvFrameContext(ctx context.Context, c *Conn) ([]byte, error) {
-	var frame []byte
-	err := c.withDeadline(ctx, c.nc.SetReadDeadline, func() error {
-		var err error
-		frame, err = c.RecvFrame()
-		return err
-	})
-	return frame, err
+	return c.recvFrameContext(ctx)
 }
 
 // unmarshalOne decodes the first value of frame into v.
@@ -257,6 +282,9 @@ func ServerHandshake(ctx context.Context, c *Conn, cfg AuthConfig) error {
 	}
 	var cp clientProof
 	if err := c.RecvContext(ctx, &cp); err != nil {
+		if errors.Is(err, ErrHandshakeTimeout) {
+			tellTimeout(c)
+		}
 		return authFail("server", err)
 	}
 	if len(cp.Nonce) != nonceLen {
@@ -311,12 +339,15 @@ func ClientHandshake(ctx context.Context, c *Conn, key []byte, timeout time.Dura
 		return authFail("client", err)
 	}
 	if err := c.SendContext(ctx, &clientProof{MAC: mac(key, labelClient, hello.Nonce, cNonce), Nonce: cNonce}); err != nil {
+		if reason := rejection(c); reason != "" {
+			return &AuthError{Side: "client", Err: ErrRejected, Reason: reason}
+		}
 		return authFail("client", err)
 	}
 	var sp serverProof
 	if err := c.RecvContext(ctx, &sp); err != nil {
 		if isClosed(err) {
-			err = fmt.Errorf("%w: server closed the connection", ErrRejected)
+			return &AuthError{Side: "client", Err: ErrRejected, Reason: "server closed the connection"}
 		}
 		return authFail("client", err)
 	}

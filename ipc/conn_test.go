@@ -207,14 +207,10 @@ func TestRecvContextDeadline(t *testing.T) {
 	c, _ := rawPair(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
-	start := time.Now()
 	var v any
 	err := c.RecvContext(ctx, &v)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("RecvContext on a silent peer = %v, want context.DeadlineExceeded", err)
-	}
-	if el := time.Since(start); el > 5*time.Second {
-		t.Fatalf("RecvContext returned after %v", el)
 	}
 	ctx2, cancel2 := context.WithCancel(t.Context())
 	go cancel2()

@@ -1,6 +1,7 @@
 package ipc
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"testing"
@@ -45,5 +46,41 @@ func FuzzRecv(f *testing.F) {
 				return // the stream cannot be trusted past a bad frame
 			}
 		}
+	})
+}
+
+// FuzzRecvPacket sends arbitrary bytes as two datagrams (either may be
+// empty) on a SOCK_SEQPACKET socket and closes it: Recv must return values
+// or errors, never panic, never grow its buffer past the maximum, and
+// reach io.EOF after a bounded number of calls (an empty datagram once read
+// as io.EOF forever, and hid what followed it).
+func FuzzRecvPacket(f *testing.F) {
+	f.Add([]byte{0x01, 0x02}, uint16(1))
+	f.Add([]byte{0x93, 1, 2, 3}, uint16(0))          // an empty datagram first
+	f.Add([]byte{0x93, 1, 2, 3}, uint16(4))          // an empty datagram last
+	f.Add([]byte{0xdd, 0xff, 0xff, 0xff}, uint16(2)) // a container claiming too much
+	f.Add(bytes.Repeat([]byte{0xa1, 'x'}, 600), uint16(300))
+	f.Fuzz(func(t *testing.T, data []byte, cut uint16) {
+		const max = 1 << 10
+		if len(data) > 32<<10 {
+			data = data[:32<<10]
+		}
+		k := min(int(cut), len(data))
+		a, b := connPair(t, SeqPacket)
+		a.SetMaxFrame(max)
+		sendRaw(t, b, data[:k])
+		sendRaw(t, b, data[k:])
+		b.Close()
+		for range 2*len(data) + 10 {
+			var v any
+			err := a.Recv(&v)
+			if cap(a.rbuf) > max {
+				t.Fatalf("frame buffer grew to %d bytes, over the %d maximum", cap(a.rbuf), max)
+			}
+			if err == io.EOF {
+				return
+			}
+		}
+		t.Fatalf("no io.EOF after %d receives of two datagrams", 2*len(data)+10)
 	})
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
-	"golang.org/x/sys/unix"
 )
 
 // ErrClientClosed is the error of a call made on, or cut short by, a
@@ -68,10 +67,15 @@ func DialClient(ctx context.Context, path string, key []byte, timeout time.Durat
 // Call calls method with args and decodes its result into result, a
 // pointer (or nil to drop the result). A call the server answered with an
 // error returns a *RemoteError. ctx bounds the wait for the response; a
-// call abandoned that way may still run on the server. The request itself
-// is written without a deadline: that blocks only while the server is not
-// reading, which it does only while it runs its limit of calls for this
-// connection.
+// call abandoned that way may still run on the server; ctx may end even
+// while its response is half read (the client reads the rest for the
+// next call). The request itself is written without a deadline: that
+// blocks only while the server is not reading, which it does only while it
+// runs its limit of calls for this connection. A server that stops in the
+// middle of a response for longer than the Conn's frame timeout
+// (DefaultFrameTimeout unless set with Conn.SetFrameTimeout before
+// NewClient) breaks the Client: every call then fails with an error
+// matching ErrFrameIdle.
 func (cl *Client) Call(ctx context.Context, method string, args, result any) error {
 	call := &pendingCall{result: result, wake: make(chan struct{}, 1)}
 	cl.mu.Lock()
@@ -163,19 +167,19 @@ func (cl *Client) abandon(id uint64) bool {
 // lead is the reader's loop, run by the caller of me or, with me nil, by a
 // helper. It reads responses until me is finished (a helper: until no call
 // is outstanding, or a caller waits and can take over), the connection
-// fails, or ctx ends before a response starts to arrive (the only point
-// where reading can stop without losing part of a frame). Then it hands
-// the reader's role over.
+// fails, or ctx ends. Then it hands the reader's role over. ctx may end in
+// the middle of a response: the Conn keeps the part read, and the next
+// reader goes on from there.
 func (cl *Client) lead(ctx context.Context, me *pendingCall) error {
 	for {
-		if err := cl.waitReadable(ctx); err != nil {
-			cl.mu.Lock()
-			cl.handOver(me)
-			cl.mu.Unlock()
-			return err
-		}
-		frame, err := cl.c.RecvFrame()
+		frame, err := cl.c.recvFrameContext(ctx)
 		if err != nil {
+			if ctx.Err() != nil && errors.Is(err, context.Cause(ctx)) {
+				cl.mu.Lock()
+				cl.handOver(me)
+				cl.mu.Unlock()
+				return err
+			}
 			cl.stop(err)
 			return nil
 		}
@@ -244,34 +248,6 @@ func (cl *Client) someWaiting(except *pendingCall) *pendingCall {
 func (cl *Client) startHelper() {
 	cl.reading = true
 	cl.helpers.Go(func() { cl.lead(context.Background(), nil) })
-}
-
-// waitReadable waits until a response has started to arrive, without
-// reading any of it, or until ctx ends.
-func (cl *Client) waitReadable(ctx context.Context) error {
-	c := cl.c
-	if ctx.Done() == nil || (c.br != nil && c.br.Buffered() > 0) {
-		return nil // nothing to give up on, or a frame is already here
-	}
-	if err := ctx.Err(); err != nil {
-		return context.Cause(ctx)
-	}
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		c.nc.SetReadDeadline(time.Unix(1, 0))
-		close(fired)
-	})
-	var peek [1]byte
-	c.raw.Read(func(fd uintptr) bool {
-		_, _, err := unix.Recvfrom(int(fd), peek[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		return err != unix.EAGAIN // data, EOF or an error: RecvFrame will tell
-	})
-	if !stop() {
-		<-fired
-		c.nc.SetReadDeadline(time.Time{})
-		return context.Cause(ctx)
-	}
-	return nil
 }
 
 func (cl *Client) finish(call *pendingCall, resp *parsedResponse) {

@@ -106,3 +106,46 @@ func FuzzRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzResponse feeds arbitrary frames to the client's response decoder,
+// and each result it finds to the decoding a caller asks for (into an any,
+// an int, a struct): an error or a value, never a panic, and every
+// response consumes bytes.
+func FuzzResponse(f *testing.F) {
+	for _, r := range []*response{
+		{id: 1, result: 3},
+		{id: 2, code: CodeError, message: "disk on fire"},
+		{id: 3, result: testMsg{Seq: 7, Body: "x"}},
+		{id: 1 << 40, result: []any{1, "a", map[string]any{"b": nil}}},
+	} {
+		b, err := msgpack.Marshal(r)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{0x94, 1, 0xa0, 0xa0, 0x03, 0x94, 2, 0xa0, 0xa0, 0xc0}) // two in one frame
+	f.Add([]byte{0x93, 1, 0xa0, 0xa0})                                  // three elements
+	f.Add([]byte{0x94, 0xa1, 'x', 0xa0, 0xa0, 0xc0})                    // id not a number
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		if validate(frame) != nil {
+			return // Conn never hands such a frame over
+		}
+		for len(frame) > 0 {
+			resp, rest, err := parseResponse(frame)
+			if err != nil {
+				return
+			}
+			if len(rest) >= len(frame) {
+				t.Fatalf("parseResponse consumed nothing of %d bytes", len(frame))
+			}
+			frame = rest
+			var v any
+			decodeResult(resp.Result, &v)
+			var n int
+			decodeResult(resp.Result, &n)
+			var m testMsg
+			decodeResult(resp.Result, &m)
+		}
+	})
+}

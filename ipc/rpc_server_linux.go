@@ -35,6 +35,13 @@ type ServerConfig struct {
 	// means DefaultMaxInFlight.
 	MaxInFlight int
 
+	// FrameTimeout bounds how long the server waits for the rest of a
+	// request frame once it has started to arrive; a client idle that
+	// long inside a frame is dropped (see Conn.SetFrameTimeout). Zero
+	// means DefaultFrameTimeout, a negative value no limit. Waiting
+	// between requests has no limit.
+	FrameTimeout time.Duration
+
 	// Logf, if set, is told about every rejected connection and broken
 	// request stream.
 	Logf func(format string, args ...any)
@@ -85,6 +92,9 @@ func NewServer(cfg ServerConfig) *Server {
 	}
 	if cfg.Auth.MaxFrame <= 0 {
 		cfg.Auth.MaxFrame = DefaultRPCMaxFrame
+	}
+	if cfg.FrameTimeout == 0 {
+		cfg.FrameTimeout = DefaultFrameTimeout
 	}
 	return &Server{cfg: cfg, methods: make(map[string]*method)}
 }
@@ -197,6 +207,7 @@ func (s *Server) ServeConn(ctx context.Context, c *Conn) {
 		return
 	}
 	s.authenticated.Add(1)
+	c.SetFrameTimeout(s.cfg.FrameTimeout)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -282,14 +293,17 @@ func (cs *connState) read() {
 			}
 			frame = rest
 			req.Args = append([]byte(nil), req.Args...) // the frame is reused by the next read
+			// The request before this one holds a slot: start it
+			// before waiting for a slot for this one, which it may be
+			// the one to free.
+			if last != nil {
+				r := last
+				cs.wg.Go(func() { cs.handle(r) })
+			}
 			select {
 			case cs.slots <- struct{}{}:
 			case <-cs.ctx.Done():
 				return
-			}
-			if last != nil {
-				r := last
-				cs.wg.Go(func() { cs.handle(r) })
 			}
 			last = &req
 		}

@@ -228,10 +228,14 @@ func TestRPCConcurrent(t *testing.T) {
 	path := startRPCChild(t)
 	cl := dialClient(t, ctx, path)
 
+	// A call that runs until it is abandoned, so that the fast calls
+	// are sure to be answered while it runs, however slow the machine.
+	slowCtx, abandonSlow := context.WithCancel(ctx)
+	defer abandonSlow()
 	slow := make(chan error, 1)
 	go func() {
 		var ms int
-		slow <- cl.Call(ctx, "slow", 1500, &ms)
+		slow <- cl.Call(slowCtx, "slow", 10*60*1000, &ms)
 	}()
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
@@ -253,17 +257,16 @@ func TestRPCConcurrent(t *testing.T) {
 		t.Fatalf("the slow call returned (%v) before the fast ones were all answered: they were not concurrent", err)
 	default:
 	}
-	if err := <-slow; err != nil {
-		t.Fatalf("slow: %v", err)
+	abandonSlow()
+	if err := <-slow; !errors.Is(err, context.Canceled) {
+		t.Fatalf("slow call abandoned: %v, want context.Canceled", err)
 	}
 
 	// Giving up on a call.
 	short, stop := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer stop()
-	start := time.Now()
-	err := cl.Call(short, "slow", 2000, nil)
-	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > time.Second {
-		t.Fatalf("slow call with a 50 ms deadline: %v after %v", err, time.Since(start))
+	if err := cl.Call(short, "slow", 10*60*1000, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("slow call with a 50 ms deadline: %v", err)
 	}
 	var sum int
 	if err := cl.Call(ctx, "add", pair{3, 4}, &sum); err != nil || sum != 7 {
@@ -283,10 +286,10 @@ func authedRaw(t *testing.T, ctx context.Context, path string) *Conn {
 	return c
 }
 
-// waitClosed waits for the server to close c, failing after a deadline.
+// waitClosed waits for the server to close c, failing after hangGuard.
 func waitClosed(t *testing.T, ctx context.Context, c *Conn) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, hangGuard)
 	defer cancel()
 	for {
 		var v any
@@ -372,20 +375,16 @@ func TestRPCUnauthenticated(t *testing.T) {
 	defer c.Close()
 	c.Send(&callRequest{id: 1, method: "add", args: pair{1, 2}})
 	waitClosed(t, ctx, c)
-	// Silence: the server gives up after its handshake timeout.
-	start := time.Now()
+	// Silence: the server gives up after its handshake timeout (that it
+	// closes at all is the test: waitClosed fails after hangGuard).
 	c2, err := Dial(ctx, Stream, path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c2.Close()
 	waitClosed(t, ctx, c2)
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("silent client closed after %v, want about the 200 ms handshake timeout", d)
-	}
 	// A stall mid-handshake: the hello read, half a proof sent, and a
 	// request behind it that must never run.
-	start = time.Now()
 	c3, err := Dial(ctx, Stream, path)
 	if err != nil {
 		t.Fatal(err)
@@ -397,9 +396,6 @@ func TestRPCUnauthenticated(t *testing.T) {
 	}
 	c3.nc.Write([]byte{0, 0, 0, 70, 0x92, 0xc4, 32})
 	waitClosed(t, ctx, c3)
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("client stalled mid-handshake closed after %v, want about the 200 ms handshake timeout", d)
-	}
 	if n := probe.Load(); n != 0 {
 		t.Errorf("%d functions ran for unauthenticated clients", n)
 	}
@@ -494,8 +490,8 @@ func TestRPCBigPipelined(t *testing.T) {
 }
 
 // TestServeStopsWithCallsRunning stops a server while a call runs: the
-// call's context is cancelled, Serve returns promptly, and the caller gets
-// an error rather than waiting forever.
+// call's context is cancelled, Serve returns (within hangGuard), and the
+// caller gets an error rather than waiting forever.
 func TestServeStopsWithCallsRunning(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -507,18 +503,12 @@ func TestServeStopsWithCallsRunning(t *testing.T) {
 	if err := cl.Call(ctx, "add", pair{1, 2}, &sum); err != nil || sum != 3 {
 		t.Fatalf("add while a slow call runs: %d, %v", sum, err)
 	}
-	start := time.Now()
-	stop()
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("Serve took %v to stop with a call running", d)
+	stopped := make(chan error, 1)
+	go func() { stop(); stopped <- nil }()
+	await(t, "Serve stopping with a call running", stopped)
+	err := await(t, "the caller after the server stopped", done)
+	if err == nil {
+		t.Errorf("the slow call succeeded after the server stopped")
 	}
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Errorf("the slow call succeeded after the server stopped")
-		}
-		t.Logf("slow call: %v", err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("the caller still waits after the server stopped")
-	}
+	t.Logf("slow call: %v", err)
 }

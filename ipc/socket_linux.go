@@ -2,10 +2,12 @@ package ipc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -90,6 +92,78 @@ func Listen(network Network, path string) (*net.UnixListener, error) {
 		return nil, fmt.Errorf("listen %s: %w", path, err)
 	}
 	return ln, nil
+}
+
+// ErrServerRunning is matched (with errors.Is) by the error of
+// ListenReplace when a server is listening at the path.
+var ErrServerRunning = errors.New("a server is already listening there")
+
+// ListenReplace is Listen for a server that may have been killed before
+// it could remove its socket file (SIGKILL, a crash): if a file is in the
+// way, it connects to it. A refused connection means nobody listens (a
+// stale file), and the file is replaced; an accepted one means a live
+// server, and ListenReplace fails with an error matching
+// ErrServerRunning, leaving it alone. A path that is not a socket, or a
+// socket it cannot tell about, is an error too. Two processes starting at
+// once cannot both replace the file: the check and the replacement hold
+// an exclusive flock on the directory.
+func ListenReplace(network Network, path string) (*net.UnixListener, error) {
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", path, err)
+	}
+	defer dir.Close() // and so unlock
+	if err := flock(dir); err != nil {
+		return nil, fmt.Errorf("listen %s: %w", path, err)
+	}
+	ln, err := Listen(network, path)
+	if err == nil || !errors.Is(err, unix.EADDRINUSE) {
+		return ln, err
+	}
+	st, serr := os.Lstat(path)
+	switch {
+	case errors.Is(serr, os.ErrNotExist):
+		return Listen(network, path) // gone meanwhile
+	case serr != nil:
+		return nil, fmt.Errorf("listen %s: %w", path, serr)
+	case st.Mode().Type() != os.ModeSocket:
+		return nil, fmt.Errorf("listen %s: the path exists and is not a socket", path)
+	}
+	d := net.Dialer{Timeout: time.Second}
+	nc, derr := d.Dial(string(network), path)
+	if derr == nil {
+		nc.Close()
+		return nil, fmt.Errorf("listen %s: %w", path, ErrServerRunning)
+	}
+	if !errors.Is(derr, unix.ECONNREFUSED) {
+		return nil, fmt.Errorf("listen %s: a socket file is there and connecting to it to see whether it is stale failed: %w", path, derr)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("listen %s: remove stale socket: %w", path, err)
+	}
+	return Listen(network, path)
+}
+
+// flock takes an exclusive lock on f, held until f is closed.
+func flock(f *os.File) error {
+	raw, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := raw.Control(func(fd uintptr) {
+		for {
+			if ferr = unix.Flock(int(fd), unix.LOCK_EX); ferr != unix.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	if ferr != nil {
+		return os.NewSyscallError("flock", ferr)
+	}
+	return nil
 }
 
 // Accept waits for a connection on ln and returns it as a Conn.
