@@ -123,13 +123,10 @@ func Serve(ctx context.Context, path string, cfg ipc.ServerConfig, ready func())
 	if err := CheckSocketPath(path); err != nil {
 		return err
 	}
-	// TODO(issue 15): a server killed with SIGKILL leaves its socket file,
-	// and Listen then fails with "bind: address already in use", as it
-	// does for a live server. Package ipc's stale-socket helper, being
-	// written on another branch, goes here: it connects to an existing
-	// socket file, replaces it when no one answers, and says a server is
-	// already listening when one does.
-	ln, err := ipc.Listen(ipc.Stream, path)
+	// A server killed with SIGKILL leaves its socket file behind:
+	// ListenReplace replaces a stale one and refuses when a live server
+	// answers on it.
+	ln, err := ipc.ListenReplace(ipc.Stream, path)
 	if err != nil {
 		return err
 	}
