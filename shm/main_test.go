@@ -20,6 +20,7 @@ func TestMain(m *testing.M) {
 	procs.Register(roleOpen, openMain)
 	registerLockRoles()
 	registerFamilyRoles()
+	registerReviewRoles()
 	procs.Init()
 	os.Exit(m.Run())
 }
