@@ -73,8 +73,9 @@ func self() uint64 {
 }
 
 type procStat struct {
-	state byte
-	start uint32
+	state   byte
+	threads int // num_threads, field 20
+	start   uint32
 }
 
 var errNoProcess = errors.New("no such process")
@@ -121,7 +122,11 @@ func parseStat(b []byte) (procStat, error) {
 	if err != nil {
 		return procStat{}, fmt.Errorf("starttime: %w", err)
 	}
-	return procStat{state: f[0][0], start: uint32(start)}, nil
+	threads, err := strconv.Atoi(string(f[17]))
+	if err != nil {
+		return procStat{}, fmt.Errorf("num_threads: %w", err)
+	}
+	return procStat{state: f[0][0], threads: threads, start: uint32(start)}, nil
 }
 
 // life is what can be told about a process.
@@ -135,8 +140,8 @@ const (
 
 // lifeOf tells whether the process named by pid and start runs. Dead means
 // certain: no process has the pid, or the one that has it is a zombie
-// (exited, holding nothing), or started at another time (the pid was
-// reused). Unknown covers everything that cannot be seen.
+// (exited, holding nothing; not merely its main thread), or started at
+// another time (the pid was reused). Unknown covers everything that cannot be seen.
 func lifeOf(pid, start uint32) life {
 	if pid == 0 {
 		return lifeUnknown
@@ -162,7 +167,10 @@ func lifeOf(pid, start uint32) life {
 	if err != nil {
 		return lifeUnknown // EACCES under hidepid=1, or unparsable
 	}
-	if st.state == 'Z' || st.state == 'X' || st.state == 'x' {
+	// The state is the main thread's: Z with other threads left is a
+	// process whose main thread ended alone (pthread_exit) and which
+	// runs on. A zombie holds nothing when only its leader is left.
+	if (st.state == 'Z' || st.state == 'X' || st.state == 'x') && st.threads <= 1 {
 		return lifeDead
 	}
 	if start != 0 && st.start != start {

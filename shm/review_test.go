@@ -4,10 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"ipcplay/procs"
 )
@@ -17,9 +22,41 @@ const (
 	// args: n; take NewToken until it is at least n (at most 2^16 times), lock the RLock at
 	// offRLock with it twice, print "locked", block until killed.
 	roleRLockHoldToken = "shm-test-rlock-hold-token"
+	// lock the mutex, print "locked", then end the main thread alone
+	// (exit(2), not exit_group), the process going on: /proc then shows
+	// its thread-group leader as a zombie.
+	roleLeaderExits = "shm-test-leader-exits"
 )
 
 func registerReviewRoles() {
+	procs.Register(roleLeaderExits, func(ctx context.Context, args []string) error {
+		b, err := childBoard()
+		if err != nil {
+			return err
+		}
+		if err := b.mu.Lock(ctx); err != nil {
+			return err
+		}
+		fmt.Println("locked")
+		// Find the main thread: this goroutine, or one of many started
+		// until one runs on it; the others end their threads.
+		onMain := func() {
+			runtime.LockOSThread()
+			if unix.Gettid() == unix.Getpid() {
+				unix.RawSyscall(unix.SYS_EXIT, 0, 0, 0)
+			}
+		}
+		go func() {
+			for range 10000 {
+				go onMain()
+				time.Sleep(time.Millisecond)
+			}
+		}()
+		onMain()
+		for {
+			time.Sleep(time.Hour)
+		}
+	})
 	procs.Register(roleRLockHoldToken, func(ctx context.Context, args []string) error {
 		n, err := strconv.ParseUint(args[0], 10, 64)
 		if err != nil {
@@ -82,5 +119,34 @@ func TestRLockStaleTokenOfDeadOwner(t *testing.T) {
 			t.Fatalf("token %d of this process passes for the dead owner's: Lock = %v with count %d, while another goroutine holds the lock",
 				tok, err, l.Count())
 		}
+	}
+}
+
+// TestMutexOwnerWhoseMainThreadExited: a process whose main thread ended
+// alone (pthread_exit in C, or a raw exit(2)) while its other threads run
+// shows state Z in /proc/PID/stat, like a zombie; the threads left may
+// hold the lock. lifeOf took Z for dead, so a waiter took a live owner's
+// lock: two owners at once. A zombie is dead only when no thread is left
+// but the leader (num_threads, field 20, is 1).
+func TestMutexOwnerWhoseMainThreadExited(t *testing.T) {
+	b := newLockBoard(t)
+	c := startHolder(t, b, roleLeaderExits)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	stat := "/proc/" + strconv.Itoa(c.Pid()) + "/stat"
+	if !waitFor(ctx, func() bool {
+		s, err := os.ReadFile(stat)
+		return err == nil && strings.Contains(string(s), ") Z ")
+	}) {
+		t.Fatal("the holder's main thread did not exit")
+	}
+	if err := unix.Kill(c.Pid(), 0); err != nil {
+		t.Fatalf("holder: %v", err)
+	}
+	if err := lockFor(t, b.mu); !errors.Is(err, context.DeadlineExceeded) {
+		if err == nil || errors.Is(err, ErrOwnerDead) {
+			b.mu.Unlock()
+		}
+		t.Fatalf("Lock while a live process whose main thread exited holds it = %v, want the deadline", err)
 	}
 }
