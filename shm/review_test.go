@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"runtime"
 	"strconv"
@@ -26,9 +27,20 @@ const (
 	// (exit(2), not exit_group), the process going on: /proc then shows
 	// its thread-group leader as a zombie.
 	roleLeaderExits = "shm-test-leader-exits"
+	// take a permit of the robust semaphore at offRobust, sit in a free
+	// seat, leave it, give the permit back; until the event is set.
+	roleSemChaos = "shm-test-sem-chaos"
+)
+
+// The seats of the semaphore chaos loop: int64 slots at offVals, one per
+// permit, holding the pid of the process inside or 0.
+const (
+	valSeats   = 10
+	semPermits = 2
 )
 
 func registerReviewRoles() {
+	procs.Register(roleSemChaos, semChaosMain)
 	procs.Register(roleLeaderExits, func(ctx context.Context, args []string) error {
 		b, err := childBoard()
 		if err != nil {
@@ -149,4 +161,126 @@ func TestMutexOwnerWhoseMainThreadExited(t *testing.T) {
 		}
 		t.Fatalf("Lock while a live process whose main thread exited holds it = %v, want the deadline", err)
 	}
+}
+
+// semChaosMain is roleSemChaos. With a permit it must find a free seat,
+// or one whose pid is dead (a holder killed inside, whose permit it may
+// have taken over); finding every seat held by a live process means more
+// processes hold permits than there are.
+func semChaosMain(ctx context.Context, _ []string) error {
+	b, err := childBoard()
+	if err != nil {
+		return err
+	}
+	defer b.r.Close()
+	s, err := RobustSemaphoreAt(b.r.Bytes(), offRobust)
+	if err != nil {
+		return err
+	}
+	me := int64(os.Getpid())
+	b.vals.Add(valWaiting, 1)
+	for !b.ev.IsSet() {
+		err := s.Wait(ctx)
+		if errors.Is(err, ErrOwnerDead) {
+			b.vals.Add(valRepaired, 1)
+		} else if err != nil {
+			return err
+		}
+		seat := -1
+		for i := valSeats; i < valSeats+semPermits && seat < 0; i++ {
+			p := b.vals.Load(i)
+			if p == 0 || unix.Kill(int(p), 0) == unix.ESRCH {
+				if b.vals.CompareAndSwap(i, p, me) {
+					seat = i
+				}
+			}
+		}
+		if seat < 0 {
+			b.vals.Add(valViolations, 1)
+		}
+		// Now and then hold the permit longer than a wait slice, so
+		// that waiters look at the holders while they live.
+		if b.vals.Add(valTotal, 1)%64 == 0 {
+			time.Sleep(2 * waitSlice)
+		} else {
+			runtime.Gosched()
+		}
+		if seat >= 0 && !b.vals.CompareAndSwap(seat, me, 0) {
+			b.vals.Add(valViolations, 1)
+		}
+		if err := s.Post(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestChaosRobustSemaphore: three children share a robust semaphore of
+// two permits; this test SIGKILLs a random one at a random moment and
+// starts a replacement. The others must go on (a permit held by the dead
+// is taken over) and never more than two live processes hold permits.
+// 20 kills, 300 with IPCPLAY_LONG=1; IPCPLAY_SEED replays the schedule.
+func TestChaosRobustSemaphore(t *testing.T) {
+	kills := 20
+	if os.Getenv("IPCPLAY_LONG") == "1" {
+		kills = 300
+	}
+	seed := chaosSeed(t)
+	t.Logf("IPCPLAY_SEED=%d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	b := newLockBoard(t)
+	if _, err := MakeRobustSemaphore(b.r.Bytes(), offRobust, semPermits); err != nil {
+		t.Fatal(err)
+	}
+	start := func() *procs.Cmd {
+		c := procs.Command(ctx, roleSemChaos)
+		c.ExtraFiles = []*os.File{nil, b.r.File()}
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	const n = 3
+	var kids []*procs.Cmd
+	t.Cleanup(func() {
+		for _, c := range kids {
+			c.Process().Kill()
+			c.Wait()
+		}
+	})
+	for range n {
+		kids = append(kids, start())
+	}
+	progress := func(k int) {
+		before := b.vals.Load(valTotal)
+		rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+		defer rcancel()
+		if !waitFor(rctx, func() bool { return b.vals.Load(valTotal) >= before+20 }) {
+			s, _ := RobustSemaphoreAt(b.r.Bytes(), offRobust)
+			t.Fatalf("kill %d: no progress in 20s after %d rounds (holders %v)", k, before, s.Holders())
+		}
+	}
+	for k := range kills {
+		progress(k)
+		time.Sleep(time.Duration(rng.IntN(2000)) * time.Microsecond)
+		i := rng.IntN(n)
+		kids[i].Process().Signal(syscall.SIGKILL)
+		kids[i].Wait()
+		kids[i] = start()
+	}
+	progress(kills)
+	b.ev.Set()
+	for _, c := range kids {
+		if err := c.Wait(); err != nil {
+			t.Errorf("child: %v", err)
+		}
+	}
+	kids = nil
+	if v := b.vals.Load(valViolations); v != 0 {
+		t.Errorf("%d times more processes than permits were inside", v)
+	}
+	t.Logf("%d kills, %d rounds, %d permits taken over from the dead", kills,
+		b.vals.Load(valTotal), b.vals.Load(valRepaired))
 }
