@@ -284,3 +284,25 @@ func TestChaosRobustSemaphore(t *testing.T) {
 	t.Logf("%d kills, %d rounds, %d permits taken over from the dead", kills,
 		b.vals.Load(valTotal), b.vals.Load(valRepaired))
 }
+
+// FuzzParseStat: a process names itself (comm, field 2) with any bytes,
+// spaces and parentheses included; the state, thread count and start time
+// after it are still the ones read.
+func FuzzParseStat(f *testing.F) {
+	f.Add([]byte("ipcplay"), byte('S'), uint16(5), uint64(123456))
+	f.Add([]byte(") Z 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 1 0 0 ("), byte('R'), uint16(1), uint64(1)<<40)
+	f.Fuzz(func(t *testing.T, comm []byte, state byte, threads uint16, start uint64) {
+		if (state < 'A' || state > 'Z') && (state < 'a' || state > 'z') {
+			return // states are letters (proc_pid_stat(5))
+		}
+		line := fmt.Sprintf("4242 (%s) %c 1 4242 4242 0 -1 4194560 100 0 0 0 3 1 0 0 20 0 %d 0 %d 10000 200 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n",
+			comm, rune(state), threads, start)
+		st, err := parseStat([]byte(line))
+		if err != nil {
+			t.Fatalf("parseStat(%q): %v", line, err)
+		}
+		if st.state != state || st.threads != int(threads) || st.start != uint32(start) {
+			t.Fatalf("parseStat(%q) = %+v, want state %c threads %d start %d", line, st, state, threads, uint32(start))
+		}
+	})
+}
