@@ -1,11 +1,13 @@
 package shm
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -305,4 +307,71 @@ func FuzzParseStat(f *testing.F) {
 			t.Fatalf("parseStat(%q) = %+v, want state %c threads %d start %d", line, st, state, threads, uint32(start))
 		}
 	})
+}
+
+// TestMutexOwnerInOtherTimeNamespace: /proc/PID/stat gives a start time
+// shifted by the boottime offset of the reader's time namespace, so a
+// holder in a time namespace with a boottime offset (same pid namespace)
+// recorded a start time its waiters never read for it: they took it for a
+// dead owner whose pid was reused, and took its lock. Needs unshare(1)
+// and the right to make a time namespace; skipped otherwise.
+func TestMutexOwnerInOtherTimeNamespace(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash to run the holder under unshare")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "unshare", "-T", "--boottime", "100000", "true").CombinedOutput(); err != nil {
+		t.Skipf("cannot make a time namespace: %v %s", err, out)
+	}
+	b := newLockBoard(t)
+	c := exec.CommandContext(ctx, "unshare", "-T", "--boottime", "100000", "--",
+		bash, "-c", `exec -a "$1" "$0"`, exe, roleHold)
+	c.ExtraFiles = []*os.File{nil, b.r.File()}
+	out, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.Process.Kill()
+		c.Wait()
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if line != "locked\n" {
+		t.Fatalf("holder in a time namespace said %q, %v", line, err)
+	}
+	if err := lockFor(t, b.mu); !errors.Is(err, context.DeadlineExceeded) {
+		if err == nil || errors.Is(err, ErrOwnerDead) {
+			b.mu.Unlock()
+		}
+		t.Fatalf("Lock while a live process of another time namespace holds it = %v, want the deadline", err)
+	}
+}
+
+func TestParseBootOffset(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want uint32
+	}{
+		{"monotonic           0         0\nboottime            0         0\n", 0},
+		{"monotonic 5 0\nboottime 100000 0\n", 10000000},
+		{"boottime -5 500000000\n", uint32(0xffffffff - 450 + 1)},
+		{"boottime x 0\n", 0},
+		{"", 0},
+	} {
+		if got := parseBootOffset([]byte(c.in)); got != c.want {
+			t.Errorf("parseBootOffset(%q) = %d, want %d", c.in, got, c.want)
+		}
+	}
+	if !sameStart(5, 6) || !sameStart(0, ^uint32(0)) || sameStart(5, 7) {
+		t.Error("sameStart: want equal within a tick, across the wrap, and no further")
+	}
 }
