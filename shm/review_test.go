@@ -35,10 +35,18 @@ const (
 )
 
 // The seats of the semaphore chaos loop: int64 slots at offVals, one per
-// permit, holding the pid of the process inside or 0.
+// permit, holding the pid<<10 | serial number (1, 2, ...) of the process
+// inside, or 0. The test marks the serial of each child it killed and
+// reaped in a bitmap at offDeadKids, so that a seat of the dead can be
+// told from a seat of the living without trusting pids, which other
+// processes on the machine reuse; and a taker may take the seat of the
+// process its OwnerDeadError named, which may die before the test marks
+// it. A live process whose seat was taken finds out as it leaves.
 const (
-	valSeats   = 10
-	semPermits = 2
+	valSeats    = 10
+	semPermits  = 2
+	offDeadKids = 3072
+	maxKids     = 16 * 64
 )
 
 func registerReviewRoles() {
@@ -165,11 +173,17 @@ func TestMutexOwnerWhoseMainThreadExited(t *testing.T) {
 	}
 }
 
-// semChaosMain is roleSemChaos. With a permit it must find a free seat,
-// or one whose pid is dead (a holder killed inside, whose permit it may
-// have taken over); finding every seat held by a live process means more
-// processes hold permits than there are.
-func semChaosMain(ctx context.Context, _ []string) error {
+// semChaosMain is roleSemChaos; its argument is its serial. With a
+// permit it must find a free seat, or one of a process the test killed (a
+// holder killed inside, whose permit it may have taken over); finding
+// every seat held by a live process means more processes hold permits
+// than there are.
+func semChaosMain(ctx context.Context, args []string) error {
+	serial, err := strconv.ParseInt(args[0], 10, 64)
+	if err != nil {
+		return err
+	}
+	me := int64(os.Getpid())<<10 | serial
 	b, err := childBoard()
 	if err != nil {
 		return err
@@ -179,20 +193,25 @@ func semChaosMain(ctx context.Context, _ []string) error {
 	if err != nil {
 		return err
 	}
-	me := int64(os.Getpid())
+	dead, err := Int64sAt(b.r.Bytes(), offDeadKids, maxKids/64)
+	if err != nil {
+		return err
+	}
 	b.vals.Add(valWaiting, 1)
 	for !b.ev.IsSet() {
 		err := s.Wait(ctx)
-		if errors.Is(err, ErrOwnerDead) {
+		var od *OwnerDeadError
+		if errors.As(err, &od) {
 			b.vals.Add(valRepaired, 1)
 		} else if err != nil {
 			return err
 		}
 		seat := -1
 		for i := valSeats; i < valSeats+semPermits && seat < 0; i++ {
-			p := b.vals.Load(i)
-			if p == 0 || unix.Kill(int(p), 0) == unix.ESRCH {
-				if b.vals.CompareAndSwap(i, p, me) {
+			v := b.vals.Load(i)
+			k := v & (maxKids - 1)
+			if v == 0 || dead.Load(int(k/64))&(1<<(k%64)) != 0 || (od != nil && v>>10 == int64(od.PID)) {
+				if b.vals.CompareAndSwap(i, v, me) {
 					seat = i
 				}
 			}
@@ -236,8 +255,19 @@ func TestChaosRobustSemaphore(t *testing.T) {
 	if _, err := MakeRobustSemaphore(b.r.Bytes(), offRobust, semPermits); err != nil {
 		t.Fatal(err)
 	}
+	dead, err := Int64sAt(b.r.Bytes(), offDeadKids, maxKids/64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := 0
+	serials := map[*procs.Cmd]int{}
 	start := func() *procs.Cmd {
-		c := procs.Command(ctx, roleSemChaos)
+		serial++
+		if serial >= maxKids {
+			t.Fatalf("more than %d children", maxKids-1)
+		}
+		c := procs.Command(ctx, roleSemChaos, strconv.Itoa(serial))
+		serials[c] = serial
 		c.ExtraFiles = []*os.File{nil, b.r.File()}
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
@@ -270,6 +300,8 @@ func TestChaosRobustSemaphore(t *testing.T) {
 		i := rng.IntN(n)
 		kids[i].Process().Signal(syscall.SIGKILL)
 		kids[i].Wait()
+		k := serials[kids[i]]
+		dead.Add(k/64, int64(1)<<(k%64))
 		kids[i] = start()
 	}
 	progress(kills)
