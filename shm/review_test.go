@@ -32,7 +32,15 @@ const (
 	// take a permit of the robust semaphore at offRobust, sit in a free
 	// seat, leave it, give the permit back; until the event is set.
 	roleSemChaos = "shm-test-sem-chaos"
+	// args: index; join the robust barrier at offRobust and meet the
+	// others round after round; on a PartyDeadError write the pid it
+	// names into valReport+index and wait on the board's semaphore
+	// for the test to mend the barrier.
+	roleBarChaos = "shm-test-bar-chaos"
 )
+
+// valReport+i: the dead party's pid that child i was told of.
+const valReport = 12
 
 // The seats of the semaphore chaos loop: int64 slots at offVals, one per
 // permit, holding the pid<<10 | serial number (1, 2, ...) of the process
@@ -51,6 +59,7 @@ const (
 
 func registerReviewRoles() {
 	procs.Register(roleSemChaos, semChaosMain)
+	procs.Register(roleBarChaos, barChaosMain)
 	procs.Register(roleLeaderExits, func(ctx context.Context, args []string) error {
 		b, err := childBoard()
 		if err != nil {
@@ -406,4 +415,126 @@ func TestParseBootOffset(t *testing.T) {
 	if !sameStart(5, 6) || !sameStart(0, ^uint32(0)) || sameStart(5, 7) {
 		t.Error("sameStart: want equal within a tick, across the wrap, and no further")
 	}
+}
+
+func barChaosMain(ctx context.Context, args []string) error {
+	idx, err := strconv.Atoi(args[0])
+	if err != nil {
+		return err
+	}
+	b, err := childBoard()
+	if err != nil {
+		return err
+	}
+	defer b.r.Close()
+	bar, err := BarrierAt(b.r.Bytes(), offRobust)
+	if err != nil {
+		return err
+	}
+	if err := bar.Join(); err != nil {
+		return err
+	}
+	b.vals.Add(valWaiting, 1)
+	for {
+		_, err := bar.Wait(ctx)
+		if err == nil {
+			b.vals.Add(valTotal, 1)
+			continue
+		}
+		var pd *PartyDeadError
+		if !errors.As(err, &pd) {
+			return err
+		}
+		b.vals.Store(valReport+idx, int64(pd.PID))
+		if err := b.sem.Wait(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// TestChaosRobustBarrier: three children meet at a robust barrier round
+// after round; this test SIGKILLs a random one at a random moment. Both
+// others must be told, by a PartyDeadError, of that very process (no hang:
+// each step has a deadline); then the test mends the barrier with Reset,
+// starts a replacement, and the rounds go on. 10 kills, 100 with
+// IPCPLAY_LONG=1; IPCPLAY_SEED replays the schedule.
+func TestChaosRobustBarrier(t *testing.T) {
+	kills := 10
+	if os.Getenv("IPCPLAY_LONG") == "1" {
+		kills = 100
+	}
+	seed := chaosSeed(t)
+	t.Logf("IPCPLAY_SEED=%d", seed)
+	rng := rand.New(rand.NewPCG(seed, 2))
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	const n = 3
+	b := newLockBoard(t)
+	bar, err := MakeRobustBarrier(b.r.Bytes(), offRobust, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kids := make([]*procs.Cmd, n)
+	t.Cleanup(func() {
+		for _, c := range kids {
+			if c != nil {
+				c.Process().Kill()
+				c.Wait()
+			}
+		}
+	})
+	step := func(what string, cond func() bool) {
+		t.Helper()
+		sctx, scancel := context.WithTimeout(ctx, 20*time.Second)
+		defer scancel()
+		if !waitFor(sctx, cond) {
+			t.Fatalf("%s: not within 20s (state %#x, reports %d %d %d)", what, bar.state.Load(),
+				b.vals.Load(valReport), b.vals.Load(valReport+1), b.vals.Load(valReport+2))
+		}
+	}
+	start := func(i int) {
+		joined := b.vals.Load(valWaiting)
+		c := procs.Command(ctx, roleBarChaos, strconv.Itoa(i))
+		c.ExtraFiles = []*os.File{nil, b.r.File()}
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		kids[i] = c
+		step("a child joins", func() bool { return b.vals.Load(valWaiting) > joined })
+	}
+	for i := range n {
+		start(i)
+	}
+	for k := range kills {
+		before := b.vals.Load(valTotal)
+		step(fmt.Sprintf("kill %d: rounds", k), func() bool { return b.vals.Load(valTotal) >= before+3*10 })
+		for i := range n {
+			b.vals.Store(valReport+i, 0)
+		}
+		time.Sleep(time.Duration(rng.IntN(2000)) * time.Microsecond)
+		v := rng.IntN(n)
+		pid := kids[v].Pid()
+		kids[v].Process().Signal(syscall.SIGKILL)
+		kids[v].Wait()
+		kids[v] = nil
+		for i := range n {
+			if i == v {
+				continue
+			}
+			step(fmt.Sprintf("kill %d: child %d told of %d", k, i, pid), func() bool { return b.vals.Load(valReport+i) != 0 })
+			if got := b.vals.Load(valReport + i); got != int64(pid) {
+				t.Fatalf("kill %d: child %d was told party %d died, want %d", k, i, got, pid)
+			}
+		}
+		bar.Reset()
+		start(v)
+		for range n - 1 {
+			if err := b.sem.Post(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	before := b.vals.Load(valTotal)
+	step("rounds after the last kill", func() bool { return b.vals.Load(valTotal) >= before+3*10 })
+	t.Logf("%d kills, %d party-rounds", kills, b.vals.Load(valTotal))
 }
