@@ -48,8 +48,10 @@
 //
 // # When a process dies holding something
 //
-// A process is named by its pid and its start time (from /proc/PID/stat)
-// together, in one 64-bit word, so that a new process reusing a dead
+// A process is named by its pid and its start time (from /proc/PID/stat,
+// less the boottime offset of the reader's time namespace, so that
+// processes of different time namespaces agree on it) together, in one
+// 64-bit word, so that a new process reusing a dead
 // one's pid is never taken for it and nobody compares one process's pid
 // with another's start time. A Mutex or RLock keeps its owner that way in
 // its lock word. A waiter that finds the owner dead (exited, killed, or a

@@ -21,6 +21,7 @@ func TestMain(m *testing.M) {
 	registerLockRoles()
 	registerFamilyRoles()
 	registerRingRoles()
+	registerReviewRoles()
 	procs.Init()
 	os.Exit(m.Run())
 }

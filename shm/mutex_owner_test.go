@@ -83,7 +83,7 @@ func TestMutexPidReusedByOnlyWaiter(t *testing.T) {
 		t.Fatal(err)
 	}
 	me := myIdent()
-	plant(m, me.pid(), me.start()+1)
+	plant(m, me.pid(), me.start()+2)
 	err = lockFor(t, m)
 	var od *OwnerDeadError
 	if !errors.As(err, &od) || od.PID != os.Getpid() {
@@ -114,7 +114,7 @@ func TestMutexStartTimeChecked(t *testing.T) {
 	}
 	// The holder's pid with another start time: a dead process whose pid
 	// the holder got.
-	plant(b.mu, uint32(c.Pid()), st.start+1)
+	plant(b.mu, uint32(c.Pid()), st.start+2)
 	err = lockFor(t, b.mu)
 	var od *OwnerDeadError
 	if !errors.As(err, &od) || od.PID != c.Pid() {

@@ -57,7 +57,7 @@ func myIdent() ident {
 	var start uint32
 	if b, err := os.ReadFile("/proc/self/stat"); err == nil {
 		if st, err := parseStat(b); err == nil {
-			start = st.start
+			start = st.start - bootOffset()
 		}
 	}
 	id := makeIdent(uint32(os.Getpid()), start)
@@ -73,8 +73,9 @@ func self() uint64 {
 }
 
 type procStat struct {
-	state byte
-	start uint32
+	state   byte
+	threads int // num_threads, field 20
+	start   uint32
 }
 
 var errNoProcess = errors.New("no such process")
@@ -101,7 +102,54 @@ func readStat(pid int) (procStat, error) {
 	if err != nil {
 		return procStat{}, fmt.Errorf("parse /proc/%d/stat: %w", pid, err)
 	}
+	st.start -= bootOffset()
 	return st, nil
+}
+
+// bootOffset returns the boottime offset of this process's time namespace
+// (time_namespaces(7)) in clock ticks, 0 outside one. /proc gives start
+// times shifted by the reader's offset: a process records its start time,
+// and reads others', less its own offset, so that processes of different
+// time namespaces name a process alike (to a tick, see sameStart).
+var bootOffset = sync.OnceValue(func() uint32 {
+	b, err := os.ReadFile("/proc/self/timens_offsets")
+	if err != nil {
+		return 0 // a kernel without time namespaces
+	}
+	return parseBootOffset(b)
+})
+
+// clockTicks is USER_HZ, the unit of /proc's times: 100 on every Linux
+// architecture Go supports.
+const clockTicks = 100
+
+// parseBootOffset reads the boottime line of /proc/PID/timens_offsets,
+// "boottime <seconds> <nanoseconds>", as clock ticks (modulo 2^32, as
+// start times are kept).
+func parseBootOffset(b []byte) uint32 {
+	for line := range bytes.Lines(b) {
+		f := bytes.Fields(line)
+		if len(f) != 3 || string(f[0]) != "boottime" {
+			continue
+		}
+		sec, err1 := strconv.ParseInt(string(f[1]), 10, 64)
+		nsec, err2 := strconv.ParseInt(string(f[2]), 10, 64)
+		if err1 != nil || err2 != nil {
+			return 0
+		}
+		return uint32(sec*clockTicks + nsec/(1e9/clockTicks))
+	}
+	return 0
+}
+
+// sameStart reports whether start times a and b, both less their
+// reader's boottime offset, name the same process. A offset that is not a
+// whole number of ticks rounds the two readings differently, by at most a
+// tick; two processes that had one pid in turn started further apart than
+// that, the pid space having to wrap between them.
+func sameStart(a, b uint32) bool {
+	d := a - b
+	return d == 0 || d == 1 || d == ^uint32(0)
 }
 
 // parseStat parses a /proc/PID/stat line. The command name, field 2, is in
@@ -121,7 +169,11 @@ func parseStat(b []byte) (procStat, error) {
 	if err != nil {
 		return procStat{}, fmt.Errorf("starttime: %w", err)
 	}
-	return procStat{state: f[0][0], start: uint32(start)}, nil
+	threads, err := strconv.Atoi(string(f[17]))
+	if err != nil {
+		return procStat{}, fmt.Errorf("num_threads: %w", err)
+	}
+	return procStat{state: f[0][0], threads: threads, start: uint32(start)}, nil
 }
 
 // life is what can be told about a process.
@@ -135,8 +187,8 @@ const (
 
 // lifeOf tells whether the process named by pid and start runs. Dead means
 // certain: no process has the pid, or the one that has it is a zombie
-// (exited, holding nothing), or started at another time (the pid was
-// reused). Unknown covers everything that cannot be seen.
+// (exited, holding nothing; not merely its main thread), or started at
+// another time (the pid was reused). Unknown covers everything that cannot be seen.
 func lifeOf(pid, start uint32) life {
 	if pid == 0 {
 		return lifeUnknown
@@ -162,10 +214,13 @@ func lifeOf(pid, start uint32) life {
 	if err != nil {
 		return lifeUnknown // EACCES under hidepid=1, or unparsable
 	}
-	if st.state == 'Z' || st.state == 'X' || st.state == 'x' {
+	// The state is the main thread's: Z with other threads left is a
+	// process whose main thread ended alone (pthread_exit) and which
+	// runs on. A zombie holds nothing when only its leader is left.
+	if (st.state == 'Z' || st.state == 'X' || st.state == 'x') && st.threads <= 1 {
 		return lifeDead
 	}
-	if start != 0 && st.start != start {
+	if start != 0 && !sameStart(st.start, start) {
 		return lifeDead
 	}
 	return lifeAlive

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 )
@@ -20,10 +22,25 @@ var ErrNotOwner = errors.New("lock not held with this token")
 // used by two goroutines at once.
 type Token uint64
 
-var lastToken atomic.Uint64
+// Tokens count up from a random start, so that two processes hold equal
+// tokens only by a chance of about one in 2^64 per token: a process that
+// takes over an RLock from a dead one finds the dead one's token still in
+// the token word until it writes its own, and no token of its other
+// goroutines may pass for it meanwhile.
+var (
+	tokenBase = sync.OnceValue(rand.Uint64)
+	lastToken atomic.Uint64
+)
 
-// NewToken returns a token no other call in this process returned.
-func NewToken() Token { return Token(lastToken.Add(1)) }
+// NewToken returns a token no other call in this process returned and,
+// but for a chance of about 2^-64, no other process either.
+func NewToken() Token {
+	for {
+		if t := tokenBase() + lastToken.Add(1); t != 0 {
+			return Token(t)
+		}
+	}
+}
 
 // An RLock is a recursive mutex in memory shared between processes, like
 // Python's threading.RLock: the holder may lock it again, and it is free

@@ -459,7 +459,7 @@ func TestAlive(t *testing.T) {
 	if !alive(pid, start) || !alive(pid, 0) {
 		t.Error("this process is not alive")
 	}
-	if alive(pid, start+1) {
+	if alive(pid, start+2) {
 		t.Error("this process with another start time is alive: pid reuse would go unnoticed")
 	}
 	if alive(1<<22+1, 0) {
