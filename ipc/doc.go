@@ -39,4 +39,54 @@
 // one connection, matched by request id; a failure arrives as a
 // [*RemoteError]. Only data crosses: msgpack values decoded strictly into
 // the registered types, never code.
+//
+// # Queue
+//
+// A [Queue] is a bounded, joinable FIFO of values shared by processes,
+// like Python's multiprocessing.JoinableQueue. The process that calls
+// [NewQueue] runs its hub: the buffer of at most capacity values, and two
+// goroutines per endpoint. [Queue.Attach] makes an endpoint as a socket
+// file for a child, which opens it with [OpenQueue]; [Queue.Client] makes
+// one for the owner itself. A [QueueClient] puts and gets msgpack-encoded
+// values ([QueueClient.Put], [QueueClient.Get]) or raw bytes
+// ([QueueClient.PutBytes], [QueueClient.GetBytes], the fast path: no
+// reflection, and no allocation per value once buffers have grown).
+// [QueueOptions], fixed at open, choose between one round trip per call
+// (the default) and windows of values in flight.
+//
+// Values travel as records in frames (queue_wire_linux.go): a producer's
+// writer goroutine sends whatever Puts have gathered, many values per
+// write(2), without waiting to fill a batch, so a lone value goes at once.
+// The hub stores and forwards runs of records without decoding them.
+//
+// Flow control is by credits, granted in bulk. The hub takes a put only
+// when the buffer has room (or an endpoint asked for a value and the
+// buffer is empty), and acknowledges it then: a producer has at most
+// PutWindow values unacknowledged, so it stops when the buffer is full,
+// whatever the socket buffers hold. A consumer asks for up to GetWindow
+// values at once (again when half are used); the hub sends values only
+// against such asks, in the order they were made.
+//
+// Guarantees: every value put and acknowledged is delivered to exactly one
+// Get, unless the process that got it dies; each consumer gets each
+// producer's values in the order they were put; after [Queue.Close], puts
+// fail with [ErrQueueClosed] and Gets return what is left, then io.EOF;
+// [QueueClient.Join] returns once every value put has been marked done
+// with [QueueClient.TaskDone].
+//
+// Close against Shutdown: [Queue.Close] stops puts and lets consumers
+// drain; [Queue.Shutdown] hangs up on every endpoint at once (their calls
+// fail with [ErrQueueGone]) and drops what is buffered.
+//
+// Who owns what: a value is the hub's until the hub hands it to an
+// endpoint that asked; values fetched ahead (GetWindow) belong to that
+// endpoint. [QueueClient.Close] gives back those it has not taken, to the
+// front of the queue. An endpoint whose process dies without Close is
+// dropped: its waiting puts are discarded (their Put never returned, or,
+// with a window, were never acknowledged), and the values handed to it
+// are lost with it. The hub counts them in QueueStats.Stranded, and counts
+// them as done for Join (less the TaskDones that endpoint sent), since no
+// one can mark them done any more. A stuck endpoint (stopped, or not
+// reading) holds up only itself: replies to it are written by its own
+// goroutine.
 package ipc

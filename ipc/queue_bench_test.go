@@ -1,126 +1,140 @@
 package ipc
 
 import (
-	"context"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
-
-	"ipcplay/procs"
 )
 
-// benchQueueProcs moves b.N values from one producer child to one consumer
-// child through a Queue, with put and get windows of w (puts batched when
-// w > 1).
-func benchQueueProcs(b *testing.B, w int) {
-	ctx, cancel := context.WithTimeout(b.Context(), 5*time.Minute)
-	defer cancel()
-	q, err := NewQueue(1024)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer q.Shutdown()
-	start := func(role string, args ...string) *procs.Cmd {
-		f, err := q.Attach()
-		if err != nil {
-			b.Fatal(err)
+// Options of the throughput benchmarks: windows large enough that neither
+// side waits for the other's answers while frames are on their way.
+const (
+	benchCapacity  = 1 << 16
+	benchPutWindow = 1 << 15
+	benchGetWindow = 1 << 14
+	benchBatch     = 256 // values per PutBatch and GetBatch
+)
+
+// BenchmarkQueue64 moves b.N values of 64 bytes from producer to consumer
+// processes through a Queue (impl=process; api=single: PutBytes and
+// GetBytes, api=batch: PutBatch and GetBatch), against the bare socket at k
+// frames per write(2) (impl=socket, RawFrames) and a buffered Go channel
+// between two goroutines (impl=channel). The process figures time the
+// consumers from their first value to their last, so the children's start
+// is left out.
+func BenchmarkQueue64(b *testing.B) {
+	for _, tc := range []struct {
+		p, c  int
+		batch int
+	}{{1, 1, 0}, {1, 1, benchBatch}, {2, 2, benchBatch}} {
+		api := "api=single"
+		if tc.batch > 0 {
+			api = "api=batch"
 		}
-		cmd := procs.Command(ctx, role, args...)
-		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
-		err = cmd.Start()
-		f.Close()
-		if err != nil {
-			b.Fatal(err)
-		}
-		return cmd
+		b.Run("impl=process/topo="+strconv.Itoa(tc.p)+"to"+strconv.Itoa(tc.c)+"/"+api, func(b *testing.B) {
+			r := bytesRun{producers: tc.p, consumers: tc.c, n: max(1, b.N/tc.p), size: 64, batch: tc.batch,
+				capacity: benchCapacity, putWindow: benchPutWindow, getWindow: benchGetWindow}
+			res := r.run(b.Context(), b)
+			b.StopTimer()
+			r.checkAll(b, res)
+			reportRate(b, res.count, res.elapsed)
+			n := float64(res.count)
+			b.ReportMetric(float64(res.prodCPU.Nanoseconds())/n, "prod-cpu-ns/msg")
+			b.ReportMetric(float64(res.hubCPU.Nanoseconds())/n, "hub-cpu-ns/msg")
+			b.ReportMetric(float64(res.consCPU.Nanoseconds())/n, "cons-cpu-ns/msg")
+		})
 	}
-	b.ResetTimer()
-	t0 := time.Now()
-	cons := start(queueConsumerRole, "-window", strconv.Itoa(w))
-	prod := start(queueProducerRole, "-n", strconv.Itoa(b.N), "-window", strconv.Itoa(w), "-batch="+strconv.FormatBool(w > 1))
-	if err := prod.Wait(); err != nil {
-		b.Fatal(err)
+	for _, k := range []int{1, 16, 256, 4096} {
+		b.Run("impl=socket/batch="+strconv.Itoa(k), func(b *testing.B) {
+			res, err := RawFrames(b.Context(), RawFramesConfig{Size: 64, PerWrite: k, Messages: b.N})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			reportRate(b, b.N, res.Elapsed)
+		})
 	}
-	q.Close()
-	if err := cons.Wait(); err != nil {
-		b.Fatal(err)
-	}
-	el := time.Since(t0)
-	b.StopTimer()
-	ch := benchChannel(b.N)
-	b.ReportMetric(float64(b.N)/el.Seconds(), "msgs/s")
-	b.ReportMetric(float64(el.Nanoseconds())/float64(b.N), "ns/msg")
-	b.ReportMetric(float64(ch.Nanoseconds())/float64(b.N), "ns/msg-channel")
-	b.ReportMetric(float64(el)/float64(ch), "x-channel")
+	b.Run("impl=channel", func(b *testing.B) {
+		reportRate(b, b.N, benchChannel(b.N))
+	})
 }
 
-// benchChannel moves n values between two goroutines over a channel of
-// the same capacity, for comparison.
+func reportRate(b *testing.B, n int, el time.Duration) {
+	b.ReportMetric(float64(n)/el.Seconds(), "msgs/s")
+	b.ReportMetric(float64(el.Nanoseconds())/float64(n), "ns/msg")
+	b.ReportMetric(0, "ns/op")
+}
+
+// benchChannel moves n values of 64 bytes between two goroutines over a
+// channel of capacity 1024.
 func benchChannel(n int) time.Duration {
-	ch := make(chan qItem, 1024)
+	ch := make(chan [64]byte, 1024)
 	var wg sync.WaitGroup
 	t0 := time.Now()
 	wg.Go(func() {
-		for range ch {
+		var sum byte
+		for v := range ch {
+			sum += v[0]
 		}
+		_ = sum
 	})
+	var v [64]byte
 	for i := range n {
-		ch <- qItem{S: uint32(i)}
+		v[0] = byte(i)
+		ch <- v
 	}
 	close(ch)
 	wg.Wait()
 	return time.Since(t0)
 }
 
-// BenchmarkQueueProcs includes starting the two children: run it with a
-// large -benchtime (e.g. 200000x) so that their start is amortized.
-func BenchmarkQueueProcs(b *testing.B) {
-	for _, w := range []int{1, 64} {
-		b.Run("window="+strconv.Itoa(w), func(b *testing.B) { benchQueueProcs(b, w) })
-	}
-}
-
 // BenchmarkQueueRoundTrip is one Put then one Get by a client of the owning
 // process (two round trips to the hub over a socket pair), against a send
 // and a receive on a buffered channel.
 func BenchmarkQueueRoundTrip(b *testing.B) {
-	ctx := b.Context()
-	q, err := NewQueue(16)
-	if err != nil {
-		b.Fatal(err)
+	for _, api := range []string{"typed", "bytes"} {
+		b.Run("api="+api, func(b *testing.B) {
+			ctx := b.Context()
+			q, err := NewQueue(16)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer q.Shutdown()
+			c, err := q.Client(QueueOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			var it qItem
+			v := make([]byte, 64)
+			var got []byte
+			b.ResetTimer()
+			for i := range b.N {
+				if api == "typed" {
+					if err := c.Put(ctx, &qItem{S: uint32(i)}); err != nil {
+						b.Fatal(err)
+					}
+					if err := c.Get(ctx, &it); err != nil {
+						b.Fatal(err)
+					}
+					continue
+				}
+				if err := c.PutBytes(ctx, v); err != nil {
+					b.Fatal(err)
+				}
+				if got, err = c.GetBytes(ctx, got[:0]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			el := b.Elapsed()
+			b.StopTimer()
+			raw := rawPingPong(b, b.N)
+			b.ReportMetric(float64(el.Nanoseconds())/float64(b.N), "ns/put+get")
+			// A Put and a Get are two round trips to the hub.
+			b.ReportMetric(float64(el)/2/float64(max(raw, 1)), "x-raw-roundtrip")
+		})
 	}
-	defer q.Shutdown()
-	c, err := q.Client()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	var it qItem
-	b.ResetTimer()
-	for i := range b.N {
-		if err := c.Put(ctx, &qItem{S: uint32(i)}); err != nil {
-			b.Fatal(err)
-		}
-		if err := c.Get(ctx, &it); err != nil {
-			b.Fatal(err)
-		}
-	}
-	el := b.Elapsed()
-	b.StopTimer()
-	ch := make(chan qItem, 16)
-	t0 := time.Now()
-	for i := range b.N {
-		ch <- qItem{S: uint32(i)}
-		it = <-ch
-	}
-	chEl := time.Since(t0)
-	raw := rawPingPong(b, b.N)
-	b.ReportMetric(float64(el.Nanoseconds())/float64(b.N), "ns/put+get")
-	b.ReportMetric(float64(chEl.Nanoseconds())/float64(b.N), "ns/put+get-channel")
-	b.ReportMetric(float64(el)/float64(max(chEl, 1)), "x-channel")
-	// A Put and a Get are two round trips to the hub.
-	b.ReportMetric(float64(el)/2/float64(max(raw, 1)), "x-raw-roundtrip")
 }
 
 // rawPingPong times n round trips of a small value over a bare Conn pair,
@@ -138,7 +152,7 @@ func rawPingPong(b *testing.B, n int) time.Duration {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer peer.Close()
-		var m queueMsg
+		var m []byte
 		for peer.Recv(&m) == nil {
 			if peer.Send(&m) != nil {
 				return
@@ -147,10 +161,9 @@ func rawPingPong(b *testing.B, n int) time.Duration {
 	})
 	defer wg.Wait()
 	defer c.CloseWrite()
-	m := queueMsg{Op: opPut, Data: []byte{0x93, 1, 2, 3}}
+	m := []byte{0x93, 1, 2, 3}
 	t0 := time.Now()
-	for i := range n {
-		m.Seq = uint64(i)
+	for range n {
 		if err := c.Send(&m); err != nil {
 			b.Fatal(err)
 		}

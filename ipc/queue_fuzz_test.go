@@ -1,47 +1,52 @@
 package ipc
 
 import (
+	"bytes"
 	"testing"
-
-	"github.com/vmihailenco/msgpack/v5"
 )
 
-// FuzzQueueMsg feeds arbitrary bytes to the queue protocol's decoder: it
-// must return an error or a message, never panic, and a message it accepts
-// must encode back to something that decodes to the same message.
-func FuzzQueueMsg(f *testing.F) {
-	for _, m := range []queueMsg{
-		{Op: opPut, Seq: 1, Data: []byte{0x93, 1, 2, 3}},
-		{Op: opGet, Seq: 1 << 40},
-		{Op: opItem, Seq: 7, Data: make([]byte, 300)},
-	} {
-		b, err := msgpack.Marshal(&m)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
-	f.Add([]byte{0x93, 0x01})
-	f.Add([]byte{0x92, 0x01, 0x02})
-	f.Add([]byte{0x93, 0x01, 0x01, 0xc6, 0xff, 0xff, 0xff, 0xff})
+// FuzzQueueFrames feeds arbitrary bytes to the queue's frame reader and
+// payload parsers, as the hub and a client read them from a peer: they
+// must return an error or a frame, never panic, and a records payload they
+// accept must encode back to the same bytes.
+func FuzzQueueFrames(f *testing.F) {
+	var o outBuf
+	o.addRecord(qPuts, []byte{0x93, 1, 2, 3})
+	o.addRecord(qPuts, make([]byte, 64))
+	o.addCount(qGrant, 7, false)
+	o.addSeq(qJoin, 1<<40)
+	o.addEmpty(qBye)
+	f.Add(o.take(nil))
+	f.Add([]byte{5, 0, 0, 0, qPuts, 1, 0, 0, 0})
+	f.Add([]byte{9, 0, 0, 0, qItems, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, qPuts})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if validate(b) != nil {
-			return // a Conn rejects the frame before decoding it
-		}
-		var m queueMsg
-		if err := msgpack.Unmarshal(b, &m); err != nil {
-			return
-		}
-		again, err := msgpack.Marshal(&m)
-		if err != nil {
-			t.Fatalf("re-encode %+v: %v", m, err)
-		}
-		var m2 queueMsg
-		if err := msgpack.Unmarshal(again, &m2); err != nil {
-			t.Fatalf("decode re-encoded %+v: %v", m, err)
-		}
-		if m2.Op != m.Op || m2.Seq != m.Seq || string(m2.Data) != string(m.Data) {
-			t.Fatalf("round trip changed %+v into %+v", m, m2)
+		fr := newFrameReader(bytes.NewReader(b), 16)
+		for {
+			op, p, err := fr.next()
+			if err != nil {
+				return
+			}
+			switch op {
+			case qPuts, qItems, qRequeue:
+				n, recs, err := parseRecords(p)
+				if err != nil {
+					continue
+				}
+				var o outBuf
+				o.addRecords(op, recs, n)
+				again := o.take(nil)
+				if !bytes.Equal(again[frameHdr+1:], p) && len(p) <= recsBatch {
+					t.Fatalf("records %x re-encode as %x", p, again[frameHdr+1:])
+				}
+				for off, k := 0, 0; k < n; k++ {
+					_, off = nextRecord(recs, off)
+				}
+			case qGrant, qAck, qTaskDone:
+				parseCount(p)
+			case qJoin, qJoined:
+				parseSeq(p)
+			}
 		}
 	})
 }

@@ -28,6 +28,9 @@ const (
 func registerQueueRoles() {
 	procs.Register(queueProducerRole, queueProducerMain)
 	procs.Register(queueConsumerRole, queueConsumerMain)
+	procs.Register(bytesProducerRole, bytesProducerMain)
+	procs.Register(bytesConsumerRole, bytesConsumerMain)
+	procs.Register(RawFramesRole, RawFramesMain)
 }
 
 type qItem struct {
@@ -46,7 +49,6 @@ func queueProducerMain(ctx context.Context, args []string) error {
 	n := fs.Int("n", 0, "items to put")
 	window := fs.Int("window", 1, "put window")
 	report := fs.Bool("report", false, "print the count after every put")
-	batch := fs.Bool("batch", false, "batch windowed puts")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,13 +56,11 @@ func queueProducerMain(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	qc, err := OpenQueue(f)
+	qc, err := OpenQueue(f, QueueOptions{PutWindow: *window})
 	if err != nil {
 		return err
 	}
 	defer qc.Close()
-	qc.SetPutWindow(*window)
-	qc.SetPutBatching(*batch)
 	for i := range *n {
 		if err := qc.Put(ctx, &qItem{P: uint32(*id), S: uint32(i)}); err != nil {
 			if errors.Is(err, ErrQueueClosed) {
@@ -89,12 +89,11 @@ func queueConsumerMain(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	qc, err := OpenQueue(f)
+	qc, err := OpenQueue(f, QueueOptions{GetWindow: *window})
 	if err != nil {
 		return err
 	}
 	defer qc.Close()
-	qc.SetGetWindow(*window)
 	w := bufio.NewWriter(os.Stdout)
 	next := map[uint32]uint32{}
 	var it qItem
@@ -135,7 +134,12 @@ func newTestQueue(t *testing.T, capacity int) *Queue {
 
 func testClient(t *testing.T, q *Queue) *QueueClient {
 	t.Helper()
-	qc, err := q.Client()
+	return testClientOpts(t, q, QueueOptions{})
+}
+
+func testClientOpts(t *testing.T, q *Queue, opt QueueOptions) *QueueClient {
+	t.Helper()
+	qc, err := q.Client(opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +222,7 @@ func TestQueueShutdownFailsClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := q.Client()
+	c, err := q.Client(QueueOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,7 +367,7 @@ func TestQueueJoin(t *testing.T) {
 // runProducersConsumers runs producers and consumers as child processes
 // and checks that every item arrived exactly once, in order per producer
 // (each consumer checks its own order).
-func runProducersConsumers(t *testing.T, producers, consumers, n, capacity, window int, batch bool, timeout time.Duration) {
+func runProducersConsumers(t *testing.T, producers, consumers, n, capacity, window int, timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
 	q := newTestQueue(t, capacity)
@@ -376,8 +380,7 @@ func runProducersConsumers(t *testing.T, producers, consumers, n, capacity, wind
 	var pcmds []*procs.Cmd
 	for i := range producers {
 		pcmds = append(pcmds, startQueueChild(t, ctx, q, nil, queueProducerRole,
-			"-id", strconv.Itoa(i), "-n", strconv.Itoa(n), "-window", strconv.Itoa(window),
-			"-batch="+strconv.FormatBool(batch)))
+			"-id", strconv.Itoa(i), "-n", strconv.Itoa(n), "-window", strconv.Itoa(window)))
 	}
 	var errs []error
 	for _, c := range pcmds {
@@ -431,22 +434,22 @@ func runProducersConsumers(t *testing.T, producers, consumers, n, capacity, wind
 }
 
 func TestQueueProcesses(t *testing.T) {
-	runProducersConsumers(t, 2, 2, 50_000, 64, 1, false, 90*time.Second)
+	runProducersConsumers(t, 2, 2, 50_000, 64, 1, 90*time.Second)
 }
 
 func TestQueueProcessesWindow(t *testing.T) {
-	runProducersConsumers(t, 2, 2, 50_000, 64, 16, false, 90*time.Second)
+	runProducersConsumers(t, 2, 2, 50_000, 64, 16, 90*time.Second)
 }
 
 func TestQueueProcessesBatch(t *testing.T) {
-	runProducersConsumers(t, 2, 2, 50_000, 64, 64, true, 90*time.Second)
+	runProducersConsumers(t, 2, 2, 50_000, 64, 4096, 90*time.Second)
 }
 
 func TestQueueMillion(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1,000,000 messages: skipped with -short")
 	}
-	runProducersConsumers(t, 4, 2, 250_000, 256, 64, true, 170*time.Second)
+	runProducersConsumers(t, 4, 2, 250_000, 256, 64, 170*time.Second)
 }
 
 // lineCounter keeps the last number a child printed on a line.
@@ -506,11 +509,10 @@ func TestQueueGetWindowGivesBack(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c, err := q.Client()
+	c, err := q.Client(QueueOptions{GetWindow: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.SetGetWindow(8)
 	var it qItem
 	for i := range 2 {
 		if err := c.Get(ctx, &it); err != nil || it.S != uint32(i) {
@@ -538,19 +540,15 @@ func TestQueueGetWindowGivesBack(t *testing.T) {
 }
 
 func TestQueueBackpressure(t *testing.T) {
-	for _, tc := range []struct {
-		window int
-		batch  bool
-	}{{1, false}, {4, false}, {4, true}} {
-		window := tc.window
-		t.Run(fmt.Sprintf("window=%d/batch=%v", window, tc.batch), func(t *testing.T) {
+	for _, window := range []int{1, 4, 64} {
+		t.Run(fmt.Sprintf("window=%d", window), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()
 			const capacity = 10
 			q := newTestQueue(t, capacity)
 			var count lineCounter
 			cmd := startQueueChild(t, ctx, q, &count, queueProducerRole,
-				"-n", "1000000", "-report", "-window", strconv.Itoa(window), "-batch="+strconv.FormatBool(tc.batch))
+				"-n", "1000000", "-report", "-window", strconv.Itoa(window))
 			// No consumer: the producer must stop once the buffer is full
 			// and its window is used up (a windowed Put returns when sent).
 			waitStats(t, ctx, q, func(st QueueStats) bool { return st.Len == capacity && st.PendingPuts == window })
@@ -704,24 +702,16 @@ func TestQueueStuckEndpointHoldsUpOnlyItself(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stuck, err := FileConn(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stuck.Close()
-	for i := range stuckGets {
-		if err := stuck.Buffer(&queueMsg{Op: opGet, Seq: uint64(i + 1)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := stuck.Flush(); err != nil {
+	defer f.Close()
+	var ask outBuf
+	ask.addCount(qGrant, stuckGets, false)
+	if _, err := f.Write(ask.take(nil)); err != nil {
 		t.Fatal(err)
 	}
 	waitStats(t, ctx, q, func(st QueueStats) bool { return st.PendingGets == stuckGets })
 	// The first stuckGets values go to the endpoint that never reads:
 	// about 4 MiB of replies, far more than its socket holds.
-	p, c := testClient(t, q), testClient(t, q)
-	p.SetPutWindow(32)
+	p, c := testClientOpts(t, q, QueueOptions{PutWindow: 32}), testClient(t, q)
 	payload := make([]byte, size)
 	done := make(chan error, 1)
 	go func() {

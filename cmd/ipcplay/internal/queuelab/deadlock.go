@@ -250,13 +250,12 @@ func drainFirst(ctx context.Context, cfg DeadlockConfig) (int, error) {
 	} else {
 		// Drain in a goroutine while joining; once the child is gone,
 		// Close lets the drain see io.EOF after the last message.
-		qc, err := e.q.Client()
+		qc, err := e.q.Client(ipc.QueueOptions{GetWindow: 64})
 		if err != nil {
 			cmd.Process().Kill()
 			cmd.Wait()
 			return 0, err
 		}
-		qc.SetGetWindow(64)
 		drained := make(chan error, 1)
 		go func() {
 			var m message
@@ -385,7 +384,7 @@ func stufferMain(ctx context.Context, args []string) error {
 		}
 		return c.CloseWrite()
 	case ViaQueue:
-		qc, err := ipc.OpenQueue(f)
+		qc, err := ipc.OpenQueue(f, ipc.QueueOptions{})
 		if err != nil {
 			return err
 		}

@@ -379,7 +379,7 @@ func runProcs(ctx context.Context, cfg Config) (Result, error) {
 
 // putPills puts n poison pills through an endpoint of the owner's own.
 func putPills(ctx context.Context, q *ipc.Queue, n int) error {
-	qc, err := q.Client()
+	qc, err := q.Client(ipc.QueueOptions{})
 	if err != nil {
 		return err
 	}
@@ -462,13 +462,11 @@ func producerMain(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	qc, err := ipc.OpenQueue(f)
+	qc, err := ipc.OpenQueue(f, ipc.QueueOptions{PutWindow: *window})
 	if err != nil {
 		return err
 	}
 	defer qc.Close()
-	qc.SetPutWindow(*window)
-	qc.SetPutBatching(*window > 1)
 	m := message{P: uint32(*id), Payload: make([]byte, *size)}
 	for s := range *n {
 		m.S = uint32(s)
@@ -501,12 +499,11 @@ func consumerMain(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	qc, err := ipc.OpenQueue(f)
+	qc, err := ipc.OpenQueue(f, ipc.QueueOptions{GetWindow: *window})
 	if err != nil {
 		return err
 	}
 	defer qc.Close()
-	qc.SetGetWindow(*window)
 	w := bufio.NewWriterSize(os.Stdout, 64<<10)
 	var m message
 	var b [recordLen]byte
