@@ -341,7 +341,7 @@ func (th *throughput) verdict(r *report.Report, dominant []string) {
 	var parts []string
 	if q := th.queue; q != nil {
 		rate := q.MessagesPerSecond()
-		s := fmt.Sprintf("the queue moved %s msgs/s between processes, exactly once and in order", base.Count(int64(rate)))
+		s := fmt.Sprintf("every message arrived exactly once, in order per producer; the queue moved %s msgs/s between processes", base.Count(int64(rate)))
 		var at []string
 		one := 0.0
 		for _, x := range th.raw {
@@ -375,7 +375,7 @@ func (th *throughput) verdict(r *report.Report, dominant []string) {
 		r.Verdictf("%s", strings.Join(parts, "; "))
 	}
 	for _, d := range dominant {
-		r.Verdictf("per message, %s", d)
+		r.Verdictf("where the time goes, %s", d)
 	}
 }
 

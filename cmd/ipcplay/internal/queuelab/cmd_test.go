@@ -69,7 +69,7 @@ func TestCmdJSON(t *testing.T) {
 		}
 	}
 	if len(doc.Verdict) != 3 || !strings.Contains(doc.Verdict[0], "exactly once") ||
-		!strings.Contains(doc.Verdict[1], "procs: ") || !strings.Contains(doc.Verdict[2], "goroutines: ") {
+		!strings.HasPrefix(doc.Verdict[1], "where the time goes, procs: ") || !strings.HasPrefix(doc.Verdict[2], "where the time goes, goroutines: ") {
 		t.Errorf("verdict = %q, want the rates, then the dominant cost of procs and goroutines", doc.Verdict)
 	}
 	ct := doc.Table("cost")

@@ -13,6 +13,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// A program built with -race sleeps a second before it exits
+	// (GORACE atexit_sleep_ms, 1000 by default), which the children
+	// inherit: a consumer that is done would outlive a 1 s watchdog.
+	if _, ok := os.LookupEnv("GORACE"); !ok {
+		os.Setenv("GORACE", "atexit_sleep_ms=0")
+	}
 	RegisterRoles()
 	procs.Init()
 	os.Exit(m.Run())
