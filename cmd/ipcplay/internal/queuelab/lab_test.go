@@ -219,3 +219,24 @@ func TestJoinDeadlock(t *testing.T) {
 		})
 	}
 }
+
+// TestValuePathDoesNotAllocate: stamping and checking a value that is not
+// sampled costs no allocation (and, by construction, no clock read).
+func TestValuePathDoesNotAllocate(t *testing.T) {
+	cfg := Config{Producers: 1, Consumers: 1, Messages: 1 << 20, Size: 64, Capacity: 1}
+	c := newChecker(cfg)
+	v := make([]byte, 64)
+	s := uint32(1)
+	allocs := testing.AllocsPerRun(1000, func() {
+		putValue(v, 0, s, c.mask)
+		if err := c.take(v); err != nil {
+			t.Fatal(err)
+		}
+		if s++; s&c.mask == 0 {
+			s++ // skip the sampled one
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("putValue+take: %v allocations per value, want 0", allocs)
+	}
+}
