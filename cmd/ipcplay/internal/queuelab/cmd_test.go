@@ -22,7 +22,7 @@ func TestCmdUsageErrors(t *testing.T) {
 	}{
 		{[]string{"--producers", "0"}, "--producers 0: want a whole number from 1 to 64"},
 		{[]string{"--capacity", "0"}, "--capacity 0"},
-		{[]string{"--window", "100000000"}, "--window 100000000: want a whole number from 1 to 65,536"},
+		{[]string{"--window", "100000000"}, "--window 100000000: want a whole number from 1 to 1,048,576"},
 		{[]string{"--mode", "processes"}, `want procs, goroutines or both`},
 		{[]string{"--lab", "nope"}, `--lab nope: want throughput, poison-pill or join-deadlock`},
 		{[]string{"--lab", "poison-pil"}, `did you mean "poison-pill"?`},
@@ -37,7 +37,7 @@ func TestCmdUsageErrors(t *testing.T) {
 }
 
 func TestCmdJSON(t *testing.T) {
-	code, stdout, stderr := runCmd(t, "--messages", "4000", "--capacity", "32", "--window", "8", "--json")
+	code, stdout, stderr := runCmd(t, "--messages", "4000", "--capacity", "32", "--window", "8", "--pings", "20", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -46,26 +46,36 @@ func TestCmdJSON(t *testing.T) {
 		t.Fatalf("%v in %s", err, stdout)
 	}
 	runs := doc.Table("runs")
-	if runs == nil || len(runs.Rows) != 2 || runs.String(0, "mode") != "procs" || runs.String(1, "mode") != "goroutines" {
+	// procs, goroutines, the bare channel, four raw socket rows and
+	// Python's, unless python3 is missing.
+	if runs == nil || len(runs.Rows) < 7 || runs.String(0, "mode") != "procs" || runs.String(1, "mode") != "goroutines" ||
+		runs.String(2, "mode") != "channel" || runs.String(3, "mode") != "socket" {
 		t.Fatalf("runs: %+v", runs)
 	}
-	for i := range runs.Rows {
-		sent, _ := runs.Int(i, "sent")
-		received, _ := runs.Int(i, "received")
-		lost, _ := runs.Int(i, "lost")
+	for i := range 2 {
+		received, _ := runs.Int(i, "messages")
 		p50, _ := runs.Int(i, "latency_p50_ns")
 		p99, _ := runs.Int(i, "latency_p99_ns")
-		if !runs.Bool(i, "exactly_once") || sent != 4000 || received != 4000 || lost != 0 || p99 < p50 {
+		rate, _ := runs.Float(i, "msgs_per_sec")
+		if !runs.Bool(i, "exactly_once") || received != 4000 || p50 <= 0 || p99 < p50 || rate <= 0 {
 			t.Errorf("run %v", runs.Rows[i])
 		}
 	}
-	if len(doc.Verdict) != 1 || !strings.Contains(doc.Verdict[0], "exactly once") {
-		t.Errorf("verdict = %q", doc.Verdict)
+	if len(doc.Verdict) != 3 || !strings.Contains(doc.Verdict[0], "exactly once") ||
+		!strings.HasPrefix(doc.Verdict[1], "where the time goes, procs: ") || !strings.HasPrefix(doc.Verdict[2], "where the time goes, goroutines: ") {
+		t.Errorf("verdict = %q, want the rates, then the dominant cost of procs and goroutines", doc.Verdict)
+	}
+	ct := doc.Table("cost")
+	if ct == nil || len(ct.Rows) != 2 || ct.String(0, "run") != "procs" || ct.String(1, "run") != "goroutines" {
+		t.Fatalf("cost: %+v", ct)
+	}
+	if rt := doc.Table("round_trip"); rt == nil || len(rt.Rows) != 2 {
+		t.Fatalf("round_trip: %+v", rt)
 	}
 }
 
 func TestCmdPoisonPill(t *testing.T) {
-	code, stdout, stderr := runCmd(t, "--lab", "poison-pill", "--messages", "2000", "--watchdog", "1s")
+	code, stdout, stderr := runCmd(t, "--lab", "poison-pill", "--producers", "2", "--consumers", "2", "--messages", "2000", "--watchdog", "1s")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}

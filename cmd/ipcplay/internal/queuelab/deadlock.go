@@ -400,3 +400,14 @@ func stufferMain(ctx context.Context, args []string) error {
 	f.Close()
 	return fmt.Errorf("unknown -via %q", *via)
 }
+
+// message is what the join-deadlock child sends, msgpack-encoded: the
+// typed, reflective path of a Queue, which this lab does not time.
+type message struct {
+	//lint:ignore U1000 msgpack reads its tag
+	_msgpack struct{} `msgpack:",as_array"`
+	P        uint32
+	S        uint32
+	T        int64
+	Payload  []byte
+}

@@ -1,8 +1,11 @@
 package queuelab
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -10,6 +13,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// A program built with -race sleeps a second before it exits
+	// (GORACE atexit_sleep_ms, 1000 by default), which the children
+	// inherit: a consumer that is done would outlive a 1 s watchdog.
+	if _, ok := os.LookupEnv("GORACE"); !ok {
+		os.Setenv("GORACE", "atexit_sleep_ms=0")
+	}
 	RegisterRoles()
 	procs.Init()
 	os.Exit(m.Run())
@@ -35,15 +44,96 @@ func TestRunBothModes(t *testing.T) {
 	}
 }
 
-func TestAccountFindsLossDuplicatesAndReorder(t *testing.T) {
-	cfg := Config{Producers: 2, Consumers: 2, Messages: 6, Capacity: 1}
-	recs := [][]record{
-		{{P: 0, S: 0, Sent: 1, Recv: 2}, {P: 0, S: 2, Sent: 1, Recv: 3}, {P: 0, S: 1, Sent: 1, Recv: 4}},
-		{{P: 1, S: 0, Sent: 1, Recv: 2}, {P: 1, S: 0, Sent: 1, Recv: 2}},
+// value returns producer p's value s, as putValue writes it.
+func value(p, s uint32) []byte {
+	v := make([]byte, 64)
+	putValue(v, p, s, 0) // every value stamped
+	return v
+}
+
+func TestTallyFindsLossDuplicatesAndReorder(t *testing.T) {
+	cfg := Config{Producers: 2, Consumers: 2, Messages: 6, Capacity: 1, Size: 64}
+	a, b := newChecker(cfg), newChecker(cfg)
+	for _, v := range [][]byte{value(0, 0), value(0, 2), value(0, 1), value(1, 0)} {
+		if err := a.take(v); err != nil {
+			t.Fatal(err)
+		}
 	}
-	res := account(cfg, recs)
-	if res.Received != 5 || res.Duplicates != 1 || res.Lost != 2 || res.Reordered != 2 || res.OK() {
-		t.Fatalf("account: %+v", res)
+	// b has producer 1's value 0 again (a duplicate across consumers) and
+	// value 1 twice (a duplicate inside one consumer, and out of order).
+	for _, v := range [][]byte{value(1, 0), value(1, 1), value(1, 1)} {
+		if err := b.take(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.take(value(1, 3)); err == nil {
+		t.Errorf("take(never sent) = nil, want an error")
+	}
+	var res Result
+	tally(cfg, []*checker{a, b}, &res)
+	res.Sent = cfg.Messages
+	// Lost: producer 1's value 2. Reordered: a's 0/1 after 0/2, b's second 1/1.
+	if res.Received != 7 || res.Duplicates != 2 || res.Lost != 1 || res.Reordered != 2 || res.OK() {
+		t.Fatalf("tally = %+v, want 7 received, 2 duplicates, 1 lost, 2 reordered", res)
+	}
+	if res.Samples != 7 || res.LatencyP50 < 0 {
+		t.Fatalf("tally: %d samples, p50 %v; want 7 and >= 0", res.Samples, res.LatencyP50)
+	}
+}
+
+func TestCheckerWireRoundTrip(t *testing.T) {
+	cfg := Config{Producers: 3, Consumers: 1, Messages: 1000, Capacity: 1, Size: 64}
+	c := newChecker(cfg)
+	for s := range cfg.share(1) {
+		if err := c.take(value(1, uint32(s))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.last = 12345
+	var buf bytes.Buffer
+	if err := c.writeTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readChecker(cfg, buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.count != c.count || got.last != c.last || !slices.Equal(got.lat, c.lat) || !slices.Equal(got.bits[1], c.bits[1]) {
+		t.Fatalf("readChecker(writeTo(c)) differs: %+v, want %+v", got, c)
+	}
+	if _, err := readChecker(cfg, buf.Bytes()[:buf.Len()-1]); err == nil {
+		t.Errorf("readChecker(cut short) = nil error")
+	}
+}
+
+func TestSampleMask(t *testing.T) {
+	for _, tc := range []struct{ messages, want int }{{1, 0}, {4096, 1}, {1_000_000, 511}, {100_000_000, 1023}} {
+		if got := sampleMask(tc.messages); int(got) != tc.want {
+			t.Errorf("sampleMask(%d) = %d, want %d", tc.messages, got, tc.want)
+		}
+	}
+}
+
+func TestBaselines(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cfg := Config{Producers: 2, Consumers: 2, Messages: 10_000, Size: 64, Capacity: 64}
+	ch, err := RunChannel(ctx, cfg)
+	if err != nil || ch.Received != cfg.Messages || ch.Elapsed <= 0 {
+		t.Errorf("RunChannel = %+v, %v; want %d received", ch, err, cfg.Messages)
+	}
+	for _, f := range []func(context.Context, int, int) (RoundTrip, error){QueueRoundTrip, ChannelRoundTrip} {
+		rt, err := f(ctx, 64, 50)
+		if err != nil || rt.Rounds != 50 || rt.P50 <= 0 || rt.P99 < rt.P50 {
+			t.Errorf("round trip = %+v, %v; want 50 rounds, 0 < p50 <= p99", rt, err)
+		}
+	}
+	rate, err := RunPython(ctx, 2000, 64, 100)
+	if errors.Is(err, errNoPython) {
+		t.Skip(err)
+	}
+	if err != nil || rate <= 0 {
+		t.Errorf("RunPython = %v, %v", rate, err)
 	}
 }
 
@@ -68,7 +158,7 @@ func TestShutdownStyles(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 			defer cancel()
 			cfg := Config{Producers: 2, Consumers: 3, Messages: 3000, Capacity: 16, Window: 4,
-				Shutdown: sd, Watchdog: time.Second}
+				Size: 64, Shutdown: sd, Watchdog: time.Second}
 			res, err := Run(ctx, Procs, cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -127,5 +217,26 @@ func TestJoinDeadlock(t *testing.T) {
 				t.Fatalf("drain first: %d of %d received, exit %d", res.Received, cfg.Messages, res.ExitCode)
 			}
 		})
+	}
+}
+
+// TestValuePathDoesNotAllocate: stamping and checking a value that is not
+// sampled costs no allocation (and, by construction, no clock read).
+func TestValuePathDoesNotAllocate(t *testing.T) {
+	cfg := Config{Producers: 1, Consumers: 1, Messages: 1 << 20, Size: 64, Capacity: 1}
+	c := newChecker(cfg)
+	v := make([]byte, 64)
+	s := uint32(1)
+	allocs := testing.AllocsPerRun(1000, func() {
+		putValue(v, 0, s, c.mask)
+		if err := c.take(v); err != nil {
+			t.Fatal(err)
+		}
+		if s++; s&c.mask == 0 {
+			s++ // skip the sampled one
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("putValue+take: %v allocations per value, want 0", allocs)
 	}
 }
