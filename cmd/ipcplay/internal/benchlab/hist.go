@@ -12,8 +12,8 @@ import (
 const subBits = 7
 
 const (
-	linear  = 1 << subBits       // exact buckets for 0..linear-1
-	half    = linear / 2         // buckets per power of two above that
+	linear  = 1 << subBits // exact buckets for 0..linear-1
+	half    = linear / 2   // buckets per power of two above that
 	nBucket = linear + (64-subBits)*half
 )
 
