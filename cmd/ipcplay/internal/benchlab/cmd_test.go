@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -136,5 +137,30 @@ func TestUsageErrors(t *testing.T) {
 		if code != 2 || stdout != "" || !strings.Contains(stderr, tc.want) || strings.Count(stderr, "\n") != 1 {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 2, nothing, one line naming %q", tc.args, code, stdout, stderr, tc.want)
 		}
+	}
+}
+
+// TestCheckPerf checks only that the comparison runs and reports.
+func TestCheckPerf(t *testing.T) {
+	if _, err := exec.LookPath("perf"); err != nil {
+		t.Skip("perf is not installed")
+	}
+	code, stdout, stderr := runCmd(t, "bench", "--mech", "chan", "--size", "64", "--seconds", "10ms", "--check-perf", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	doc, err := report.Validate([]byte(stdout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := doc.Table("check_perf")
+	if tb == nil {
+		t.Fatalf("no check_perf table; notes: %q", doc.Notes)
+	}
+	if len(tb.Rows) != 3 {
+		t.Errorf("check_perf: %d rows, want perf before, perf after, ours", len(tb.Rows))
+	}
+	if r, ok := tb.Float(2, "vs_perf"); !ok || r <= 0 {
+		t.Errorf("check_perf: vs_perf = %v, want a positive ratio", tb.Rows[2]["vs_perf"])
 	}
 }
