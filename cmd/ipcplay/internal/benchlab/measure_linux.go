@@ -131,20 +131,27 @@ func (c *Cell) run(ctx context.Context, p *pair, o Options) error {
 		}
 		return p.end.Recv(buf)
 	}
+	// The first round trip waits for the echo end to start: it is not
+	// part of the warm-up's estimate.
+	if err := rt(); err != nil {
+		return err
+	}
 	// Warm-up: a tenth of the budget (at least 10 round trips), which
 	// also estimates a round trip for the iteration count.
 	warm := max(o.Budget/10, time.Millisecond)
 	start := time.Now()
-	for c.Warm < 10 || time.Since(start) < warm {
+	n := 0
+	for n < 10 || time.Since(start) < warm {
 		if err := rt(); err != nil {
 			return err
 		}
-		c.Warm++
-		if c.Warm&1023 == 0 && ctx.Err() != nil {
+		n++
+		if n&1023 == 0 && ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
 	}
-	per := time.Since(start) / time.Duration(c.Warm)
+	c.Warm = n + 1
+	per := time.Since(start) / time.Duration(n)
 	c.Iters = int(min(max(int64(o.Budget/max(per, 1)), reps*20), 20_000_000))
 	c.Lat = NewHist()
 	each := c.Iters / reps
