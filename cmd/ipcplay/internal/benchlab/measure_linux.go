@@ -64,6 +64,9 @@ type Placement struct {
 type Options struct {
 	Budget time.Duration // latency phase; throughput gets half as long
 	Cost   bool          // count the process cell's system calls and switches
+	// MinIters, when set, is the least number of timed round trips,
+	// whatever the budget.
+	MinIters int
 }
 
 // measure runs one cell: start the echo end, lock and pin the measuring
@@ -138,36 +141,50 @@ func (c *Cell) run(ctx context.Context, p *pair, o Options) error {
 	}
 	// Warm-up: a tenth of the budget (at least 10 round trips), which
 	// also estimates a round trip for the iteration count.
+	// The estimate is the warm-up's median, not its mean: one stall of
+	// the machine must not shrink the sample.
 	warm := max(o.Budget/10, time.Millisecond)
+	wh := NewHist()
 	start := time.Now()
-	n := 0
-	for n < 10 || time.Since(start) < warm {
+	for wh.N() < 10 || time.Since(start) < warm {
+		t0 := time.Now()
 		if err := rt(); err != nil {
 			return err
 		}
-		n++
-		if n&1023 == 0 && ctx.Err() != nil {
+		wh.Record(time.Since(t0))
+		if wh.N()&1023 == 0 && ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
 	}
-	c.Warm = n + 1
-	per := time.Since(start) / time.Duration(n)
-	c.Iters = int(min(max(int64(o.Budget/max(per, 1)), reps*20), 20_000_000))
+	c.Warm = int(wh.N()) + 1
+	per := max(wh.Quantile(0.5), 1)
+	c.Iters = int(min(max(int64(o.Budget/per), reps*20, int64(o.MinIters)), 20_000_000))
 	c.Lat = NewHist()
-	each := c.Iters / reps
-	c.Iters = each * reps
+	each := (c.Iters + reps - 1) / reps
+	// A repetition stops early past twice its share of the budget (a
+	// stalled machine), unless MinIters asks for every round trip.
+	limit := 2 * o.Budget / reps
+	c.Iters = 0
 	for range reps {
 		h := NewHist()
+		t1 := time.Now()
 		for i := range each {
 			t0 := time.Now()
 			if err := rt(); err != nil {
 				return err
 			}
-			h.Record(time.Since(t0))
-			if i&1023 == 1023 && ctx.Err() != nil {
-				return context.Cause(ctx)
+			d := time.Since(t0)
+			h.Record(d)
+			if i&255 == 255 {
+				if ctx.Err() != nil {
+					return context.Cause(ctx)
+				}
+				if o.MinIters == 0 && t0.Add(d).Sub(t1) > limit {
+					break
+				}
 			}
 		}
+		c.Iters += int(h.N())
 		c.Reps = append(c.Reps, h.Quantile(0.5))
 		c.Lat.Merge(h)
 	}

@@ -61,7 +61,7 @@ func checkPerf(ctx context.Context, cfg Config) *perfCheck {
 		return pc
 	}
 	pipe, _ := lookupMech("pipe")
-	c, err := measure(ctx, pipe, 4, cfg.Placement, Options{Budget: cfg.Budget})
+	c, err := measure(ctx, pipe, 4, cfg.Placement, Options{Budget: cfg.Budget, MinIters: perfLoops})
 	if err != nil {
 		pc.Skip = err.Error()
 		return pc
@@ -103,6 +103,9 @@ func (pc *perfCheck) report(r *report.Report) {
 	ours := pc.Ours.Lat.Mean()
 	ratio := float64(ours) / float64(perfMean)
 	t.Row("ipcplay pipe", ours, pc.Ours.Lat.Quantile(0.5), ratio)
-	t.Notef("perf's figure is its total time over %s round trips, a mean; ours is the mean of %s timed round trips. Command: %s. taskset lets perf's two processes share the CPUs given, it does not put one on each.", base.Count(perfLoops), base.Count(pc.Ours.Lat.N()), pc.Command)
+	t.Notef("perf's figure is its total time over %s round trips, a mean; ours is the mean of %s timed round trips. Command: %s.", base.Count(perfLoops), base.Count(pc.Ours.Lat.N()), pc.Command)
+	if pc.Ours.Placement == "two-cpus" {
+		t.Notef("taskset lets perf's two processes share the two CPUs; it does not put one on each, as ours are.")
+	}
 	r.Verdictf("our pipe round trip is %.2fx perf bench sched pipe's (%s against %s, back to back, %s)", ratio, base.Human(ours), base.Human(perfMean), pc.Ours.Placement)
 }

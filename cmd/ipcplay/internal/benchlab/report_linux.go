@@ -346,7 +346,10 @@ func verdict(r *report.Report, data, procRows []Mech, sizes []int, g grid) {
 			small.n++
 		}
 	}
-	if small.n > 0 {
+	if small.n == 1 {
+		r.Verdictf("up to %s a process boundary (%s) costs %sx an unbuffered channel's round trip here",
+			sizeName(smallMax), small.loName, times(small.lo))
+	} else if small.n > 1 {
 		r.Verdictf("up to %s a process boundary costs %s-%sx an unbuffered channel's round trip here (%s cheapest, %s dearest)",
 			sizeName(smallMax), times(small.lo), times(small.hi), small.loName, small.hiName)
 	}
