@@ -74,6 +74,10 @@ func childEnd(ctx context.Context, name string, size int) (End, func() error, er
 		return err
 	}
 	fd := func(slot int) (int, error) { return childFD(slot, name+" slot "+strconv.Itoa(slot), &files) }
+	if name == "queue" {
+		e, err := queueChild(ctx)
+		return e, cleanup, err
+	}
 	a, err := fd(procs.FDExtra)
 	if err != nil && name != "futex" {
 		return nil, cleanup, err
@@ -203,6 +207,8 @@ func setup(ctx context.Context, name string, size int) (*procSetup, error) {
 			return nil, err
 		}
 		return dupSetup(&mqEnd{s: p2c, r: c2p, tmp: make([]byte, size)}, p2c, c2p)
+	case "queue":
+		return queueSetup(ctx)
 	case "eventfd":
 		p2c, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
 		if err != nil {
