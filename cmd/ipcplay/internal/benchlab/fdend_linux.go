@@ -105,8 +105,30 @@ func (e *eventEnd) Recv(b []byte) error {
 	if err := (&streamEnd{r: e.r}).Recv(v[:]); err != nil {
 		return err
 	}
-	b[0] = byte(binary.NativeEndian.Uint64(v[:]))
+	n := binary.NativeEndian.Uint64(v[:])
+	if n >= eventStop {
+		return errStopped
+	}
+	b[0] = byte(n)
 	return nil
+}
+
+// eventStop is what unblock adds to the parent's own eventfd: a count no
+// token reaches, so a Recv that sees it knows the cell was stopped.
+const eventStop = 1 << 32
+
+// unblockEvent wakes a Recv blocked on fd for good.
+func unblockEvent(fd int) {
+	var v [8]byte
+	binary.NativeEndian.PutUint64(v[:], eventStop)
+	unix.Write(fd, v[:])
+}
+
+// unblockMQ wakes a Recv blocked on queue fd with an empty message, which
+// no cell sends.
+func unblockMQ(fd int) {
+	var b [1]byte
+	unix.Syscall6(unix.SYS_MQ_TIMEDSEND, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), 0, 0, 0, 0)
 }
 
 func (e *eventEnd) Close() error { return closeFDs(e.r, e.w) }

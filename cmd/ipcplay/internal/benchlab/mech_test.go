@@ -78,3 +78,35 @@ func roundTrip(t *testing.T, ctx context.Context, m Mech, size int) {
 	}
 	failed = false
 }
+
+// TestStopUnblocks checks that cancelling a cell wakes a parent blocked in
+// Recv on a mechanism whose descriptors it holds both ends of (no EOF when
+// the child dies). The test's own deadline catches a hang.
+func TestStopUnblocks(t *testing.T) {
+	for _, name := range []string{"eventfd", "mq", "pipe"} {
+		t.Run("mech="+name, func(t *testing.T) {
+			m, _ := lookupMech(name)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			p, err := startPair(ctx, m, notifySize, -1)
+			if err != nil {
+				t.Fatalf("startPair: %v", err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				b := make([]byte, notifySize)
+				done <- p.end.Recv(b) // nothing was sent: only a stop ends it
+			}()
+			cancel()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Errorf("Recv after cancel = nil, want an error")
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("Recv still blocked 20s after the cell was cancelled")
+			}
+			p.wait(true)
+		})
+	}
+}

@@ -17,8 +17,9 @@ type pair struct {
 	offThread func() error // undoes it, on the same thread
 	cmd       *procs.Cmd   // the child, for process cells
 	cancel    context.CancelFunc
-	stop      func()     // unblocks a goroutine pair for good
-	served    chan error // the echo goroutine's result
+	stop      func()        // unblocks a goroutine pair for good
+	served    chan error    // the echo goroutine's result
+	unblocked chan struct{} // closed when the unblocking goroutine ends
 	cleanup   func() error
 }
 
@@ -53,6 +54,17 @@ func startPair(ctx context.Context, m Mech, size, cpu int) (*pair, error) {
 		return nil, errors.Join(fmt.Errorf("start %s echo: %w", m.Name, err), closeSetup(s))
 	}
 	p := &pair{end: s.end, cmd: cmd, cancel: cancel, cleanup: func() error { return closeSetup(s) }}
+	if s.unblock != nil {
+		// Owned by wait: it ends when the child's context does, which
+		// wait cancels, and wait waits for it before closing the
+		// descriptors unblock writes to.
+		p.unblocked = make(chan struct{})
+		go func() {
+			defer close(p.unblocked)
+			<-cctx.Done()
+			s.unblock()
+		}()
+	}
 	if s.onThread != nil {
 		p.onThread = func() error { return s.onThread(cmd.Pid()) }
 		p.offThread = s.offThread
@@ -111,6 +123,9 @@ func (p *pair) wait(failed bool) error {
 	}
 	err := p.cmd.Wait()
 	p.cancel()
+	if p.unblocked != nil {
+		<-p.unblocked
+	}
 	err = errors.Join(err, p.cleanup())
 	if failed {
 		return nil

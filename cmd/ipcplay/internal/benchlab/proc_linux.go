@@ -137,6 +137,10 @@ type procSetup struct {
 	onThread  func(childPID int) error
 	offThread func() error // undoes onThread, on the same thread
 	cleanup   func() error
+	// unblock wakes a Recv of the parent's that would otherwise wait for
+	// ever once the child is gone: the parent holds both ends of an
+	// eventfd or message queue, so the child's death gives no EOF.
+	unblock func()
 }
 
 func newFile(fd int, name string) *os.File { return os.NewFile(uintptr(fd), name) }
@@ -206,7 +210,11 @@ func setup(ctx context.Context, name string, size int) (*procSetup, error) {
 			unix.Close(p2c)
 			return nil, err
 		}
-		return dupSetup(&mqEnd{s: p2c, r: c2p, tmp: make([]byte, size)}, p2c, c2p)
+		s, err := dupSetup(&mqEnd{s: p2c, r: c2p, tmp: make([]byte, size)}, p2c, c2p)
+		if s != nil {
+			s.unblock = func() { unblockMQ(c2p) }
+		}
+		return s, err
 	case "queue":
 		return queueSetup(ctx)
 	case "eventfd":
@@ -219,7 +227,11 @@ func setup(ctx context.Context, name string, size int) (*procSetup, error) {
 			unix.Close(p2c)
 			return nil, os.NewSyscallError("eventfd", err)
 		}
-		return dupSetup(&eventEnd{w: p2c, r: c2p}, p2c, c2p)
+		s, err := dupSetup(&eventEnd{w: p2c, r: c2p}, p2c, c2p)
+		if s != nil {
+			s.unblock = func() { unblockEvent(c2p) }
+		}
+		return s, err
 	case "futex":
 		r, err := shm.New("ipcplay-bench-futex", futexRegion)
 		if err != nil {
