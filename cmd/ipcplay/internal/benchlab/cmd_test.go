@@ -35,7 +35,7 @@ func TestBenchText(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	for _, want := range []string{"round trip, median", "one-way throughput", "pipe", "chan (g)", "eventfd", "verdict:", "udp 128KiB: past UDP's 65,507 B"} {
+	for _, want := range []string{"round trip, median", "one-way throughput", "pipe", "chan (g)", "eventfd", "verdict:", "udp 128K: past UDP's 65,507 B"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)
 		}
