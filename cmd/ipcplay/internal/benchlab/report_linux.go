@@ -112,8 +112,15 @@ func buildReport(cfg Config, cells []*Cell, clock time.Duration, pc *perfCheck) 
 			return val(c) / val(b)
 		}
 	}
-	rt := r.Table("ratio_p50", "median round trip against an unbuffered channel's (x)", sizeCols("", report.Ratio)...)
-	tt := r.Table("ratio_throughput", "throughput against a buffered channel's (x)", sizeCols("", report.Ratio)...)
+	// A ratio table only when its baseline ran.
+	ratioTable := func(name, title, base string) *report.Table {
+		if g[base] == nil {
+			return &report.Table{Columns: sizeCols("", report.Ratio)} // not in the report
+		}
+		return r.Table(name, title, sizeCols("", report.Ratio)...)
+	}
+	rt := ratioTable("ratio_p50", "median round trip against an unbuffered channel's (x)", baseline("p50"))
+	tt := ratioTable("ratio_throughput", "throughput against a buffered channel's (x)", baseline("thr"))
 	rp50 := ratio("p50", func(c *Cell) float64 { return float64(c.Lat.Quantile(0.5)) })
 	rthr := ratio("thr", func(c *Cell) float64 { return c.MBps() })
 	for _, m := range procRows {
