@@ -151,6 +151,7 @@ func compare(oldName, newName string) (*report.Report, error) {
 		}
 	}
 	t.Notef("P is the two-sided Mann-Whitney U test over the repetitions' medians (N old+new); \"~\" marks p > %.2f: no difference the runs can tell from noise. With 5 repetitions a side the smallest possible p is 0.008.", alpha)
+	r.Notef("The repetitions are consecutive slices of one cell's time, not independent runs: a machine whose load changes over seconds makes them agree with each other more than with another run, and the test then finds differences that are only the load. Read a p-value as benchstat's with one run a side: compare runs on a quiet machine, and repeat them.")
 	if missing > 0 {
 		r.Notef("%d cells are in only one of the runs and are left out.", missing)
 	}
