@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"ipcplay/cmd/ipcplay/internal/base"
+	"ipcplay/cmd/ipcplay/internal/benchlab"
 	"ipcplay/cmd/ipcplay/internal/doctor"
 	"ipcplay/cmd/ipcplay/internal/factor"
 	"ipcplay/cmd/ipcplay/internal/pipelab"
@@ -37,6 +38,7 @@ func registerRoles() {
 	queuelab.RegisterRoles()
 	factor.RegisterRoles()
 	rpclab.RegisterRoles()
+	benchlab.RegisterRoles()
 }
 
 // program is the table of labs, in learning order; main hands it to base,
@@ -53,6 +55,8 @@ func program() *base.Program {
 			factor.Command(),
 			rpclab.RPCCommand(),
 			rpclab.ManagerCommand(),
+			benchlab.Command(),
+			benchlab.CompareCommand(),
 			doctor.Command(),
 		},
 		Version: version,

@@ -1,0 +1,218 @@
+package benchlab
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"ipcplay/cmd/ipcplay/internal/base"
+	"ipcplay/cmd/ipcplay/internal/report"
+)
+
+// The message sizes of the full matrix and of the quick one.
+var (
+	fullSizes  = []int64{8, 64, 512, 4 << 10, 32 << 10, 256 << 10, 1 << 20}
+	quickSizes = []int64{64, 4 << 10, 256 << 10}
+)
+
+// Command returns the bench command.
+func Command() *base.Command {
+	cmd := &base.Command{
+		UsageLine: "bench [flags]",
+		Short:     "round-trip latency and throughput of every IPC mechanism, against goroutines",
+		Long: `Measures each mechanism between two processes (this binary re-exec'd as the echo end) and each goroutine mechanism of the same shape, in one run, interleaved: for every message size, goroutine and process cells take turns.
+
+Process mechanisms: pipe, unix (stream socket), seqpacket, dgram, tcp and udp (loopback), mq (POSIX message queues, raw system calls), and three that carry only an 8-byte token: eventfd, futex (a futex word in a shared memfd) and signal (a queued real-time signal). Goroutine mechanisms: chan, chan-buf, cond, mutex, spin.
+
+Each cell warms up for a tenth of --seconds, estimates one round trip from the warm-up and times enough round trips to fill --seconds, one clock read on each side of each, into a log-linear histogram (p50, p99, p99.9, max; a p99.9 from fewer than 10,000 round trips is marked). The round trips are cut into 5 repetitions whose medians give the spread and feed 'ipcplay compare'. Then one-way throughput: batches of up to 64 messages (64 KiB at most) each ended by a one-byte acknowledgement, for half of --seconds. The cost of the clock itself is measured and printed, not subtracted.
+
+The default is a quick matrix (64 B, 4 KiB, 256 KiB) that takes under a minute on 2 cores; --full runs every size from 8 B to 1 MiB. Unpinned by default; --placement same-cpu pins both ends (the measuring goroutine's thread, locked, and the echo thread) to one CPU, two-cpus to two.
+
+Examples:
+  ipcplay bench
+  ipcplay bench --mech pipe,unix,chan --size 64,64K --seconds 1s
+  ipcplay bench --full --json > run.json
+  ipcplay bench --check-perf --placement same-cpu`,
+	}
+	f := &cmd.Flag
+	out := base.AddOutputFlags(f)
+	full := f.Bool("full", false, "every mechanism at every size from 8 B to 1 MiB")
+	mech := f.String("mech", "", "mechanisms to run (comma-separated): "+strings.Join(mechNames(), ", "))
+	sizes := base.SizesFlag(f, "size", nil, 1, 1<<20, "message sizes (default 64,4K,256K; --full: 8 B to 1 MiB)")
+	place := base.ChoiceFlag(f, "placement", "unpinned", []string{"unpinned", "same-cpu", "two-cpus"}, "where the two ends run")
+	seconds := base.SecondsFlag(f, 300*time.Millisecond)
+	perf := f.Bool("check-perf", false, "also run 'perf bench sched pipe' back to back with our pipe round trip and report the ratio")
+	cmd.Run = func(ctx context.Context, env *base.Env, args []string) error {
+		if len(args) > 0 {
+			return base.Usagef("unexpected argument %q", args[0])
+		}
+		cfg := Config{Budget: *seconds, CheckPerf: *perf, Full: *full}
+		var err error
+		if cfg.Mechs, err = parseMechs(*mech); err != nil {
+			return err
+		}
+		if len(cfg.Mechs) == 0 && !*full {
+			for _, m := range mechs {
+				if m.Quick {
+					cfg.Mechs = append(cfg.Mechs, m)
+				}
+			}
+		} else if len(cfg.Mechs) == 0 {
+			cfg.Mechs = Mechs()
+		}
+		cfg.Sizes = *sizes
+		if len(cfg.Sizes) == 0 {
+			cfg.Sizes = quickSizes
+			if *full {
+				cfg.Sizes = fullSizes
+			}
+		}
+		if cfg.Placement, err = placement(*place); err != nil {
+			return err
+		}
+		return run(ctx, env, out, cfg)
+	}
+	return cmd
+}
+
+// Config is one run's settings.
+type Config struct {
+	Mechs     []Mech
+	Sizes     []int64
+	Placement Placement
+	Budget    time.Duration
+	CheckPerf bool
+	Full      bool
+}
+
+func parseMechs(s string) ([]Mech, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var ms []Mech
+	for _, n := range strings.Split(s, ",") {
+		m, ok := lookupMech(strings.TrimSpace(n))
+		if !ok {
+			if g := base.Suggest(n, mechNames()); g != "" {
+				return nil, base.Usagef("--mech %s: did you mean %q? want %s", n, g, strings.Join(mechNames(), ", "))
+			}
+			return nil, base.Usagef("--mech %s: want %s", n, strings.Join(mechNames(), ", "))
+		}
+		if !slices.ContainsFunc(ms, func(x Mech) bool { return x.Name == m.Name }) {
+			ms = append(ms, m)
+		}
+	}
+	return ms, nil
+}
+
+// placement resolves a placement name to CPUs of this process's affinity
+// mask; a placement the machine cannot do is a usage error.
+func placement(name string) (Placement, error) {
+	p := Placement{Name: name, Self: -1, Other: -1}
+	if name == "unpinned" {
+		return p, nil
+	}
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return p, fmt.Errorf("read CPU affinity: %w", err)
+	}
+	var cpus []int
+	for i := range 1024 {
+		if set.IsSet(i) {
+			cpus = append(cpus, i)
+		}
+	}
+	switch {
+	case len(cpus) == 0:
+		return p, fmt.Errorf("no CPU in this process's affinity mask")
+	case name == "same-cpu":
+		p.Self, p.Other = cpus[0], cpus[0]
+	case len(cpus) < 2:
+		return p, base.Usagef("--placement two-cpus: this process may run on one CPU only (%d)", cpus[0])
+	default:
+		p.Self, p.Other = cpus[0], cpus[1]
+	}
+	return p, nil
+}
+
+// plan lists the cells in the order they run: for each size, goroutine
+// and process cells take turns; notification mechanisms run once, at
+// their one size, before the first size.
+func plan(cfg Config) [][2]any {
+	var cells [][2]any // Mech, size
+	var proc, gor []Mech
+	for _, m := range cfg.Mechs {
+		switch {
+		case m.Notify:
+			if len(cells) == 0 && !slices.Contains(cfg.Sizes, notifySize) {
+				// The baseline of a wake-up: a channel round trip of
+				// the token's size.
+				ch, _ := lookupMech("chan")
+				cells = append(cells, [2]any{ch, notifySize})
+			}
+			cells = append(cells, [2]any{m, notifySize})
+		case m.Impl == Process:
+			proc = append(proc, m)
+		default:
+			gor = append(gor, m)
+		}
+	}
+	for _, s := range cfg.Sizes {
+		for i := range max(len(proc), len(gor)) {
+			if i < len(gor) {
+				cells = append(cells, [2]any{gor[i], int(s)})
+			}
+			if i < len(proc) {
+				cells = append(cells, [2]any{proc[i], int(s)})
+			}
+		}
+	}
+	return cells
+}
+
+// Run measures the cells of cfg and returns them in plan order, with the
+// clock's cost. progress, when not nil, is told each cell before it runs.
+func Run(ctx context.Context, cfg Config, progress func(done, total int, m Mech, size int)) ([]*Cell, time.Duration, error) {
+	clock := clockCost()
+	var out []*Cell
+	cells := plan(cfg)
+	for i, pc := range cells {
+		m, size := pc[0].(Mech), pc[1].(int)
+		if progress != nil {
+			progress(i, len(cells), m, size)
+		}
+		if why := limit(m, size); why != "" {
+			out = append(out, &Cell{Mech: m, Size: size, Placement: cfg.Placement.Name, Skip: why})
+			continue
+		}
+		o := Options{Budget: cfg.Budget, Cost: int64(size) == cfg.Sizes[0] || m.Notify}
+		c, err := measure(ctx, m, size, cfg.Placement, o)
+		if err != nil {
+			return out, clock, err
+		}
+		out = append(out, c)
+	}
+	return out, clock, nil
+}
+
+func run(ctx context.Context, env *base.Env, out *base.Output, cfg Config) error {
+	prog := env.NewProgress(!out.JSON)
+	defer prog.Done()
+	cells, clock, err := Run(ctx, cfg, func(done, total int, m Mech, size int) {
+		prog.Set(float64(done), float64(total), "bench: %s %s (%d of %d)", m.label(), sizeName(size), done+1, total)
+	})
+	if err != nil {
+		return err
+	}
+	var pc *perfCheck
+	if cfg.CheckPerf {
+		prog.Set(0, 0, "bench: perf bench sched pipe and our pipe, back to back")
+		pc = checkPerf(ctx, cfg)
+	}
+	prog.Done()
+	return report.Write(env, out, buildReport(cfg, cells, clock, pc))
+}

@@ -1,0 +1,166 @@
+package benchlab
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"ipcplay/cmd/ipcplay/internal/base"
+	"ipcplay/cmd/ipcplay/internal/report"
+)
+
+// runCmd runs "ipcplay ARGS" with the bench and compare commands in this
+// process.
+func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	p := &base.Program{Name: "ipcplay", Commands: []*base.Command{Command(), CompareCommand()}}
+	code = p.Main(ctx, base.TestEnv(&out, &errOut), args)
+	return code, out.String(), errOut.String()
+}
+
+// small is a matrix that runs in well under a second: every kind of cell
+// (data, notification, goroutine, a skipped one) at two sizes.
+var small = []string{"bench", "--mech", "pipe,udp,eventfd,chan,chan-buf", "--size", "64,128K", "--seconds", "10ms"}
+
+func TestBenchText(t *testing.T) {
+	code, stdout, stderr := runCmd(t, small...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"round trip, median", "one-way throughput", "pipe", "chan (g)", "eventfd", "verdict:", "udp 128K: past UDP's 65,507 B"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	for _, line := range strings.Split(stdout, "\n") {
+		if n := len([]rune(line)); n > base.DefaultWidth {
+			t.Errorf("line of %d columns, want at most %d: %q", n, base.DefaultWidth, line)
+		}
+	}
+	if stderr != "" {
+		t.Errorf("stderr is not a terminal, yet got %q", stderr)
+	}
+}
+
+func TestBenchJSON(t *testing.T) {
+	code, stdout, stderr := runCmd(t, append(small, "--json")...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	doc, err := report.Validate([]byte(stdout))
+	if err != nil {
+		t.Fatalf("stdout is not a valid report: %v\n%s", err, stdout)
+	}
+	cells := doc.Table("cells")
+	if cells == nil {
+		t.Fatal("no cells table")
+	}
+	// pipe, udp, chan-buf at 2 sizes, chan at 8 B too, eventfd once.
+	if got, want := len(cells.Rows), 2*4+1+1; got != want {
+		t.Errorf("cells: %d rows, want %d", got, want)
+	}
+	var measured, skipped int
+	for i := range cells.Rows {
+		if n, ok := cells.Int(i, "n"); ok && n > 0 {
+			measured++
+		} else if strings.Contains(cells.String(i, "note"), "UDP") {
+			skipped++
+		}
+	}
+	if measured != 9 || skipped != 1 {
+		t.Errorf("cells: %d measured, %d skipped for UDP's limit; want 9 and 1", measured, skipped)
+	}
+	if rt := doc.Table("reps"); rt == nil || len(rt.Rows) != 9*reps {
+		t.Errorf("reps table: want %d rows (5 per measured cell)", 9*reps)
+	}
+	if len(doc.Verdict) == 0 || len(doc.Plots) != 2 {
+		t.Errorf("verdicts %d, plots %d: want some and 2", len(doc.Verdict), len(doc.Plots))
+	}
+}
+
+func TestCompare(t *testing.T) {
+	dir := t.TempDir()
+	var names []string
+	for i := range 2 {
+		code, stdout, stderr := runCmd(t, "bench", "--mech", "pipe,chan", "--size", "64", "--seconds", "10ms", "--json")
+		if code != 0 {
+			t.Fatalf("run %d: exit %d: %s", i, code, stderr)
+		}
+		name := filepath.Join(dir, []string{"old.json", "new.json"}[i])
+		if err := os.WriteFile(name, []byte(stdout), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, name)
+	}
+	code, stdout, stderr := runCmd(t, "compare", "--json", names[0], names[1])
+	if code != 0 {
+		t.Fatalf("compare: exit %d: %s", code, stderr)
+	}
+	doc, err := report.Validate([]byte(stdout))
+	if err != nil {
+		t.Fatalf("compare output is not a valid report: %v", err)
+	}
+	tb := doc.Table("compare")
+	if tb == nil || len(tb.Rows) != 2 {
+		t.Fatalf("compare table: want 2 rows (pipe, chan at 64 B), got %v", tb)
+	}
+	for i := range tb.Rows {
+		if p, ok := tb.Float(i, "p"); !ok || p <= 0 || p > 1 {
+			t.Errorf("row %d: p = %v, want a p-value in (0, 1]", i, tb.Rows[i]["p"])
+		}
+	}
+	if code, _, stderr := runCmd(t, "compare", names[0]); code != 2 || !strings.Contains(stderr, "want two files") {
+		t.Errorf("compare with one file: exit %d, stderr %q; want 2 and a usage line", code, stderr)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench", "--mech", "pip"}, `did you mean "pipe"`},
+		{[]string{"bench", "--size", "2M"}, "--size 2M"},
+		{[]string{"bench", "--placement", "three-cpus"}, "--placement three-cpus"},
+		{[]string{"bench", "--seconds", "1"}, "--seconds 1"},
+		{[]string{"bench", "extra"}, `unexpected argument "extra"`},
+	} {
+		code, stdout, stderr := runCmd(t, tc.args...)
+		if code != 2 || stdout != "" || !strings.Contains(stderr, tc.want) || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 2, nothing, one line naming %q", tc.args, code, stdout, stderr, tc.want)
+		}
+	}
+}
+
+// TestCheckPerf checks only that the comparison runs and reports.
+func TestCheckPerf(t *testing.T) {
+	if _, err := exec.LookPath("perf"); err != nil {
+		t.Skip("perf is not installed")
+	}
+	code, stdout, stderr := runCmd(t, "bench", "--mech", "chan", "--size", "64", "--seconds", "10ms", "--check-perf", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	doc, err := report.Validate([]byte(stdout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := doc.Table("check_perf")
+	if tb == nil {
+		t.Fatalf("no check_perf table; notes: %q", doc.Notes)
+	}
+	if len(tb.Rows) != 3 {
+		t.Errorf("check_perf: %d rows, want perf before, perf after, ours", len(tb.Rows))
+	}
+	if r, ok := tb.Float(2, "vs_perf"); !ok || r <= 0 {
+		t.Errorf("check_perf: vs_perf = %v, want a positive ratio", tb.Rows[2]["vs_perf"])
+	}
+}
