@@ -12,22 +12,24 @@ import (
 
 // queueEnd puts messages on one ipc.Queue and gets them from another. The
 // hubs run in the parent, so a message goes endpoint -> hub -> endpoint:
-// each Put waits for the hub's acknowledgement and each Get asks the hub.
+// each Put waits for the hub's acknowledgement and each Get asks the hub
+// (QueueOptions{}: one round trip per call, no windows).
 type queueEnd struct {
 	ctx      context.Context
 	put, get *ipc.QueueClient
+	buf      []byte
 }
 
 func (e *queueEnd) Send(b []byte) error {
-	// The queue keeps what it is given: a copy, so b can be reused.
-	return e.put.PutEncoded(e.ctx, append([]byte(nil), b...))
+	return e.put.PutBytes(e.ctx, b) // PutBytes copies b
 }
 
 func (e *queueEnd) Recv(b []byte) error {
-	d, err := e.get.GetEncoded(e.ctx)
+	d, err := e.get.GetBytes(e.ctx, e.buf[:0])
 	if err != nil {
 		return err
 	}
+	e.buf = d
 	if len(d) != len(b) {
 		return errLength(len(d), len(b))
 	}
@@ -57,11 +59,11 @@ func queueSetup(ctx context.Context) (*procSetup, error) {
 		}
 		qs[i] = q
 	}
-	put, err := qs[0].Client()
+	put, err := qs[0].Client(ipc.QueueOptions{})
 	if err != nil {
 		return nil, errors.Join(err, shutdown())
 	}
-	get, err := qs[1].Client()
+	get, err := qs[1].Client(ipc.QueueOptions{})
 	if err != nil {
 		return nil, errors.Join(err, put.Close(), shutdown())
 	}
@@ -85,7 +87,7 @@ func queueChild(ctx context.Context) (End, error) {
 		if err != nil {
 			return nil, err
 		}
-		c, err := ipc.OpenQueue(f)
+		c, err := ipc.OpenQueue(f, ipc.QueueOptions{})
 		if err != nil {
 			f.Close()
 			if i == 1 {
