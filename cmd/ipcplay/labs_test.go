@@ -23,6 +23,7 @@ var labRuns = [][]string{
 	{"shm", "square", "1", "2", "3"},
 	{"shm", "bench", "--size", "4M", "--rounds", "2"},
 	{"manager", "--procs", "2", "--ops", "200"},
+	{"bench", "--mech", "pipe,unix,chan", "--size", "64,4K", "--seconds", "200ms"},
 	{"doctor"},
 }
 
