@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"ipcplay/procs/cost"
 	"os"
 	"runtime"
 	"slices"
@@ -43,6 +44,10 @@ type BenchRun struct {
 	RTTMedian time.Duration
 	RTTP99    time.Duration
 	RTTMean   time.Duration
+	// Cost is what the processes involved spent per round trip (system
+	// calls, context switches, CPU), warm-up included (procs/cost).
+	Cost    cost.Breakdown
+	HasCost bool
 
 	// Throughput.
 	Bytes   int64
@@ -158,6 +163,7 @@ func PingPongProcs(ctx context.Context, path string, rounds int) (BenchRun, erro
 		return BenchRun{}, err
 	}
 	run := BenchRun{Test: "pingpong", Path: path, Mode: ModeProcs, PipeSize: c.pipeSize, Rounds: rounds}
+	ctr, cerr := cost.Start(c.cmd.Pid(), os.Getpid())
 	samples, err := pingPong(path == PathRaw, rounds, func(b []byte) error {
 		if _, err := c.toChild.Write(b); err != nil {
 			return err
@@ -165,6 +171,12 @@ func PingPongProcs(ctx context.Context, path string, rounds int) (BenchRun, erro
 		_, err := io.ReadFull(c.fromChld, b)
 		return err
 	})
+	if cerr == nil {
+		if s, err := ctr.Stop(); err == nil {
+			run.Cost, run.HasCost = s.Per(uint64(rounds+warmup)), true
+		}
+		ctr.Close()
+	}
 	if werr := c.finish(); err == nil {
 		err = werr
 	}
@@ -179,6 +191,7 @@ func PingPongProcs(ctx context.Context, path string, rounds int) (BenchRun, erro
 // over unbuffered channels.
 func PingPongGoroutines(rounds int) BenchRun {
 	ping, pong := make(chan byte), make(chan byte)
+	ctr, cerr := cost.Start(os.Getpid())
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for b := range ping {
@@ -193,6 +206,12 @@ func PingPongGoroutines(rounds int) BenchRun {
 	close(ping)
 	wg.Wait()
 	run := BenchRun{Test: "pingpong", Path: PathChan, Mode: ModeGoroutines, Rounds: rounds}
+	if cerr == nil {
+		if s, err := ctr.Stop(); err == nil {
+			run.Cost, run.HasCost = s.Per(uint64(rounds+warmup)), true
+		}
+		ctr.Close()
+	}
 	run.stats(samples)
 	return run
 }

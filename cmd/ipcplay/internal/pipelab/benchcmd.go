@@ -188,6 +188,16 @@ func benchReport(cfg BenchConfig, runs []BenchRun) *report.Report {
 	}
 	pp.Notef("VS GOROUTINES is the median round trip over the goroutines' median.")
 
+	ct := r.CostTable("round trip")
+	for _, run := range runs {
+		if run.Test == "pingpong" && run.HasCost {
+			ct.Add(run.Mode+", "+run.Path, run.Cost)
+		}
+	}
+	if dominant := ct.Finish(); dominant != "" {
+		r.Verdictf("a pipe round trip between processes, per round trip: %s", dominant)
+	}
+
 	tp := r.Table("throughput", "throughput, one row a run",
 		report.Col("mode", "mode", report.Text),
 		report.Col("path", "path", report.Text),
