@@ -194,9 +194,7 @@ func benchReport(cfg BenchConfig, runs []BenchRun) *report.Report {
 			ct.Add(run.Mode+", "+run.Path, run.Cost)
 		}
 	}
-	if dominant := ct.Finish(); dominant != "" {
-		r.Verdictf("a pipe round trip between processes, per round trip: %s", dominant)
-	}
+	dominant := ct.Finish()
 
 	tp := r.Table("throughput", "throughput, one row a run",
 		report.Col("mode", "mode", report.Text),
@@ -243,6 +241,9 @@ func benchReport(cfg BenchConfig, runs []BenchRun) *report.Report {
 		}
 	}
 	l.verdict(r)
+	if dominant != "" {
+		r.Verdictf("where a round trip's time goes: %s", dominant)
+	}
 	return r
 }
 

@@ -227,8 +227,11 @@ func TestBenchCommand(t *testing.T) {
 			t.Errorf("line %q: dashed %v, %d points", l.Label, l.Dashed, len(l.Points))
 		}
 	}
-	if len(doc.Verdict) != 3 {
-		t.Errorf("verdict %q, want ping-pong, throughput and write size", doc.Verdict)
+	if len(doc.Verdict) != 4 || !strings.HasPrefix(doc.Verdict[3], "where a round trip's time goes: ") {
+		t.Errorf("verdict %q, want ping-pong, throughput, write size and the cost", doc.Verdict)
+	}
+	if c := doc.Table("cost"); c == nil || len(c.Rows) != 3 {
+		t.Errorf("cost table %+v, want raw, file and goroutines", c)
 	}
 
 	code, stdout, stderr = runCmd(t, "pipes", "bench", "--rounds", "300", "--bytes", "2M", "--write", "64K")
