@@ -9,6 +9,7 @@ import (
 	"io"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -207,5 +208,18 @@ func TestMan(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("man page lacks %q", want)
 		}
+	}
+}
+
+func TestInterruptedRunExits130(t *testing.T) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	lab := &Command{UsageLine: "lab", Long: "A lab.\n\n  ipcplay lab", Run: func(context.Context, *Env, []string) error {
+		cancel(&Interrupt{Signal: syscall.SIGINT}) // Ctrl-C while it runs
+		return nil                                 // and it ends as if all went well
+	}}
+	var out, errb bytes.Buffer
+	p := &Program{Name: "ipcplay", Commands: []*Command{lab}}
+	if code := p.Main(ctx, TestEnv(&out, &errb), []string{"lab"}); code != 130 || !strings.Contains(errb.String(), "interrupted") {
+		t.Errorf("a lab interrupted yet returning nil: exit %d, stderr %q; want 130 and the interruption", code, errb.String())
 	}
 }

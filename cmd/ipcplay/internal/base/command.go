@@ -253,6 +253,11 @@ func (p *Program) run(ctx context.Context, env *Env, cmd *Command, args []string
 		err = cmd.Run(ctx, env, pos)
 	}
 	var ue *UsageError
+	if _, ok := Interrupted(ctx); ok && err == nil {
+		// A lab that finished its report after Ctrl-C (one whose
+		// watchdog ended the run, say) was still interrupted.
+		err = context.Cause(ctx)
+	}
 	switch {
 	case err == nil:
 		return 0
