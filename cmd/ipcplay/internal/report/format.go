@@ -120,7 +120,15 @@ func toFloat(v any) (float64, bool) {
 // formatDuration shows d in unit u with three significant digits, or
 // whole units once it is past 100.
 func formatDuration(u Unit, d time.Duration) string {
-	div := map[Unit]float64{Seconds: 1e9, Millis: 1e6, Micros: 1e3, Nanos: 1}[u]
+	div := 1.0
+	switch u {
+	case Seconds:
+		div = 1e9
+	case Millis:
+		div = 1e6
+	case Micros:
+		div = 1e3
+	}
 	return sig3(float64(d) / div)
 }
 
