@@ -52,7 +52,10 @@ import (
 //     position, count) in its table entry. The intent stays until its next
 //     claim, which it makes only after publishing (producer) or releasing
 //     (consumer) the previous one. So while a claimer lives, some live entry's
-//     intent covers each position it holds.
+//     intent covers each position it holds. A claim that loses its
+//     compare-and-swap clears the intent at once: it covers the winner's
+//     positions, and kept while the loser waits it would hide the winner's
+//     death from rules 4 and 5 for ever.
 //  4. A consumer finding position h claimed (tail > h) and unpublished
 //     looks, once per wait slice, for a live producer whose intent covers h.
 //     If there is none, the claimer is dead: the consumer swaps the slot

@@ -1,0 +1,114 @@
+package shm
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+)
+
+// deadRec returns a process record that names this process's pid with
+// another start time: a process that died and whose pid was reused.
+func deadRec() uint64 {
+	me := myIdent()
+	return uint64(me.pid())<<32 | uint64(me.start()+1)
+}
+
+// loseNextClaim makes the next MPMC claim of this process lose its
+// compare-and-swap to winner, which claims n positions from the same place
+// and then dies before publishing or releasing them.
+func loseNextClaim(t *testing.T, winner *ringEntry, n uint64) {
+	t.Helper()
+	beforeClaim = func(index *atomic.Uint64, pos uint64) {
+		beforeClaim = nil
+		winner.intent.Store(uint64(uint32(pos)) | n<<32)
+		if !index.CompareAndSwap(pos, pos+n) {
+			t.Errorf("winner's claim at %d failed", pos)
+		}
+		winner.rec.Store(deadRec())
+	}
+	t.Cleanup(func() { beforeClaim = nil })
+}
+
+// cancelled returns a context that is done already: a wait returns at once.
+func cancelled(t *testing.T) context.Context {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	return ctx
+}
+
+// TestRingLostClaimKeepsNoIntent: a producer (consumer) whose claim loses
+// the compare-and-swap on tail (head) to another process, and that then
+// waits because the ring is full (empty), must not keep the intent of the
+// claim it lost. That intent covers the winner's positions: if the winner
+// dies, they are never tombstoned (released), and with the ring full every
+// producer and consumer waits for ever.
+func TestRingLostClaimKeepsNoIntent(t *testing.T) {
+	t.Run("producer", func(t *testing.T) {
+		r := newLocalRing(t, RingConfig{Mode: MPMC, Slots: 4, MaxMessage: 8, MaxProducers: 2})
+		a, err := r.Producer(RingOptions{Spin: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		b, err := r.Producer(RingOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := r.Consumer(RingOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		loseNextClaim(t, b.e, 4) // b takes the whole ring and dies
+		if err := a.Send(cancelled(t), []byte("a")); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Send into the ring b filled = %v, want context.Canceled", err)
+		}
+		if st := r.Reap(); st.LostByProducers != 4 || st.DeadProducers != 1 {
+			t.Fatalf("after b died: %+v, want 1 dead producer and its 4 positions lost", st)
+		}
+		n, err := c.TryRecvBatch(8, func(m []byte) { t.Errorf("got %q from a dead claim", m) })
+		if n != 0 || err != nil {
+			t.Fatalf("TryRecvBatch over the tombstones = %d, %v", n, err)
+		}
+		if err := a.Send(t.Context(), []byte("a")); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := c.TryRecvBatch(8, func([]byte) {}); n != 1 || err != nil {
+			t.Fatalf("TryRecvBatch = %d, %v; want a's message", n, err)
+		}
+	})
+	t.Run("consumer", func(t *testing.T) {
+		r := newLocalRing(t, RingConfig{Mode: MPMC, Slots: 4, MaxMessage: 8, MaxConsumers: 2})
+		p, err := r.Producer(RingOptions{Spin: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		a, err := r.Consumer(RingOptions{Spin: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		d, err := r.Consumer(RingOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := p.SendBatch(t.Context(), [][]byte{{1}, {2}, {3}, {4}}); n != 4 || err != nil {
+			t.Fatalf("SendBatch = %d, %v", n, err)
+		}
+		loseNextClaim(t, d.e, 4) // d takes the whole ring and dies
+		if _, err := a.RecvBatch(cancelled(t), 8, func(m []byte) { t.Errorf("got %v that d took", m) }); !errors.Is(err, context.Canceled) {
+			t.Fatalf("RecvBatch after d took everything = %v, want context.Canceled", err)
+		}
+		if st := r.Reap(); st.LostByConsumers != 4 || st.DeadConsumers != 1 {
+			t.Fatalf("after d died: %+v, want 1 dead consumer and the 4 messages it took lost", st)
+		}
+		if err := p.Send(cancelled(t), []byte{5}); err != nil {
+			t.Fatalf("Send after d's slots were released: %v", err)
+		}
+		if n, err := a.TryRecvBatch(8, func([]byte) {}); n != 1 || err != nil {
+			t.Fatalf("TryRecvBatch = %d, %v; want the new message", n, err)
+		}
+	})
+}
