@@ -112,3 +112,28 @@ func TestRingLostClaimKeepsNoIntent(t *testing.T) {
 		}
 	})
 }
+
+// TestRingUnwaitTakesOnlyItsOwnCount: a waiter a that counted itself, was
+// counted out by a waker's reset, and then found the ring ready must not
+// take back the count of a waiter b that counted itself after the reset:
+// b sleeps, and with no count left no waker wakes it (it sleeps its whole
+// wait slice, 20 ms, with the ring ready).
+func TestRingUnwaitTakesOnlyItsOwnCount(t *testing.T) {
+	var word, waiters atomic.Uint32
+	q := ringQueue{&word, &waiters}
+	a := q.enter()
+	if !q.wake() {
+		t.Fatal("a waiter is counted, but wake makes no wake-up")
+	}
+	q.enter()   // b counts itself, and will sleep
+	q.unwait(a) // a found the ring ready: it takes its count back
+	if !q.wake() {
+		t.Fatal("b sleeps counted, but wake makes no wake-up: a took b's count")
+	}
+	// Within one generation a waiter does take its own count back.
+	c := q.enter()
+	q.unwait(c)
+	if q.wake() {
+		t.Error("the only waiter took its count back, but wake still makes a wake-up")
+	}
+}
