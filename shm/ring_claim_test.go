@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // deadRec returns a process record that names this process's pid with
@@ -135,5 +136,73 @@ func TestRingUnwaitTakesOnlyItsOwnCount(t *testing.T) {
 	q.unwait(c)
 	if q.wake() {
 		t.Error("the only waiter took its count back, but wake still makes a wake-up")
+	}
+}
+
+// TestRingReapDoesNotDropLiveConsumersTake: a producer that finds an SPSC
+// consumer dead drops what it had taken (head moves up to taken). If a new
+// consumer takes the dead one's entry while the producer is still looking
+// at /proc, and starts a batch, the producer must not then drop the new
+// consumer's batch: that counts live messages lost and lets the producer
+// overwrite slots the consumer is reading (torn messages).
+func TestRingReapDoesNotDropLiveConsumersTake(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	r := newLocalRing(t, RingConfig{Mode: SPSC, Slots: 4, MaxMessage: 8})
+	p, err := r.Producer(RingOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	x, err := r.Consumer(RingOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.e.rec.Store(deadRec()) // x died holding nothing
+	if n, err := p.SendBatch(ctx, [][]byte{{1}, {2}, {3}, {4}}); n != 4 || err != nil {
+		t.Fatalf("SendBatch = %d, %v", n, err)
+	}
+	head := r.head.Load()
+	// While the reaper reads /proc about x, n attaches in x's entry and
+	// stops inside its first batch.
+	inside, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	defer func() { cancel(); close(release); <-done }()
+	var hooked atomic.Bool
+	prev := readProcStat
+	t.Cleanup(func() { readProcStat = prev })
+	readProcStat = func(pid int) ([]byte, error) {
+		if !hooked.CompareAndSwap(false, true) {
+			return prev(pid)
+		}
+		go func() {
+			n, err := r.Consumer(RingOptions{})
+			if err != nil {
+				done <- err
+				return
+			}
+			defer n.Close()
+			_, err = n.RecvBatch(ctx, 2, func([]byte) {
+				select {
+				case inside <- struct{}{}:
+					<-release
+				default:
+				}
+			})
+			done <- err
+		}()
+		select {
+		case <-inside:
+		case err := <-done:
+			t.Errorf("new consumer: %v", err)
+			done <- err
+		case <-ctx.Done():
+		}
+		return prev(pid)
+	}
+	// What the producer's waitSpace does once per wait slice.
+	r.consumers().reap(func(*ringEntry) { r.dropTaken() })
+	st := r.Stats()
+	if h := r.head.Load(); h != head || st.LostByConsumers != 0 {
+		t.Errorf("head moved %d while the new consumer reads its batch, %d messages counted lost; want 0, 0", h-head, st.LostByConsumers)
 	}
 }

@@ -67,7 +67,11 @@ func (s side) detach(e *ringEntry) {
 }
 
 // reap drops entries of dead processes and returns how many it dropped.
-// onDead runs for each before it is freed.
+// onDead runs for each before it is freed, while the caller holds the
+// entry under its own record, as attach does: a process attaching
+// meanwhile cannot take the entry and start on state that onDead is still
+// dropping (it takes another entry, or gets ErrRingBusy). A reaper killed
+// while it holds the entry leaves its own record there, dead in turn.
 func (s side) reap(onDead func(e *ringEntry)) int {
 	n := 0
 	for i := range s.tab {
@@ -76,13 +80,21 @@ func (s side) reap(onDead func(e *ringEntry)) int {
 		if rec == 0 || recAlive(rec) {
 			continue
 		}
-		if onDead != nil {
-			onDead(e)
+		if onDead == nil {
+			if e.rec.CompareAndSwap(rec, 0) {
+				s.dead.Add(1)
+				n++
+			}
+			continue
 		}
-		if e.rec.CompareAndSwap(rec, 0) {
-			s.dead.Add(1)
-			n++
+		if !e.rec.CompareAndSwap(rec, self()) {
+			continue // taken over or reaped by another process meanwhile
 		}
+		s.dead.Add(1)
+		n++
+		onDead(e)
+		e.intent.Store(0)
+		e.rec.Store(0)
 	}
 	return n
 }
