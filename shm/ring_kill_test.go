@@ -1,0 +1,129 @@
+package shm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestRingProducersKilledTogether kills MPMC producer processes at random
+// moments while others run, on a small ring that is full most of the time,
+// so that producers race for the same slots when one dies: the ring never
+// stays stuck, no message arrives torn, twice or out of order, and what
+// the dead claimed is counted lost. IPCPLAY_LONG=1 makes 300 kills.
+func TestRingProducersKilledTogether(t *testing.T) {
+	kills := 20
+	if raceBuild {
+		kills = 5
+	}
+	if longTests() {
+		kills = 300
+	}
+	const running = 3
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
+	cfg := RingConfig{Mode: MPMC, Slots: 64, MaxMessage: 64, MaxProducers: running + 1}
+	reg, r, _ := newRingRegion(t, cfg, 0)
+	// The test holds a producer while producers come and go, so that the
+	// consumer sees EOF only at the end.
+	keeper, err := r.Producer(RingOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.Consumer(RingOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	next := make(map[uint32]uint64)
+	var total uint64
+	cerr := make(chan error, 1)
+	consumed := make(chan struct{})
+	defer func() { cancel(); <-consumed }()
+	go func() {
+		defer close(consumed)
+		defer c.Close()
+		for {
+			_, err := c.RecvBatch(ctx, 8, func(m []byte) {
+				id, seq, err := CheckStamp(m)
+				mu.Lock()
+				defer mu.Unlock()
+				if err == nil && seq != next[id] {
+					err = fmt.Errorf("producer %d: message %d, want %d", id, seq, next[id])
+				}
+				if err != nil {
+					if ctx.Err() == nil {
+						cerr <- err
+						cancel()
+					}
+					return
+				}
+				next[id] = seq + 1
+				total++
+			})
+			if err != nil {
+				cerr <- err
+				return
+			}
+		}
+	}()
+	delivered := func() uint64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return total
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
+	id := 0
+	start := func() *ringChild {
+		id++
+		return startRing(t, ctx, reg, RoleRingProducer, nil, "-id", strconv.Itoa(id), "-msg", strconv.Itoa(StampSize+rng.IntN(41)),
+			"-batch", strconv.Itoa(1+rng.IntN(64)), "-spin", strconv.Itoa(rng.IntN(300)))
+	}
+	var prods []*ringChild
+	for range running {
+		prods = append(prods, start())
+	}
+	for i := range kills {
+		// Let the stream move on, then kill one producer at a random
+		// moment of its work, and start another.
+		goal := delivered() + 1 + uint64(rng.IntN(20000))
+		if !waitFor(ctx, func() bool { return delivered() >= goal }) {
+			t.Fatalf("kill %d: the ring is stuck at %d messages delivered (want %d): %+v, tail-head %d", i, delivered(), goal, r.Stats(), r.tail.Load()-r.head.Load())
+		}
+		k := rng.IntN(running)
+		prods[k].cmd.Process().Kill()
+		if err := prods[k].wait(); err == nil {
+			t.Fatalf("kill %d: producer exited by itself:\n%s", i, prods[k].out.String())
+		}
+		prods[k] = start()
+	}
+	goal := delivered() + 1000
+	if !waitFor(ctx, func() bool { return delivered() >= goal }) {
+		t.Fatalf("after %d kills the ring is stuck: %+v", kills, r.Stats())
+	}
+	for _, p := range prods {
+		p.cmd.Process().Kill()
+		p.wait()
+	}
+	if err := keeper.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-cerr; !errors.Is(err, io.EOF) {
+		t.Fatalf("consumer ended with %v, want io.EOF", err)
+	}
+	st := r.Stats()
+	// A producer killed before it attached is not counted dead.
+	if st.DeadProducers > uint64(kills+running) || st.Producers != 0 {
+		t.Errorf("Stats = %+v, want at most %d dead producers and none attached", st, kills+running)
+	}
+	if tomb := c.Counters().Tombstones; tomb != st.LostByProducers {
+		t.Errorf("consumer skipped %d tombstones, ring counts %d lost", tomb, st.LostByProducers)
+	}
+	t.Logf("%d kills: %d messages delivered, %d lost (claimed by a producer that died before publishing)", kills, delivered(), st.LostByProducers)
+}
