@@ -127,3 +127,89 @@ func TestRingProducersKilledTogether(t *testing.T) {
 	}
 	t.Logf("%d kills: %d messages delivered, %d lost (claimed by a producer that died before publishing)", kills, delivered(), st.LostByProducers)
 }
+
+// TestRingConsumersKilledTogether kills MPMC consumer processes at random
+// moments while others run: nothing arrives torn or twice, every message
+// is seen or counted lost, and the producers never block for good.
+// IPCPLAY_LONG=1 makes 300 kills.
+func TestRingConsumersKilledTogether(t *testing.T) {
+	kills := 20
+	if raceBuild {
+		kills = 5
+	}
+	if longTests() {
+		kills = 300
+	}
+	const running, producers = 2, 2
+	per := uint64(kills) * 20000
+	total := producers * per
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
+	cfg := RingConfig{Mode: MPMC, Slots: 64, MaxMessage: 64, MaxConsumers: running + 1, MaxProducers: producers + 1}
+	reg, r, seenOff := newRingRegion(t, cfg, SeenSize(int(total)))
+	seen, err := SeenAt(reg.Bytes(), seenOff, int(total))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The test holds a producer until the producers are done, and a
+	// consumer that never reads while consumers come and go, so that
+	// neither side sees the other gone before the end.
+	keeper, err := r.Producer(RingOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := r.Consumer(RingOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
+	start := func() *ringChild {
+		return startRing(t, ctx, reg, RoleRingConsumer, nil, "-batch", strconv.Itoa(1+rng.IntN(64)),
+			"-spin", strconv.Itoa(rng.IntN(300)), "-seen", strconv.Itoa(seenOff), "-per", strconv.FormatUint(per, 10),
+			"-producers", strconv.Itoa(producers))
+	}
+	var cons []*ringChild
+	for range running {
+		cons = append(cons, start())
+	}
+	var prods []*ringChild
+	for id := range producers {
+		prods = append(prods, startRing(t, ctx, reg, RoleRingProducer, nil, "-id", strconv.Itoa(id),
+			"-count", strconv.FormatUint(per, 10), "-msg", "64", "-batch", strconv.Itoa(1+rng.IntN(64))))
+	}
+	for i := range kills {
+		goal := seen.Count() + 1 + rng.IntN(int(per)/kills)
+		if !waitFor(ctx, func() bool { return seen.Count() >= goal }) {
+			t.Fatalf("kill %d: the ring is stuck at %d messages seen (want %d): %+v", i, seen.Count(), goal, r.Stats())
+		}
+		k := rng.IntN(running)
+		cons[k].cmd.Process().Kill()
+		if err := cons[k].wait(); err == nil {
+			t.Fatalf("kill %d: consumer exited by itself:\n%s", i, cons[k].out.String())
+		}
+		cons[k] = start()
+	}
+	for _, p := range prods {
+		if err := p.wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := keeper.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cons {
+		if err := c.wait(); err != nil {
+			t.Fatal(err)
+		}
+		if dup, torn := c.field(t, "dup"), c.field(t, "torn"); dup != 0 || torn != 0 {
+			t.Errorf("consumer %d: %d duplicate, %d torn messages", i, dup, torn)
+		}
+	}
+	held.Close()
+	st := r.Reap()
+	n := uint64(seen.Count())
+	if n > total || n+st.LostByConsumers < total {
+		t.Errorf("%d messages seen + %d lost, want %d in all", n, st.LostByConsumers, total)
+	}
+	t.Logf("%d kills: %d of %d messages seen, %d counted lost (taken by a consumer that died; some it had seen)", kills, n, total, st.LostByConsumers)
+}
