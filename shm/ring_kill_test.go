@@ -178,7 +178,8 @@ func TestRingConsumersKilledTogether(t *testing.T) {
 			"-count", strconv.FormatUint(per, 10), "-msg", "64", "-batch", strconv.Itoa(1+rng.IntN(64))))
 	}
 	for i := range kills {
-		goal := seen.Count() + 1 + rng.IntN(int(per)/kills)
+		// A kill loses at most a claim (64): the goal stays in reach.
+		goal := min(seen.Count()+1+rng.IntN(int(per)/kills), int(total)-64*(kills+1))
 		if !waitFor(ctx, func() bool { return seen.Count() >= goal }) {
 			t.Fatalf("kill %d: the ring is stuck at %d messages seen (want %d): %+v", i, seen.Count(), goal, r.Stats())
 		}
@@ -212,4 +213,103 @@ func TestRingConsumersKilledTogether(t *testing.T) {
 		t.Errorf("%d messages seen + %d lost, want %d in all", n, st.LostByConsumers, total)
 	}
 	t.Logf("%d kills: %d of %d messages seen, %d counted lost (taken by a consumer that died; some it had seen)", kills, n, total, st.LostByConsumers)
+}
+
+// TestRingSPSCConsumerKilledOften kills the SPSC consumer process at random
+// moments, again and again, while this process produces: each new consumer
+// takes over the dead one's entry (or attaches after the producer dropped
+// it), nothing arrives torn or twice, and every message is seen or counted
+// lost. IPCPLAY_LONG=1 makes 300 kills.
+func TestRingSPSCConsumerKilledOften(t *testing.T) {
+	kills := 20
+	if raceBuild {
+		kills = 5
+	}
+	if longTests() {
+		kills = 300
+	}
+	total := uint64(kills+1) * 20000
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
+	cfg := RingConfig{Mode: SPSC, Slots: 64, MaxMessage: 64}
+	reg, r, seenOff := newRingRegion(t, cfg, SeenSize(int(total)))
+	seen, err := SeenAt(reg.Bytes(), seenOff, int(total))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
+	start := func() *ringChild {
+		return startRing(t, ctx, reg, RoleRingConsumer, nil, "-batch", strconv.Itoa(1+rng.IntN(64)),
+			"-spin", strconv.Itoa(rng.IntN(300)), "-seen", strconv.Itoa(seenOff), "-per", strconv.FormatUint(total, 10))
+	}
+	cons := start()
+	p, err := r.Producer(RingOptions{Batch: 1 + rng.IntN(32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The producer closes only once the kills are done: a consumer that
+	// read everything would see EOF and end before its kill.
+	perr := make(chan error, 1)
+	produced, killed := make(chan struct{}), make(chan struct{})
+	defer func() { cancel(); <-produced }()
+	go func() {
+		defer close(produced)
+		batch := make([][]byte, 16)
+		for i := range batch {
+			batch[i] = make([]byte, 64)
+		}
+		for seq := uint64(0); seq < total; {
+			k := min(len(batch), int(total-seq))
+			for i := range k {
+				Stamp(batch[i], 0, seq+uint64(i))
+			}
+			sent, err := p.SendBatch(ctx, batch[:k])
+			seq += uint64(sent)
+			if errors.Is(err, ErrNoConsumers) {
+				// The consumer died and was dropped before the next
+				// one attached: wait for it.
+				if waitFor(ctx, func() bool { return r.Stats().Consumers != 0 }) {
+					continue
+				}
+				err = ctx.Err()
+			}
+			if err != nil {
+				perr <- err
+				return
+			}
+		}
+		select {
+		case <-killed:
+		case <-ctx.Done():
+		}
+		perr <- p.Close()
+	}()
+	for i := range kills {
+		// A kill loses at most a batch (64): the goal stays in reach.
+		goal := min(seen.Count()+1+rng.IntN(20000), int(total)-64*(kills+1))
+		if !waitFor(ctx, func() bool { return seen.Count() >= goal }) {
+			t.Fatalf("kill %d: the ring is stuck at %d messages seen (want %d): %+v", i, seen.Count(), goal, r.Stats())
+		}
+		cons.cmd.Process().Kill()
+		if err := cons.wait(); err == nil {
+			t.Fatalf("kill %d: consumer exited by itself:\n%s", i, cons.out.String())
+		}
+		cons = start()
+	}
+	close(killed)
+	if err := <-perr; err != nil {
+		t.Fatal(err)
+	}
+	if err := cons.wait(); err != nil {
+		t.Fatal(err)
+	}
+	if dup, torn := cons.field(t, "dup"), cons.field(t, "torn"); dup != 0 || torn != 0 {
+		t.Errorf("last consumer: %d duplicate, %d torn messages", dup, torn)
+	}
+	st := r.Reap()
+	n := uint64(seen.Count())
+	if n > total || n+st.LostByConsumers < total {
+		t.Errorf("%d messages seen + %d lost, want %d in all", n, st.LostByConsumers, total)
+	}
+	t.Logf("%d kills: %d of %d messages seen, %d counted lost, %d dead consumers found", kills, n, total, st.LostByConsumers, st.DeadConsumers)
 }
