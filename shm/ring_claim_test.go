@@ -3,6 +3,7 @@ package shm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -204,5 +205,45 @@ func TestRingReapDoesNotDropLiveConsumersTake(t *testing.T) {
 	st := r.Stats()
 	if h := r.head.Load(); h != head || st.LostByConsumers != 0 {
 		t.Errorf("head moved %d while the new consumer reads its batch, %d messages counted lost; want 0, 0", h-head, st.LostByConsumers)
+	}
+}
+
+// TestRingAttachWhileReaped: a consumer attaching in a dead consumer's
+// entry while a producer reaps that entry must get an entry, not
+// ErrRingBusy: the entry it wanted is free, or about to be. The reaper
+// runs while the attacher reads /proc about the dead one (it frees the
+// entry between the attacher's look and its compare-and-swap), and then
+// again holding the entry while the attacher looks.
+func TestRingAttachWhileReaped(t *testing.T) {
+	for _, hold := range []bool{false, true} {
+		t.Run(fmt.Sprintf("holding=%v", hold), func(t *testing.T) {
+			r := newLocalRing(t, RingConfig{Mode: SPSC, Slots: 4, MaxMessage: 8})
+			x, err := r.Consumer(RingOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			x.e.rec.Store(deadRec())
+			if hold {
+				x.e.rec.Store(self() | recReaping) // a live reaper holds it
+			}
+			var hooked atomic.Bool
+			prev := readProcStat
+			t.Cleanup(func() { readProcStat = prev })
+			readProcStat = func(pid int) ([]byte, error) {
+				if hooked.CompareAndSwap(false, true) {
+					if hold {
+						x.e.rec.Store(0) // the reaper is done
+					} else {
+						r.consumers().reap(func(*ringEntry) { r.dropTaken() })
+					}
+				}
+				return prev(pid)
+			}
+			n, err := r.Consumer(RingOptions{})
+			if err != nil {
+				t.Fatalf("Consumer while the dead one's entry is reaped: %v", err)
+			}
+			n.Close()
+		})
 	}
 }

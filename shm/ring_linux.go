@@ -135,7 +135,10 @@ type ringEntry struct {
 // covers reports whether intent in covers position p.
 func covers(in uint64, p uint64) bool { return uint32(p)-uint32(in) < uint32(in>>32) }
 
-func recAlive(rec uint64) bool { return alive(uint32(rec>>32), uint32(rec)) }
+func recAlive(rec uint64) bool {
+	rec &^= recReaping
+	return alive(uint32(rec>>32), uint32(rec))
+}
 
 // MakeRing lays out a new ring described by cfg in mem at byte offset off,
 // which must be 64-byte aligned in memory, and returns it. No process may
