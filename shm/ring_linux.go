@@ -96,6 +96,13 @@ import (
 //     producers keeps one attached meanwhile, or reads on after io.EOF.
 //   - A message is at most MaxMessage bytes; there are no multi-slot
 //     messages.
+//   - Processes sharing a ring must share a pid namespace: unlike a
+//     [Mutex], a ring records no namespace, and a process in another one
+//     is judged by a pid that names some other process here (a live
+//     producer could be taken for dead and its claims tombstoned).
+//   - A process that stops for good inside a RecvBatch callback (or a
+//     Send) while it lives holds its claim for good: only death releases
+//     it.
 //
 // A Ring value is a view and holds no resources; it is safe for concurrent
 // use. Each [RingProducer] and [RingConsumer] belongs to one goroutine at a
