@@ -241,7 +241,7 @@ func DecodeRingHeader(b []byte, avail int) (RingHeader, error) {
 		return bad("tables", "one producer and one consumer for spsc", fmt.Sprintf("%d, %d", h.MaxProducers, h.MaxConsumers))
 	case h.Size != uint64(h.sizeFor()):
 		return bad("size", fmt.Sprint(h.sizeFor()), h.Size)
-	case h.Size > uint64(avail):
+	case avail < 0 || h.Size > uint64(avail):
 		return bad("size", fmt.Sprintf("at most the %d bytes mapped", avail), h.Size)
 	}
 	return h, nil

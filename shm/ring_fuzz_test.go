@@ -31,7 +31,7 @@ func FuzzRingHeader(f *testing.F) {
 			}
 			return
 		}
-		if h.Size > uint64(avail) || int(h.Size) != h.sizeFor() {
+		if avail < 0 || h.Size > uint64(avail) || int(h.Size) != h.sizeFor() {
 			t.Fatalf("accepted header of %d bytes for %d available", h.Size, avail)
 		}
 		if h.Size > 1<<20 {

@@ -52,7 +52,10 @@ import (
 //     position, count) in its table entry. The intent stays until its next
 //     claim, which it makes only after publishing (producer) or releasing
 //     (consumer) the previous one. So while a claimer lives, some live entry's
-//     intent covers each position it holds.
+//     intent covers each position it holds. A claim that loses its
+//     compare-and-swap clears the intent at once: it covers the winner's
+//     positions, and kept while the loser waits it would hide the winner's
+//     death from rules 4 and 5 for ever.
 //  4. A consumer finding position h claimed (tail > h) and unpublished
 //     looks, once per wait slice, for a live producer whose intent covers h.
 //     If there is none, the claimer is dead: the consumer swaps the slot
@@ -93,6 +96,13 @@ import (
 //     producers keeps one attached meanwhile, or reads on after io.EOF.
 //   - A message is at most MaxMessage bytes; there are no multi-slot
 //     messages.
+//   - Processes sharing a ring must share a pid namespace: unlike a
+//     [Mutex], a ring records no namespace, and a process in another one
+//     is judged by a pid that names some other process here (a live
+//     producer could be taken for dead and its claims tombstoned).
+//   - A process that stops for good inside a RecvBatch callback (or a
+//     Send) while it lives holds its claim for good: only death releases
+//     it.
 //
 // A Ring value is a view and holds no resources; it is safe for concurrent
 // use. Each [RingProducer] and [RingConsumer] belongs to one goroutine at a
@@ -132,7 +142,10 @@ type ringEntry struct {
 // covers reports whether intent in covers position p.
 func covers(in uint64, p uint64) bool { return uint32(p)-uint32(in) < uint32(in>>32) }
 
-func recAlive(rec uint64) bool { return alive(uint32(rec>>32), uint32(rec)) }
+func recAlive(rec uint64) bool {
+	rec &^= recReaping
+	return alive(uint32(rec>>32), uint32(rec))
+}
 
 // MakeRing lays out a new ring described by cfg in mem at byte offset off,
 // which must be 64-byte aligned in memory, and returns it. No process may

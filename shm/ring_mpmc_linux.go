@@ -4,10 +4,16 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync/atomic"
 )
 
 // The MPMC path: Vyukov's per-slot sequence protocol with claims of up to
 // maxClaim positions, and the recovery rules 4 and 5 of the Ring doc.
+
+// beforeClaim, when set (by tests only), runs between a claimer's intent
+// store and its compare-and-swap of index (tail or head) from pos, so that
+// a test can make another process's claim win that race.
+var beforeClaim func(index *atomic.Uint64, pos uint64)
 
 func (p *RingProducer) sendMPMC(ctx context.Context, msgs [][]byte) (int, error) {
 	r := p.r
@@ -38,7 +44,14 @@ func (p *RingProducer) sendMPMC(ctx context.Context, msgs [][]byte) (int, error)
 			continue
 		}
 		p.e.intent.Store(uint64(uint32(t)) | uint64(n)<<32)
+		if beforeClaim != nil {
+			beforeClaim(r.tail, t)
+		}
 		if !r.tail.CompareAndSwap(t, t+uint64(n)) {
+			// Lost to another producer: the intent now covers its
+			// claim, and kept while this one waits it would shield
+			// that claim from rule 4 should its producer die.
+			p.e.intent.Store(0)
 			continue
 		}
 		var revoked int
@@ -143,7 +156,11 @@ func (c *RingConsumer) recvMPMC(ctx context.Context, max int, fn func([]byte), t
 			continue
 		}
 		c.e.intent.Store(uint64(uint32(h)) | uint64(n)<<32)
+		if beforeClaim != nil {
+			beforeClaim(r.head, h)
+		}
 		if !r.head.CompareAndSwap(h, h+uint64(n)) {
+			c.e.intent.Store(0) // it covers the winner's claim (see sendMPMC)
 			continue
 		}
 		got := 0

@@ -2,7 +2,9 @@ package shm
 
 import (
 	"fmt"
+	"runtime"
 	"sync/atomic"
+	"time"
 )
 
 // The producer and consumer tables: who is attached, who died, and what
@@ -27,35 +29,63 @@ func (r *Ring) consumers() side {
 		ringQueue{&r.w.notEmpty, &r.w.emptyWaiters}, ringQueue{&r.w.notFull, &r.w.fullWaiters}}
 }
 
+// recReaping marks a table entry's record while a reaper holds the entry
+// to drop a dead process's state (see reap): the rest of the word is the
+// reaper's own record. Pids are below 2^22, so the bit is free.
+const recReaping = 1 << 63
+
 // attach takes a free table entry for this process, or the entry of a dead
 // one. onDead runs for a dead entry before it is reused, while the
-// caller holds it.
+// caller holds it. An entry that changes under its look (reaped, or taken)
+// or that a live reaper holds makes it look again, for up to a wait slice:
+// ErrRingBusy means every entry was held by a live process.
 func (s side) attach(onDead func(e *ringEntry)) (*ringEntry, error) {
 	me := self()
 	// ever is set once an entry is ours, never before: a process looking
 	// at an empty table must not take "ever" for "gone". One killed
 	// between the two stores counts as never attached.
-	for i := range s.tab {
-		e := &s.tab[i]
-		if e.rec.Load() == 0 && e.rec.CompareAndSwap(0, me) {
-			e.intent.Store(0)
-			s.ever.Store(1)
-			return e, nil
-		}
-	}
-	for i := range s.tab {
-		e := &s.tab[i]
-		if rec := e.rec.Load(); rec != 0 && !recAlive(rec) && e.rec.CompareAndSwap(rec, me) {
-			s.dead.Add(1)
-			if onDead != nil {
-				onDead(e)
+	var deadline time.Time
+	for {
+		again := false
+		for i := range s.tab {
+			e := &s.tab[i]
+			if e.rec.Load() == 0 {
+				if e.rec.CompareAndSwap(0, me) {
+					e.intent.Store(0)
+					s.ever.Store(1)
+					return e, nil
+				}
+				again = true
 			}
-			e.intent.Store(0)
-			s.ever.Store(1)
-			return e, nil
 		}
+		for i := range s.tab {
+			e := &s.tab[i]
+			rec := e.rec.Load()
+			switch {
+			case rec == 0:
+				again = true
+			case recAlive(rec):
+				again = again || rec&recReaping != 0
+			case e.rec.CompareAndSwap(rec, me):
+				s.dead.Add(1)
+				if onDead != nil {
+					onDead(e)
+				}
+				e.intent.Store(0)
+				s.ever.Store(1)
+				return e, nil
+			default:
+				again = true
+			}
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(waitSlice)
+		}
+		if !again || time.Now().After(deadline) {
+			return nil, fmt.Errorf("attach %s: %w (%d entries, all live)", s.name, ErrRingBusy, len(s.tab))
+		}
+		runtime.Gosched()
 	}
-	return nil, fmt.Errorf("attach %s: %w (%d entries, all live)", s.name, ErrRingBusy, len(s.tab))
 }
 
 // detach frees e and wakes the other side, so that it notices at once if
@@ -67,7 +97,11 @@ func (s side) detach(e *ringEntry) {
 }
 
 // reap drops entries of dead processes and returns how many it dropped.
-// onDead runs for each before it is freed.
+// onDead runs for each before it is freed, while the caller holds the
+// entry under its own record marked recReaping: a process attaching
+// meanwhile cannot take the entry and start on state that onDead is still
+// dropping (it waits for the entry, or takes another). A reaper killed
+// while it holds the entry leaves its own record there, dead in turn.
 func (s side) reap(onDead func(e *ringEntry)) int {
 	n := 0
 	for i := range s.tab {
@@ -76,13 +110,21 @@ func (s side) reap(onDead func(e *ringEntry)) int {
 		if rec == 0 || recAlive(rec) {
 			continue
 		}
-		if onDead != nil {
-			onDead(e)
+		if onDead == nil {
+			if e.rec.CompareAndSwap(rec, 0) {
+				s.dead.Add(1)
+				n++
+			}
+			continue
 		}
-		if e.rec.CompareAndSwap(rec, 0) {
-			s.dead.Add(1)
-			n++
+		if !e.rec.CompareAndSwap(rec, self()|recReaping) {
+			continue // taken over or reaped by another process meanwhile
 		}
+		s.dead.Add(1)
+		n++
+		onDead(e)
+		e.intent.Store(0)
+		e.rec.Store(0)
 	}
 	return n
 }

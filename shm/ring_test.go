@@ -83,6 +83,13 @@ func TestRingHeaderChecked(t *testing.T) {
 	if _, err := OpenRing(Local(4096), 0); !errors.Is(err, ErrRingCorrupt) {
 		t.Errorf("OpenRing of zeros = %v, want ErrRingCorrupt", err)
 	}
+	mem := Local(size)
+	if _, err := MakeRing(mem, 0, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := DecodeRingHeader(mem, -1); !errors.Is(err, ErrRingCorrupt) {
+		t.Errorf("DecodeRingHeader with -1 bytes available = %+v, %v; want ErrRingCorrupt", h, err)
+	}
 }
 
 func TestDecodeSlotAcrossWrap(t *testing.T) {

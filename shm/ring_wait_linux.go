@@ -9,38 +9,64 @@ import (
 // Waiting: a short spin, then futex sleeps in wait slices, and wake-ups
 // made only when the waiter count says someone sleeps (rule 6).
 
-// A ringQueue is a futex word and the count of those sleeping on it.
+// A ringQueue is a futex word and the count of those sleeping on it. The
+// waiters word holds the count in its low 16 bits and, in its high 16, a
+// generation that every reset of the count bumps: a waiter that takes its
+// count back does so only within the generation it counted itself in, so
+// it never takes the count of a sleeper that came after a reset.
 type ringQueue struct {
 	word, waiters *atomic.Uint32
 }
 
+// waitCount masks the count in a waiters word. Waiters are bounded by the
+// table sizes (maxRingMembers), far below it.
+const waitCount = 1<<16 - 1
+
+// nextGen returns waiters word v reset: count zero, generation bumped.
+func nextGen(v uint32) uint32 { return (v>>16 + 1) << 16 }
+
+// enter counts a waiter in and returns the waiters word it left, for
+// unwait.
+func (q ringQueue) enter() uint32 { return q.waiters.Add(1) }
+
 // wake wakes every sleeper if the count says there is one, and reports
 // whether it made the system call.
 func (q ringQueue) wake() bool {
-	if q.waiters.Load() == 0 || q.waiters.Swap(0) == 0 {
-		return false
+	for {
+		v := q.waiters.Load()
+		if v&waitCount == 0 {
+			return false
+		}
+		if q.waiters.CompareAndSwap(v, nextGen(v)) {
+			break
+		}
 	}
 	q.word.Add(1)
 	futexWakeWord(q.word, wakeAll)
 	return true
 }
 
-// unwait takes back one count of a waiter that found the ring ready before
-// sleeping, so that the other side makes no wake-up call for it. It never
-// goes below zero: a waker that reset the count has already woken everyone
-// counted, and each sleeper counts itself again before it sleeps. A waiter
-// that sleeps keeps its count; the waker resets it.
-func (q ringQueue) unwait() {
+// unwait takes back the count of a waiter that found the ring ready before
+// sleeping, so that the other side makes no wake-up call for it; entered
+// is what enter returned. Once a waker has reset the count (a new
+// generation), the count is no longer this waiter's: it is left alone. A
+// waiter that sleeps keeps its count; the waker resets it.
+func (q ringQueue) unwait(entered uint32) {
 	for {
 		v := q.waiters.Load()
-		if v == 0 || q.waiters.CompareAndSwap(v, v-1) {
+		if v>>16 != entered>>16 || v&waitCount == 0 || q.waiters.CompareAndSwap(v, v-1) {
 			return
 		}
 	}
 }
 
 func (q ringQueue) wakeAll() {
-	q.waiters.Store(0)
+	for {
+		v := q.waiters.Load()
+		if q.waiters.CompareAndSwap(v, nextGen(v)) {
+			break
+		}
+	}
 	q.word.Add(1)
 	futexWakeWord(q.word, wakeAll)
 }
@@ -114,10 +140,10 @@ func block(ctx context.Context, q ringQueue, spin int, c *RingCounters, ready fu
 			}
 			continue
 		}
-		q.waiters.Add(1)
+		in := q.enter()
 		e := q.word.Load()
 		if ready() {
-			q.unwait()
+			q.unwait(in)
 			return nil
 		}
 		futexWaitWord(q.word, e, slice(ctx))
