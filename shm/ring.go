@@ -30,7 +30,7 @@ import (
 const (
 	ringLine       = 64
 	ringMagic      = 0x72637069 // "ipcr" little-endian
-	RingVersion    = 1          // the layout version written into and checked in a ring's header
+	RingVersion    = 2          // the layout version written into and checked in a ring's header
 	ringHeaderSize = ringLine
 
 	ringOffTail    = 1 * ringLine
