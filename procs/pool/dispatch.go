@@ -217,10 +217,21 @@ func (d *dispatch) handle(m message) error {
 // that the backstop's test need not wait seconds per death.
 var overdueSlack = 5 * time.Second
 
-// watched reports whether w's current chunk has a deadline: one of this
-// map, on a live worker that is serving (its start-up is not the task's).
+// watched reports whether w's current chunk has a deadline: w is a live
+// worker that is serving (its start-up is not the task's) and holds a
+// chunk of this map. That chunk may wait behind one of an earlier map
+// that ended early, sent without a timeout, which then gets this map's
+// deadline: it holds this map up as much as its own would.
 func (d *dispatch) watched(w *worker) bool {
-	return !w.dead && !w.broken && w.ready && len(w.inflight) > 0 && w.inflight[0].gen == d.gen
+	if w.dead || w.broken || !w.ready {
+		return false
+	}
+	for _, c := range w.inflight {
+		if c.gen == d.gen {
+			return true
+		}
+	}
+	return false
 }
 
 // deadline is when w's current chunk becomes overdue: each of its tasks

@@ -80,3 +80,43 @@ func TestWatchdogChunkBoundary(t *testing.T) {
 		t.Errorf("results %v, want [0 1]", got)
 	}
 }
+
+// TestTimeoutBehindEarlierMap: a map that ended early (its callback
+// failed) leaves a hung task of its own, sent without a timeout, on a
+// worker; the next map, with a timeout, queues a chunk on that worker
+// behind it. The parent's backstop watched only chunks of the running
+// map, so that chunk waited forever and the map hung to its deadline.
+func TestTimeoutBehindEarlierMap(t *testing.T) {
+	slack := overdueSlack
+	overdueSlack = 500 * time.Millisecond
+	t.Cleanup(func() { overdueSlack = slack })
+	ctx := testCtx(t)
+	p := newHangPool(t, ctx, "5")
+	if err := p.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Worker 0 gets both chunks; it answers 1, and the map ends with 5
+	// still running on it.
+	stop := errors.New("stop")
+	err := MapUnordered(ctx, p, func(yield func(int) bool) {
+		_ = yield(1) && yield(5)
+	}, 1, func(i, r int, err error) error { return stop })
+	if !errors.Is(err, stop) {
+		t.Fatalf("first map: %v, want the callback's error", err)
+	}
+	mctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	tasks := make([]int, 20)
+	for i := range tasks {
+		tasks[i] = 10 + i
+	}
+	got, err := MapWith[int, int](mctx, p, tasks, MapOptions{ChunkSize: 1, TaskTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("second map, with a timeout: %v (events %+v)", err, p.Events())
+	}
+	for i, r := range got {
+		if r != tasks[i]*tasks[i] {
+			t.Errorf("result %d = %d, want %d", i, r, tasks[i]*tasks[i])
+		}
+	}
+}
