@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
@@ -118,5 +119,46 @@ func TestTimeoutBehindEarlierMap(t *testing.T) {
 		if r != tasks[i]*tasks[i] {
 			t.Errorf("result %d = %d, want %d", i, r, tasks[i]*tasks[i])
 		}
+	}
+}
+
+// deep is a msgpack value nested n arrays deep: n x [1-array] then nil.
+func deep(n int) []byte {
+	b := bytes.Repeat([]byte{0x91}, n)
+	return append(b, 0xc0)
+}
+
+// TestDeepNesting is issue 15's finding 2 on the pool's own msgpack
+// paths: the parent decodes results of types without a fast path (and a
+// worker decodes such tasks) with msgpack's Decoder, which recurses once
+// per level, over bytes the other process wrote into a byte string that
+// ipc's frame check does not look into. Two million levels were a fatal
+// stack overflow of the whole process, which no recover catches; now the
+// bytes are refused before decoding.
+func TestDeepNesting(t *testing.T) {
+	data := deep(2_000_000)
+	rd := newReader[any]()
+	var v any
+	if err := rd.reset(data); err == nil {
+		if err := rd.next(&v); err == nil {
+			t.Fatal("2,000,000 levels decoded without an error")
+		}
+	}
+	if err := rd.reset(data); err == nil {
+		if err := rd.skip(); err == nil {
+			t.Fatal("2,000,000 levels skipped without an error")
+		}
+	}
+	var out bytes.Buffer
+	h := Raw(func(ctx context.Context, m msgpack.RawMessage) (msgpack.RawMessage, error) { return m, nil })
+	if _, err := h.run(t.Context(), data, 1, &out, msgpack.NewEncoder(&out), nil); err == nil {
+		t.Fatal("a Raw handler took a task 2,000,000 levels deep")
+	}
+	// A value as deep as the limit still decodes.
+	if err := rd.reset(deep(maxDepth - 1)); err != nil {
+		t.Fatalf("%d levels: %v", maxDepth-1, err)
+	}
+	if err := rd.next(&v); err != nil {
+		t.Fatalf("%d levels: %v", maxDepth-1, err)
 	}
 }

@@ -88,7 +88,9 @@ func (h *typed[T, R]) run(ctx context.Context, data []byte, n int, out *bytes.Bu
 		t    = new(T) // one for the chunk: a variable per task escapes
 		w    = newWriter[R](out, enc)
 	)
-	h.rd.reset(data)
+	if err := h.rd.reset(data); err != nil {
+		return nil, fmt.Errorf("decode tasks: %w", err)
+	}
 	for i := range n {
 		*t = zero // so that nothing decoded before is reused
 		if err := h.rd.next(t); err != nil {
@@ -123,6 +125,9 @@ func Raw(f func(ctx context.Context, task msgpack.RawMessage) (msgpack.RawMessag
 
 func (f raw) run(ctx context.Context, data []byte, n int, out *bytes.Buffer, enc *msgpack.Encoder, wd *watchdog) ([]string, error) {
 	var errs []string
+	if err := checkDepth(data); err != nil { // DecodeRaw recurses too
+		return nil, fmt.Errorf("decode tasks: %w", err)
+	}
 	dec := msgpack.NewDecoder(bytes.NewReader(data))
 	for i := range n {
 		t, err := dec.DecodeRaw()
