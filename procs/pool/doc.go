@@ -22,8 +22,9 @@
 //
 // # Chunk size
 //
-// A chunk size of zero lets the pool choose. The first chunk holds one
-// task, and each next one twice as many, until the first answer comes back;
+// A chunk size of zero lets the pool choose. The first chunk of each
+// worker holds one task, and each next round of chunks twice as many,
+// until the first answer comes back;
 // from then on a chunk holds what a worker runs in about 5 ms, from a
 // running average of the time workers took per task, so that a chunk's
 // messages cost about 1% of its work whatever the tasks are, while the last
