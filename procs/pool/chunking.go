@@ -1,11 +1,21 @@
 package pool
 
-import "time"
+import (
+	"time"
+
+	"ipcplay/ipc"
+)
 
 // maxChunkBytes bounds a chunk's encoded tasks: a chunk is sent once it
 // holds this many bytes, whatever its size in tasks, so that large tasks
 // never make a message too large for the socket's frame limit.
 const maxChunkBytes = 1 << 20
+
+// maxValueBytes bounds one task's or one result's encoding: what fits in
+// a frame (ipc.DefaultMaxFrame) beside a chunk just under maxChunkBytes
+// and the message's own fields. A larger one could not be sent: it fails
+// with ErrTooLarge instead of killing workers.
+const maxValueBytes = ipc.DefaultMaxFrame - maxChunkBytes - 4096
 
 // Chunk sizes the pool chooses itself (MapOptions.ChunkSize zero).
 const (

@@ -132,6 +132,25 @@ func (d *dispatch) added() error {
 	return d.submit()
 }
 
+// tooLarge fails the task just encoded if it could not be sent: the chunk
+// before it is submitted without it, and it fails in its place.
+func (d *dispatch) tooLarge() error {
+	start := d.offs[len(d.offs)-1]
+	size := d.buf.Len() - start
+	if size <= maxValueBytes {
+		return nil
+	}
+	d.buf.Truncate(start)
+	d.offs = d.offs[:len(d.offs)-1]
+	if err := d.submit(); err != nil {
+		return err
+	}
+	idx := d.nextIndex
+	d.nextIndex++
+	d.p.completed.Add(1)
+	return d.onFail(&TaskError{Index: idx, Err: fmt.Errorf("%w: encoded in %d bytes, over %d", ErrTooLarge, size, maxValueBytes)})
+}
+
 // submit closes the chunk being built and waits until a worker takes it.
 func (d *dispatch) submit() error {
 	if len(d.offs) == 0 {

@@ -124,6 +124,9 @@ func MapUnorderedWith[T, R any](ctx context.Context, p *Pool, tasks iter.Seq[T],
 		if err := w.put(t); err != nil {
 			return fmt.Errorf("pool: encode task %d: %w", d.nextIndex+len(d.offs)-1, err)
 		}
+		if err := d.tooLarge(); err != nil {
+			return err
+		}
 		if err := d.added(); err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,12 +16,16 @@ import (
 // Roles of the review's tests (issue 15's pool review).
 const (
 	roleSlow = "pool-test-slow"
+	roleGrow = "pool-test-grow" // returns a string of the task's length
 )
 
 func init() {
 	procs.Register(roleSlow, WorkerMain(Typed(func(ctx context.Context, t slowTask) (int, error) {
 		time.Sleep(time.Duration(t.Run))
 		return t.N, nil
+	})))
+	procs.Register(roleGrow, WorkerMain(Typed(func(ctx context.Context, n int) (string, error) {
+		return strings.Repeat("y", n), nil
 	})))
 }
 
@@ -160,5 +165,60 @@ func TestDeepNesting(t *testing.T) {
 	}
 	if err := rd.next(&v); err != nil {
 		t.Fatalf("%d levels: %v", maxDepth-1, err)
+	}
+}
+
+// TestTaskOverFrameLimit: a task whose encoding is over the socket's
+// frame limit (ipc.DefaultMaxFrame, 16 MiB) cannot be sent. The writer's
+// failed send kills the worker, the death is blamed on the chunk, and
+// after MaxRetries workers the task fails with ErrWorkerDeaths, as if it
+// had crashed them: three workers started for nothing, and an error that
+// points the wrong way.
+func TestTaskOverFrameLimit(t *testing.T) {
+	ctx := testCtx(t)
+	p, err := New(ctx, Config{Role: roleBig, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Close()
+		noChildren(t)
+	})
+	tasks := []string{"small", strings.Repeat("x", 17<<20), "small too"}
+	got, err := MapWith[string, string](ctx, p, tasks, MapOptions{ChunkSize: 1})
+	var te *TaskError
+	if !errors.As(err, &te) || te.Index != 1 {
+		t.Fatalf("err = %v, want task 1 failed", err)
+	}
+	if got[0] != tasks[0] || got[2] != tasks[2] {
+		t.Errorf("the other tasks' results are wrong")
+	}
+	t.Logf("err = %v; %d worker deaths", err, len(p.Events()))
+	if errors.Is(err, ErrWorkerDeaths) || len(p.Events()) != 0 {
+		t.Errorf("a task too large to send cost %d workers and failed as one that kills them: %v", len(p.Events()), err)
+	}
+}
+
+// TestResultOverFrameLimit: a result too large for a message made its
+// worker's send fail and the worker exit, blamed as a crash: three workers
+// and ErrWorkerDeaths. Now the task fails with the reason, in the worker.
+func TestResultOverFrameLimit(t *testing.T) {
+	ctx := testCtx(t)
+	p, err := New(ctx, Config{Role: roleGrow, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Close()
+		noChildren(t)
+	})
+	got, err := MapWith[int, string](ctx, p, []int{3, 17 << 20, 5}, MapOptions{ChunkSize: 3})
+	var te *TaskError
+	var he *HandlerError
+	if !errors.As(err, &te) || te.Index != 1 || !errors.As(err, &he) || !strings.Contains(he.Msg, ErrTooLarge.Error()) {
+		t.Fatalf("err = %v, want task 1 failed as too large", err)
+	}
+	if got[0] != "yyy" || got[2] != "yyyyy" || len(p.Events()) != 0 {
+		t.Errorf("results %q, %q, deaths %+v: want the others' results and no death", got[0], got[2], p.Events())
 	}
 }

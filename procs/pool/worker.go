@@ -107,8 +107,17 @@ func (h *typed[T, R]) run(ctx context.Context, data []byte, n int, out *bytes.Bu
 			}
 			continue
 		}
+		start := out.Len()
 		if err := w.put(r); err != nil {
 			return nil, fmt.Errorf("encode result of task %d of %d: %w", i, n, err)
+		}
+		if size := out.Len() - start; size > maxValueBytes {
+			// It could not be sent: the task fails, not the worker.
+			out.Truncate(start)
+			errs = setErr(errs, n, i, fmt.Sprintf("result %v: encoded in %d bytes, over %d", ErrTooLarge, size, maxValueBytes))
+			if err := w.putNil(); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return errs, nil
