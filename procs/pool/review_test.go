@@ -222,3 +222,15 @@ func TestResultOverFrameLimit(t *testing.T) {
 		t.Errorf("results %q, %q, deaths %+v: want the others' results and no death", got[0], got[2], p.Events())
 	}
 }
+
+// TestRawResultOverFrameLimit is TestResultOverFrameLimit for a Raw
+// handler, in process: the task fails, the chunk's answer holds nil.
+func TestRawResultOverFrameLimit(t *testing.T) {
+	big := msgpack.RawMessage(appendFast(nil, strings.Repeat("z", 16<<20)))
+	h := Raw(func(ctx context.Context, m msgpack.RawMessage) (msgpack.RawMessage, error) { return big, nil })
+	var out bytes.Buffer
+	errs, err := h.run(t.Context(), []byte{0x01}, 1, &out, msgpack.NewEncoder(&out), nil)
+	if err != nil || len(errs) != 1 || !strings.Contains(errs[0], ErrTooLarge.Error()) || !bytes.Equal(out.Bytes(), []byte{0xc0}) {
+		t.Fatalf("errs %q, err %v, %d bytes out: want the task failed as too large and nil", errs, err, out.Len())
+	}
+}

@@ -151,6 +151,11 @@ func (f raw) run(ctx context.Context, data []byte, n int, out *bytes.Buffer, enc
 			errs = setErr(errs, n, i, err.Error())
 			r = nil
 		}
+		if len(r) > maxValueBytes {
+			// It could not be sent: the task fails, not the worker.
+			errs = setErr(errs, n, i, fmt.Sprintf("result %v: encoded in %d bytes, over %d", ErrTooLarge, len(r), maxValueBytes))
+			r = nil
+		}
 		if len(r) == 0 {
 			err = enc.EncodeNil()
 		} else {
