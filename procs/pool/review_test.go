@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -233,4 +236,81 @@ func TestRawResultOverFrameLimit(t *testing.T) {
 	if err != nil || len(errs) != 1 || !strings.Contains(errs[0], ErrTooLarge.Error()) || !bytes.Equal(out.Bytes(), []byte{0xc0}) {
 		t.Fatalf("errs %q, err %v, %d bytes out: want the task failed as too large and nil", errs, err, out.Len())
 	}
+}
+
+// TestCancelDuringReplacement cancels a map right after SIGKILLing a
+// worker, so that the map's context ends while the death is handled and a
+// replacement starts: the map returns the cause, and no child or
+// goroutine is left.
+func TestCancelDuringReplacement(t *testing.T) {
+	ctx := testCtx(t)
+	before := runtime.NumGoroutine()
+	p := newPool(t, ctx, 2, "none", "1ms")
+	mctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	count := 0
+	err := MapUnordered(mctx, p, ints2seq(1000), 1, func(i int, r int, err error) error {
+		if count++; count == 5 {
+			if err := syscall.Kill(p.Busy()[0], syscall.SIGKILL); err != nil {
+				return err
+			}
+			// Wait for the death to be in the inbox, so the map handles
+			// it (and starts a replacement) before it sees the cancel.
+			for queued(p) == 0 && ctx.Err() == nil {
+				runtime.Gosched()
+			}
+			cancel()
+		}
+		return err
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	noChildren(t)
+	goroutinesBack(t, before)
+}
+
+// TestCloseDuringMap: Close from another goroutine waits for the running
+// map, which completes with every result; the next map finds the pool
+// closed.
+func TestCloseDuringMap(t *testing.T) {
+	ctx := testCtx(t)
+	before := runtime.NumGoroutine()
+	p := newPool(t, ctx, 2, "none", "1ms")
+	closed := make(chan error, 1)
+	n := 0
+	seen := make([]int, 300)
+	err := MapUnordered(ctx, p, ints2seq(300), 1, func(i int, r int, err error) error {
+		if n++; n == 10 {
+			go func() { closed <- p.Close() }()
+		}
+		if err == nil && r != i*i {
+			err = fmt.Errorf("result %d = %d", i, r)
+		}
+		seen[i]++
+		return err
+	})
+	if err != nil {
+		t.Fatalf("map during Close: %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	for i, c := range seen {
+		if c != 1 {
+			t.Fatalf("task %d delivered %d times", i, c)
+		}
+	}
+	if _, err := Map[int, int](ctx, p, ints(3), 1); !errors.Is(err, ErrClosed) {
+		t.Errorf("map after Close: %v, want ErrClosed", err)
+	}
+	noChildren(t)
+	goroutinesBack(t, before)
+}
+
+// queued is how many messages wait in p's inbox.
+func queued(p *Pool) int {
+	p.inbox.mu.Lock()
+	defer p.inbox.mu.Unlock()
+	return len(p.inbox.q) - p.inbox.head
 }
