@@ -357,11 +357,21 @@ func (d *dispatch) result(w *worker, res *resultMsg) error {
 	if res.Hung > 0 && len(w.inflight) > 0 && w.inflight[0].id == res.ID && res.Hung <= w.inflight[0].n {
 		// Its watchdog caught a task past the timeout; the worker exits
 		// with ExitHung (or is killed if it has not after reapGrace), and
-		// its death fails that task.
+		// its death fails that task, unless the chunk's results still
+		// come first (the task ended as the watchdog fired).
 		w.hung = res.Hung - 1
 		w.broken = true
 		proc := w.cmd.Process()
 		time.AfterFunc(reapGrace, func() { proc.Kill() }) // a no-op once it is reaped
+		return nil
+	}
+	if res.Hung > 0 && res.ID != helloID && res.ID <= d.p.nextID && (len(w.inflight) == 0 || res.ID < w.inflight[0].id) {
+		// A report on a chunk it answered already: its watchdog fired as
+		// the task ended, after the results were sent. It exits all the
+		// same; the chunks it holds go again, blamed for nothing.
+		w.broken, w.quitting = true, true
+		proc := w.cmd.Process()
+		time.AfterFunc(reapGrace, func() { proc.Kill() })
 		return nil
 	}
 	if len(w.inflight) == 0 || w.inflight[0].id != res.ID || res.N != w.inflight[0].n ||
@@ -376,6 +386,11 @@ func (d *dispatch) result(w *worker, res *resultMsg) error {
 	w.inflight[0] = nil
 	w.inflight = w.inflight[1:]
 	w.held.Add(-1)
+	if w.hung >= 0 {
+		// The task reported hung ended after all, as the watchdog fired:
+		// the worker exits, and nothing else it holds is to blame.
+		w.hung, w.quitting = -1, true
+	}
 	now := time.Now()
 	served := now.Sub(w.headSince)
 	if len(w.inflight) > 0 {
@@ -427,8 +442,8 @@ func (d *dispatch) death(m message) error {
 		if c.gen != d.gen {
 			continue
 		}
-		if k > 0 || !w.ready {
-			requeue = append(requeue, c) // never started: not to blame
+		if k > 0 || !w.ready || w.quitting {
+			requeue = append(requeue, c) // never started, or not its death: not to blame
 			ev.Resent = append(ev.Resent, c.indexes()...)
 			continue
 		}

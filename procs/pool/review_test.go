@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"ipcplay/ipc"
 	"ipcplay/procs"
 )
 
@@ -313,4 +316,92 @@ func queued(p *Pool) int {
 	p.inbox.mu.Lock()
 	defer p.inbox.mu.Unlock()
 	return len(p.inbox.q) - p.inbox.head
+}
+
+// roleLate's first worker (the first to create args[0]) answers its first
+// chunk late: it holds chunks A and B, reports A's task 0 hung (its
+// watchdog firing as the task ends), then sends A's results anyway (in
+// the order args[1] says: "hung-first" or "results-first"), and exits
+// with ExitHung, as a worker whose watchdog and serving goroutine race at
+// the limit does. Other workers serve squares.
+const roleLate = "pool-test-late"
+
+func init() {
+	procs.Register(roleLate, func(ctx context.Context, args []string) error {
+		f, err := os.OpenFile(args[0], os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return WorkerMain(Typed(square(nil)))(ctx, nil)
+		}
+		f.Close()
+		cf, err := procs.ChildFile(procs.FDControl, procs.Socket, "pool-conn")
+		if err != nil {
+			return err
+		}
+		conn, err := ipc.FileConn(cf)
+		if err != nil {
+			return err
+		}
+		if err := conn.Send(&resultMsg{ID: helloID}); err != nil {
+			return err
+		}
+		var a, b chunkMsg
+		if err := conn.Recv(&a); err != nil {
+			return err
+		}
+		if err := conn.Recv(&b); err != nil {
+			return err
+		}
+		var x int
+		if err := msgpack.Unmarshal(a.Tasks, &x); err != nil {
+			return err
+		}
+		hung := &resultMsg{ID: a.ID, Hung: 1}
+		res := &resultMsg{ID: a.ID, N: 1, Results: appendFast(nil, x*x)}
+		msgs := []*resultMsg{hung, res}
+		if args[1] == "results-first" {
+			msgs = []*resultMsg{res, hung}
+		}
+		for _, m := range msgs {
+			if err := conn.Send(m); err != nil {
+				return err
+			}
+		}
+		os.Exit(ExitHung)
+		return nil
+	})
+}
+
+// TestHungReportRacesResult: a worker's watchdog may fire just as the
+// task ends, so the parent can get a chunk's hung report and then its
+// results, or its results and then a hung report for it. The chunk had
+// completed: its results are delivered, and the next chunk, which the
+// worker may not even have started, is sent again blamed for nothing.
+// Before, "hung first" failed the next chunk's task with ErrTaskTimeout
+// (a task that never ran), and "results first" blamed it for a death.
+func TestHungReportRacesResult(t *testing.T) {
+	for _, order := range []string{"hung-first", "results-first"} {
+		t.Run(order, func(t *testing.T) {
+			ctx := testCtx(t)
+			mark := filepath.Join(t.TempDir(), "first")
+			p, err := New(ctx, Config{Role: roleLate, Args: []string{mark, order}, Workers: 1, InFlight: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				p.Close()
+				noChildren(t)
+			})
+			got, err := MapWith[int, int](ctx, p, []int{2, 3, 4}, MapOptions{ChunkSize: 1, TaskTimeout: time.Minute})
+			if err != nil {
+				t.Fatalf("err = %v (events %+v), want every result", err, p.Events())
+			}
+			if got[0] != 4 || got[1] != 9 || got[2] != 16 {
+				t.Errorf("results %v, want [4 9 16]", got)
+			}
+			evs := p.Events()
+			if len(evs) != 1 || len(evs[0].Blamed) != 0 || len(evs[0].TimedOut) != 0 || evs[0].ExitCode != ExitHung {
+				t.Errorf("events %+v, want one exit %d, nothing blamed or timed out", evs, ExitHung)
+			}
+		})
+	}
 }
