@@ -236,13 +236,19 @@ func (d *dispatch) handle(m message) error {
 // that the backstop's test need not wait seconds per death.
 var overdueSlack = 5 * time.Second
 
+// startDeadline is how long a worker that holds chunks of a map with a
+// task timeout may take to say hello before it is killed, as a failed
+// start: a start-up stuck for good would otherwise hold its chunks
+// forever. A variable so that its test need not wait that long.
+var startDeadline = 30 * time.Second
+
 // watched reports whether w's current chunk has a deadline: w is a live
-// worker that is serving (its start-up is not the task's) and holds a
-// chunk of this map. That chunk may wait behind one of an earlier map
-// that ended early, sent without a timeout, which then gets this map's
-// deadline: it holds this map up as much as its own would.
+// worker that holds a chunk of this map. That chunk may wait behind one
+// of an earlier map that ended early, sent without a timeout, which then
+// gets this map's deadline: it holds this map up as much as its own
+// would.
 func (d *dispatch) watched(w *worker) bool {
-	if w.dead || w.broken || !w.ready {
+	if w.dead || w.broken {
 		return false
 	}
 	for _, c := range w.inflight {
@@ -258,6 +264,9 @@ func (d *dispatch) watched(w *worker) bool {
 // plus overdueSlack. It is a backstop for a worker whose watchdog cannot
 // run.
 func (d *dispatch) deadline(w *worker) time.Time {
+	if !w.ready {
+		return w.spawned.Add(startDeadline) // its start-up is not the task's
+	}
 	c := w.inflight[0]
 	return w.headSince.Add(d.timeout*time.Duration(c.n+1) + overdueSlack)
 }

@@ -56,7 +56,9 @@
 // nothing), the worker is replaced, and the map goes on. As a backstop for a
 // worker that cannot report (stopped, or stuck outside Go), the parent kills
 // a serving worker that holds a chunk of n tasks for (n+1) timeouts plus 5
-// seconds; that death is blamed on the chunk as any death is.
+// seconds; that death is blamed on the chunk as any death is. A worker
+// holding chunks of such a map that has not said hello 30 s after its
+// spawn is killed too, as a failed start: nothing is blamed.
 //
 // # Start-up
 //

@@ -405,3 +405,56 @@ func TestHungReportRacesResult(t *testing.T) {
 		})
 	}
 }
+
+// roleMute's first worker (the first to create args[0]) never says hello:
+// it is stuck before serving (a role whose set-up hangs). Others serve
+// squares.
+const roleMute = "pool-test-mute"
+
+func init() {
+	procs.Register(roleMute, func(ctx context.Context, args []string) error {
+		if f, err := os.OpenFile(args[0], os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); err == nil {
+			f.Close()
+			<-ctx.Done()
+			return nil
+		}
+		return WorkerMain(Typed(square(nil)))(ctx, nil)
+	})
+}
+
+// TestTimeoutWorkerNeverServes: the per-task timeout and its backstop
+// counted from a worker's hello, so chunks queued on a worker that never
+// said hello waited forever, and a map with a TaskTimeout hung to its own
+// deadline. Now such a worker is killed after startDeadline, as a failed
+// start, and its chunks go to the replacement, blamed for nothing.
+func TestTimeoutWorkerNeverServes(t *testing.T) {
+	sd := startDeadline
+	startDeadline = 2 * time.Second
+	t.Cleanup(func() { startDeadline = sd })
+	ctx := testCtx(t)
+	mark := filepath.Join(t.TempDir(), "first")
+	p, err := New(ctx, Config{Role: roleMute, Args: []string{mark}, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Close()
+		noChildren(t)
+	})
+	mctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if _, err := MapWith[int, int](mctx, p, ints(4), MapOptions{ChunkSize: 1, TaskTimeout: 200 * time.Millisecond}); err != nil {
+		t.Fatalf("map with a TaskTimeout on a worker that never serves: %v", err)
+	}
+	// (A replacement slower than startDeadline to start on a loaded
+	// machine is killed too, and also blamed for nothing.)
+	evs := p.Events()
+	if len(evs) == 0 || !evs[0].Overdue || len(evs[0].Resent) == 0 {
+		t.Errorf("events %+v, want an overdue start first, its chunks re-sent", evs)
+	}
+	for _, ev := range evs {
+		if len(ev.Blamed) != 0 {
+			t.Errorf("event %+v: a start-up blamed a task", ev)
+		}
+	}
+}
