@@ -28,14 +28,21 @@ func newReader[V any]() *reader[V] {
 	return r
 }
 
-// reset starts reading data.
-func (r *reader[V]) reset(data []byte) {
+// reset starts reading data. Data for msgpack's Decoder, which recurses
+// once per level, is refused if it nests too deeply (the fast path reads
+// no nested values).
+func (r *reader[V]) reset(data []byte) error {
 	if r.fast {
 		r.w.b = data
-		return
+		return nil
+	}
+	r.in.Reset(nil)
+	if err := checkDepth(data); err != nil {
+		return err
 	}
 	r.in.Reset(data)
 	r.dec.Reset(&r.in)
+	return nil
 }
 
 // next decodes the next value into v; msgpack nil decodes to V's zero.

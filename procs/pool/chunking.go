@@ -1,11 +1,21 @@
 package pool
 
-import "time"
+import (
+	"time"
+
+	"ipcplay/ipc"
+)
 
 // maxChunkBytes bounds a chunk's encoded tasks: a chunk is sent once it
 // holds this many bytes, whatever its size in tasks, so that large tasks
 // never make a message too large for the socket's frame limit.
 const maxChunkBytes = 1 << 20
+
+// maxValueBytes bounds one task's or one result's encoding: what fits in
+// a frame (ipc.DefaultMaxFrame) beside a chunk just under maxChunkBytes
+// and the message's own fields. A larger one could not be sent: it fails
+// with ErrTooLarge instead of killing workers.
+const maxValueBytes = ipc.DefaultMaxFrame - maxChunkBytes - 4096
 
 // Chunk sizes the pool chooses itself (MapOptions.ChunkSize zero).
 const (
@@ -24,16 +34,21 @@ const (
 )
 
 // sizer chooses the size of each chunk. A size set in MapOptions is kept.
-// Otherwise the first chunk holds one task and each next one twice as many
-// until the first chunk is answered; from then on the size is what a
+// Otherwise the first round of chunks, one per worker, holds one task each,
+// and each next round twice as many, until the first chunk is answered
+// (the dispatcher fills every worker at once, so doubling per chunk would
+// hand the last worker 2^(2 x workers) tasks of unknown cost before it
+// knows any); from then on the size is what a
 // worker runs in about chunkTarget, from the time it took over the chunks
 // answered so far (a running average, so one slow chunk does not swing
 // it), growing at most twofold per chunk. When the input's length is
 // known, the size is also at most length / (workers x perWorkerChunks).
 type sizer struct {
-	size  int  // tasks in the next chunk
-	fixed bool // set by the caller
-	limit int  // the largest size to choose
+	size    int  // tasks in the next chunk
+	fixed   bool // set by the caller
+	limit   int  // the largest size to choose
+	workers int  // chunks per round before the first answer
+	blind   int  // chunks submitted before the first answer
 
 	perTask time.Duration // running estimate of one task's time on a worker
 }
@@ -42,7 +57,7 @@ func newSizer(o MapOptions, workers int) sizer {
 	if o.ChunkSize > 0 {
 		return sizer{size: o.ChunkSize, fixed: true}
 	}
-	s := sizer{size: 1, limit: maxAutoChunk}
+	s := sizer{size: 1, limit: maxAutoChunk, workers: max(workers, 1)}
 	if o.Len > 0 {
 		s.limit = max(1, min(maxAutoChunk, o.Len/(workers*perWorkerChunks)))
 	}
@@ -54,9 +69,12 @@ func (s *sizer) submitted(n int) {
 	if s.fixed {
 		return
 	}
-	next := 2 * n
+	var next int
 	if s.perTask > 0 {
-		next = min(next, int(chunkTarget/s.perTask)+1)
+		next = min(2*n, int(chunkTarget/s.perTask)+1)
+	} else {
+		s.blind++
+		next = 1 << min(s.blind/s.workers, 16)
 	}
 	s.size = max(1, min(next, s.limit))
 }
@@ -69,7 +87,10 @@ func (s *sizer) answered(n int, d time.Duration) {
 	t := d / time.Duration(n)
 	if s.perTask == 0 {
 		s.perTask = max(t, 1)
-		return
+	} else {
+		s.perTask = max((3*s.perTask+t)/4, 1)
 	}
-	s.perTask = max((3*s.perTask+t)/4, 1)
+	// The chunk being built was sized before this answer: no larger than
+	// the target now.
+	s.size = max(1, min(s.size, int(chunkTarget/s.perTask)+1))
 }

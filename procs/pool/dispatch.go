@@ -123,6 +123,25 @@ func (d *dispatch) added() error {
 	return d.submit()
 }
 
+// tooLarge fails the task just encoded if it could not be sent: the chunk
+// before it is submitted without it, and it fails in its place.
+func (d *dispatch) tooLarge() error {
+	start := d.offs[len(d.offs)-1]
+	size := d.buf.Len() - start
+	if size <= maxValueBytes {
+		return nil
+	}
+	d.buf.Truncate(start)
+	d.offs = d.offs[:len(d.offs)-1]
+	if err := d.submit(); err != nil {
+		return err
+	}
+	idx := d.nextIndex
+	d.nextIndex++
+	d.p.completed.Add(1)
+	return d.onFail(&TaskError{Index: idx, Err: fmt.Errorf("%w: encoded in %d bytes, over %d", ErrTooLarge, size, maxValueBytes)})
+}
+
 // submit closes the chunk being built and waits until a worker takes it.
 func (d *dispatch) submit() error {
 	if len(d.offs) == 0 {
@@ -208,10 +227,27 @@ func (d *dispatch) handle(m message) error {
 // that the backstop's test need not wait seconds per death.
 var overdueSlack = 5 * time.Second
 
-// watched reports whether w's current chunk has a deadline: one of this
-// map, on a live worker that is serving (its start-up is not the task's).
+// startDeadline is how long a worker that holds chunks of a map with a
+// task timeout may take to say hello before it is killed, as a failed
+// start: a start-up stuck for good would otherwise hold its chunks
+// forever. A variable so that its test need not wait that long.
+var startDeadline = 30 * time.Second
+
+// watched reports whether w's current chunk has a deadline: w is a live
+// worker that holds a chunk of this map. That chunk may wait behind one
+// of an earlier map that ended early, sent without a timeout, which then
+// gets this map's deadline: it holds this map up as much as its own
+// would.
 func (d *dispatch) watched(w *worker) bool {
-	return !w.dead && !w.broken && w.ready && len(w.inflight) > 0 && w.inflight[0].gen == d.gen
+	if w.dead || w.broken {
+		return false
+	}
+	for _, c := range w.inflight {
+		if c.gen == d.gen {
+			return true
+		}
+	}
+	return false
 }
 
 // deadline is when w's current chunk becomes overdue: each of its tasks
@@ -219,6 +255,9 @@ func (d *dispatch) watched(w *worker) bool {
 // plus overdueSlack. It is a backstop for a worker whose watchdog cannot
 // run.
 func (d *dispatch) deadline(w *worker) time.Time {
+	if !w.ready {
+		return w.spawned.Add(startDeadline) // its start-up is not the task's
+	}
 	c := w.inflight[0]
 	return w.headSince.Add(d.timeout*time.Duration(c.n+1) + overdueSlack)
 }
@@ -318,11 +357,21 @@ func (d *dispatch) result(w *worker, res *resultMsg) error {
 	if res.Hung > 0 && len(w.inflight) > 0 && w.inflight[0].id == res.ID && res.Hung <= w.inflight[0].n {
 		// Its watchdog caught a task past the timeout; the worker exits
 		// with ExitHung (or is killed if it has not after reapGrace), and
-		// its death fails that task.
+		// its death fails that task, unless the chunk's results still
+		// come first (the task ended as the watchdog fired).
 		w.hung = res.Hung - 1
 		w.broken = true
 		proc := w.cmd.Process()
 		time.AfterFunc(reapGrace, func() { proc.Kill() }) // a no-op once it is reaped
+		return nil
+	}
+	if res.Hung > 0 && res.ID != helloID && res.ID <= d.p.nextID && (len(w.inflight) == 0 || res.ID < w.inflight[0].id) {
+		// A report on a chunk it answered already: its watchdog fired as
+		// the task ended, after the results were sent. It exits all the
+		// same; the chunks it holds go again, blamed for nothing.
+		w.broken, w.quitting = true, true
+		proc := w.cmd.Process()
+		time.AfterFunc(reapGrace, func() { proc.Kill() })
 		return nil
 	}
 	if len(w.inflight) == 0 || w.inflight[0].id != res.ID || res.N != w.inflight[0].n ||
@@ -337,6 +386,11 @@ func (d *dispatch) result(w *worker, res *resultMsg) error {
 	w.inflight[0] = nil
 	w.inflight = w.inflight[1:]
 	w.held.Add(-1)
+	if w.hung >= 0 {
+		// The task reported hung ended after all, as the watchdog fired:
+		// the worker exits, and nothing else it holds is to blame.
+		w.hung, w.quitting = -1, true
+	}
 	now := time.Now()
 	served := now.Sub(w.headSince)
 	if len(w.inflight) > 0 {
@@ -388,8 +442,8 @@ func (d *dispatch) death(m message) error {
 		if c.gen != d.gen {
 			continue
 		}
-		if k > 0 || !w.ready {
-			requeue = append(requeue, c) // never started: not to blame
+		if k > 0 || !w.ready || w.quitting {
+			requeue = append(requeue, c) // never started, or not its death: not to blame
 			ev.Resent = append(ev.Resent, c.indexes()...)
 			continue
 		}

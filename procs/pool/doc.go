@@ -22,8 +22,9 @@
 //
 // # Chunk size
 //
-// A chunk size of zero lets the pool choose. The first chunk holds one
-// task, and each next one twice as many, until the first answer comes back;
+// A chunk size of zero lets the pool choose. The first chunk of each
+// worker holds one task, and each next round of chunks twice as many,
+// until the first answer comes back;
 // from then on a chunk holds what a worker runs in about 5 ms, from a
 // running average of the time workers took per task, so that a chunk's
 // messages cost about 1% of its work whatever the tasks are, while the last
@@ -55,7 +56,9 @@
 // nothing), the worker is replaced, and the map goes on. As a backstop for a
 // worker that cannot report (stopped, or stuck outside Go), the parent kills
 // a serving worker that holds a chunk of n tasks for (n+1) timeouts plus 5
-// seconds; that death is blamed on the chunk as any death is.
+// seconds; that death is blamed on the chunk as any death is. A worker
+// holding chunks of such a map that has not said hello 30 s after its
+// spawn is killed too, as a failed start: nothing is blamed.
 //
 // # Start-up
 //

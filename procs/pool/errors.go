@@ -23,6 +23,11 @@ var ErrWorkersFailing = errors.New("pool: workers die before they start serving"
 // that ran longer than MapOptions.TaskTimeout.
 var ErrTaskTimeout = errors.New("task timed out")
 
+// ErrTooLarge is matched (with errors.Is) by the *TaskError of a task
+// whose encoding is too large for one message (15 MiB). A result that
+// large fails its task with a *HandlerError that says so.
+var ErrTooLarge = errors.New("too large for a message")
+
 // TimeoutError is the Err of a task that ran longer than its timeout. Its
 // worker was killed and replaced.
 type TimeoutError struct {

@@ -89,7 +89,9 @@ func MapUnorderedWith[T, R any](ctx context.Context, p *Pool, tasks iter.Seq[T],
 		r    = new(R) // one for the map: a variable per result escapes
 	)
 	onChunk := func(first, n int, data []byte, errs []error) error {
-		rd.reset(data)
+		if err := rd.reset(data); err != nil {
+			return fmt.Errorf("pool: results of tasks %d..%d: %w", first, first+n-1, err)
+		}
 		for i := range n {
 			*r = zero // so that the decoder reuses nothing f was given
 			var err error
@@ -121,6 +123,9 @@ func MapUnorderedWith[T, R any](ctx context.Context, p *Pool, tasks iter.Seq[T],
 		d.offs = append(d.offs, d.buf.Len())
 		if err := w.put(t); err != nil {
 			return fmt.Errorf("pool: encode task %d: %w", d.nextIndex+len(d.offs)-1, err)
+		}
+		if err := d.tooLarge(); err != nil {
+			return err
 		}
 		if err := d.added(); err != nil {
 			return err

@@ -126,6 +126,10 @@ type worker struct {
 	// hung is the index in inflight[0] of the task the worker reported
 	// running past its timeout, or -1.
 	hung int
+	// quitting is set when the worker reported a task hung in a chunk it
+	// answered all the same (its watchdog fired as the task ended): it
+	// exits with ExitHung, and nothing it holds is to blame.
+	quitting bool
 	// overdue is set when the parent killed it for holding inflight[0]
 	// past the chunk's deadline.
 	overdue bool

@@ -37,10 +37,16 @@ func startWatchdog(conn *ipc.Conn) *watchdog {
 	return wd
 }
 
-// begin starts watching chunk id, whose tasks may each run for limit.
+// begin starts watching chunk id, whose tasks may each run for limit. It
+// counts as a start, of task 0 (whose decoding is its own): otherwise the
+// watchdog, which may not have looked between chunks, would count the
+// decoding of this chunk's first task in the time of the previous
+// chunk's last, and report a task that never ran as hung.
 func (wd *watchdog) begin(id uint64, limit time.Duration) {
 	wd.chunk.Store(id)
+	wd.idx.Store(0)
 	wd.limit.Store(int64(limit))
+	wd.seq.Add(1)
 }
 
 // started records that task i of the chunk is starting.

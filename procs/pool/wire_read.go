@@ -209,3 +209,96 @@ func readSlice[E any](w *wire, a *arena[E], each func() (E, error)) ([]E, error)
 	}
 	return s, nil
 }
+
+// maxDepth bounds how deeply the values the pool decodes with msgpack's
+// Decoder may nest (the limit of encoding/json). That decoder, and its
+// Skip, recurse once per level, and a stack overflow ends the process
+// whatever recovers: two million one-element arrays in 2 MB would.
+const maxDepth = 10000
+
+// checkDepth walks the msgpack values in b without decoding them, and
+// refuses one nested more than maxDepth deep, or cut short. Lengths are
+// checked against what is left, as wire's readers do.
+func checkDepth(b []byte) error {
+	var open []int // values still to read in each open array or map
+	for pos := 0; pos < len(b); {
+		c := b[pos]
+		pos++
+		var skip, lenBytes int
+		items := 0
+		switch {
+		case c <= 0x7f || c >= 0xe0, c == 0xc0, c == 0xc2, c == 0xc3:
+		case c <= 0x8f:
+			items = 2 * int(c&0x0f)
+		case c <= 0x9f:
+			items = int(c & 0x0f)
+		case c <= 0xbf:
+			skip = int(c & 0x1f)
+		case c == 0xc4, c == 0xd9:
+			lenBytes = 1
+		case c == 0xc5, c == 0xda:
+			lenBytes = 2
+		case c == 0xc6, c == 0xdb:
+			lenBytes = 4
+		case c == 0xc7, c == 0xc8, c == 0xc9:
+			lenBytes, skip = 1<<(c-0xc7), 1 // + the type byte
+		case c == 0xca, c == 0xce, c == 0xd2:
+			skip = 4
+		case c == 0xcb, c == 0xcf, c == 0xd3:
+			skip = 8
+		case c == 0xcc, c == 0xd0:
+			skip = 1
+		case c == 0xcd, c == 0xd1:
+			skip = 2
+		case c >= 0xd4 && c <= 0xd8:
+			skip = 1 + 1<<(c-0xd4) // the type byte + 1, 2, 4, 8 or 16
+		case c == 0xdc, c == 0xde:
+			lenBytes = 2
+		case c == 0xdd, c == 0xdf:
+			lenBytes = 4
+		default: // 0xc1, never used
+			return fmt.Errorf("%w: code %#x", errWire, c)
+		}
+		if lenBytes > 0 {
+			if len(b)-pos < lenBytes {
+				return io.ErrUnexpectedEOF
+			}
+			var n uint64
+			for _, x := range b[pos : pos+lenBytes] {
+				n = n<<8 | uint64(x)
+			}
+			pos += lenBytes
+			if n > uint64(len(b)-pos) {
+				return io.ErrUnexpectedEOF // every element takes a byte at least
+			}
+			switch c {
+			case 0xdc, 0xdd:
+				items = int(n)
+			case 0xde, 0xdf:
+				items = 2 * int(n)
+			default:
+				skip += int(n)
+			}
+		}
+		if skip > len(b)-pos {
+			return io.ErrUnexpectedEOF
+		}
+		pos += skip
+		if len(open) > 0 {
+			open[len(open)-1]--
+		}
+		if items > 0 {
+			if len(open) == maxDepth {
+				return fmt.Errorf("%w: nested over %d deep", errWire, maxDepth)
+			}
+			open = append(open, items)
+		}
+		for len(open) > 0 && open[len(open)-1] == 0 {
+			open = open[:len(open)-1]
+		}
+	}
+	if len(open) > 0 {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
+}

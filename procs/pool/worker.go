@@ -88,7 +88,9 @@ func (h *typed[T, R]) run(ctx context.Context, data []byte, n int, out *bytes.Bu
 		t    = new(T) // one for the chunk: a variable per task escapes
 		w    = newWriter[R](out, enc)
 	)
-	h.rd.reset(data)
+	if err := h.rd.reset(data); err != nil {
+		return nil, fmt.Errorf("decode tasks: %w", err)
+	}
 	for i := range n {
 		*t = zero // so that nothing decoded before is reused
 		if err := h.rd.next(t); err != nil {
@@ -105,8 +107,17 @@ func (h *typed[T, R]) run(ctx context.Context, data []byte, n int, out *bytes.Bu
 			}
 			continue
 		}
+		start := out.Len()
 		if err := w.put(r); err != nil {
 			return nil, fmt.Errorf("encode result of task %d of %d: %w", i, n, err)
+		}
+		if size := out.Len() - start; size > maxValueBytes {
+			// It could not be sent: the task fails, not the worker.
+			out.Truncate(start)
+			errs = setErr(errs, n, i, fmt.Sprintf("result %v: encoded in %d bytes, over %d", ErrTooLarge, size, maxValueBytes))
+			if err := w.putNil(); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return errs, nil
@@ -123,6 +134,9 @@ func Raw(f func(ctx context.Context, task msgpack.RawMessage) (msgpack.RawMessag
 
 func (f raw) run(ctx context.Context, data []byte, n int, out *bytes.Buffer, enc *msgpack.Encoder, wd *watchdog) ([]string, error) {
 	var errs []string
+	if err := checkDepth(data); err != nil { // DecodeRaw recurses too
+		return nil, fmt.Errorf("decode tasks: %w", err)
+	}
 	dec := msgpack.NewDecoder(bytes.NewReader(data))
 	for i := range n {
 		t, err := dec.DecodeRaw()
@@ -135,6 +149,11 @@ func (f raw) run(ctx context.Context, data []byte, n int, out *bytes.Buffer, enc
 		r, err := f(ctx, t)
 		if err != nil {
 			errs = setErr(errs, n, i, err.Error())
+			r = nil
+		}
+		if len(r) > maxValueBytes {
+			// It could not be sent: the task fails, not the worker.
+			errs = setErr(errs, n, i, fmt.Sprintf("result %v: encoded in %d bytes, over %d", ErrTooLarge, len(r), maxValueBytes))
 			r = nil
 		}
 		if len(r) == 0 {
