@@ -354,6 +354,18 @@ func (c *Conn) grow(n int) {
 // that a later call can get past (a deadline, a cancelled context) keeps
 // what was read; one that leaves the stream out of step breaks it.
 func (c *Conn) readStreamFrame() (int, error) {
+	if c.armed {
+		// A frame a previous receive left partly read: the time the
+		// receiver was away is not the peer's idleness, so the rest
+		// gets a full frame timeout from now.
+		// (SetFrameTimeout may have changed it meanwhile.)
+		if c.frameTimeout > 0 {
+			c.rdl.setFrame(time.Now().Add(c.frameTimeout))
+		} else {
+			c.armed = false
+			c.rdl.setFrame(time.Time{})
+		}
+	}
 	for c.got < headerLen+c.size {
 		var p []byte
 		if c.got < headerLen {
