@@ -1,0 +1,112 @@
+package ipc
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Tests from an independent review of ipc (conn, validate, auth, rpc,
+// socket). Each failed before its fix.
+
+// TestRecvResumesAfterFrameTimeout: a receive cut by its context in the
+// middle of a frame, then a peer that sends the rest at once, and a
+// receiver that comes back only after the frame timeout. The peer was never
+// idle inside the frame: the next receive must return the value, not
+// ErrFrameIdle (the frame deadline armed by the first receive used to
+// stay on the socket and fire on the next read).
+func TestRecvResumesAfterFrameTimeout(t *testing.T) {
+	const frameTimeout = time.Second
+	a, b := connPair(t, Stream)
+	a.SetFrameTimeout(frameTimeout)
+	val, err := msgpack.Marshal("sent promptly, read late")
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := frameBytes(Stream, val)
+	if _, err := b.nc.Write(frame[:9]); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Millisecond)
+	var s string
+	err = a.RecvContext(ctx, &s)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("RecvContext of part of a frame = %v, want context.DeadlineExceeded", err)
+	}
+	if _, err := b.nc.Write(frame[9:]); err != nil {
+		t.Fatal(err)
+	}
+	// The receiver is away (doing other work) until the frame timeout
+	// counted from the first bytes has passed. This waits for the clock,
+	// not for another goroutine.
+	<-time.After(time.Until(start.Add(frameTimeout + 100*time.Millisecond)))
+	ctx, cancel = context.WithTimeout(t.Context(), hangGuard)
+	defer cancel()
+	if err := a.RecvContext(ctx, &s); err != nil || s != "sent promptly, read late" {
+		t.Fatalf("receive of a frame whose rest arrived promptly = %q, %v", s, err)
+	}
+}
+
+// TestQueueGetDeepValue: a queue value is opaque bytes that another client
+// put; Get decodes it. A value nested 2,000,000 deep must be an error for
+// the getter, not a fatal stack overflow of its process.
+func TestQueueGetDeepValue(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), hangGuard)
+	defer cancel()
+	q := newTestQueue(t, 4)
+	p, c := testClient(t, q), testClient(t, q)
+	if err := p.PutBytes(ctx, nested(2_000_000)); err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	if err := c.Get(ctx, &v); !errors.Is(err, ErrTooDeep) {
+		t.Fatalf("get of a value nested 2,000,000 deep: %v, want ErrTooDeep", err)
+	}
+}
+
+// TestRPCArgsDecodePanic: msgpack panics when it decodes a map key that Go
+// cannot hash (an array) into a map with interface keys. An authenticated
+// client sending such arguments to a method taking map[any]int must get a
+// CodeBadArgs or CodePanic error; the server must survive.
+func TestRPCArgsDecodePanic(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), hangGuard)
+	defer cancel()
+	s := testServer(ServerConfig{}, nil)
+	if err := s.Register("keys", func(ctx context.Context, m map[any]int) (int, error) { return len(m), nil }); err != nil {
+		t.Fatal(err)
+	}
+	path := startServer(t, s)
+	cl := dialClient(t, ctx, path)
+	bad := msgpack.RawMessage{0x81, 0x91, 0x01, 0x01} // {[1]: 1}
+	var n int
+	err := cl.Call(ctx, "keys", bad, &n)
+	var re *RemoteError
+	if !errors.As(err, &re) || (re.Code != CodeBadArgs && re.Code != CodePanic) {
+		t.Fatalf("call with an unhashable map key: %v, want a RemoteError (bad-args or panic)", err)
+	}
+	var str string
+	if err := cl.Call(ctx, "echo", "still here", &str); err != nil || str != "still here" {
+		t.Fatalf("echo after: %q, %v", str, err)
+	}
+}
+
+// TestRecvDecodePanic: Conn.Recv into a map with interface keys of a value
+// whose key is an array is an error for the receiver, not a panic that
+// kills it.
+func TestRecvDecodePanic(t *testing.T) {
+	a, b := connPair(t, Stream)
+	if _, err := b.nc.Write(frameBytes(Stream, []byte{0x81, 0x91, 0x01, 0x01})); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), hangGuard)
+	defer cancel()
+	var m map[any]int
+	if err := a.RecvContext(ctx, &m); err == nil {
+		t.Fatalf("receive of {[1]: 1} into map[any]int: %v, want an error", m)
+	}
+}
