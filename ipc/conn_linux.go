@@ -280,11 +280,18 @@ func (c *Conn) recv(v any) error {
 			return err
 		}
 	}
-	if err := c.dec.Decode(v); err != nil {
+	if err := c.decode(v); err != nil {
 		c.rd.Reset(nil) // the rest of this frame cannot be trusted
 		return fmt.Errorf("decode message: %w", err)
 	}
 	return nil
+}
+
+// decode decodes the next value of the current frame into v; a panic of
+// the decoder is an error (see recoverDecode).
+func (c *Conn) decode(v any) (err error) {
+	defer recoverDecode(&err)
+	return c.dec.Decode(v)
 }
 
 // RecvFrame reads the next whole frame and returns its bytes: one or more
