@@ -108,6 +108,7 @@ type Conn struct {
 	// the frame deadline is set.
 	got, size int
 	armed     bool
+	frameLeft time.Duration // of the frame timeout, when a receive ended early
 }
 
 type syscallConn interface {
@@ -362,13 +363,13 @@ func (c *Conn) grow(n int) {
 // what was read; one that leaves the stream out of step breaks it.
 func (c *Conn) readStreamFrame() (int, error) {
 	if c.armed {
-		// A frame a previous receive left partly read: the time the
-		// receiver was away is not the peer's idleness, so the rest
-		// gets a full frame timeout from now.
-		// (SetFrameTimeout may have changed it meanwhile.)
+		// A frame a previous receive left partly read. The frame's
+		// clock stopped while the receiver was away (that time is
+		// not the peer's idleness): the rest gets what was left of
+		// the frame timeout, counted from now.
 		if c.frameTimeout > 0 {
-			c.rdl.setFrame(time.Now().Add(c.frameTimeout))
-		} else {
+			c.rdl.setFrame(time.Now().Add(c.frameLeft))
+		} else { // SetFrameTimeout turned it off meanwhile
 			c.armed = false
 			c.rdl.setFrame(time.Time{})
 		}
@@ -404,6 +405,9 @@ func (c *Conn) readStreamFrame() (int, error) {
 			if errors.Is(err, os.ErrDeadlineExceeded) && c.armed && c.rdl.frameExpired() {
 				return 0, c.breakStream(&FrameError{Size: c.size, Max: c.maxFrame,
 					Err: fmt.Errorf("%w for %v after %d bytes", ErrFrameIdle, c.frameTimeout, max(c.got-headerLen, 0))})
+			}
+			if c.armed {
+				c.frameLeft = c.rdl.frameLeft()
 			}
 			return 0, err
 		}

@@ -110,3 +110,32 @@ func TestRecvDecodePanic(t *testing.T) {
 		t.Fatalf("receive of {[1]: 1} into map[any]int: %v, want an error", m)
 	}
 }
+
+// TestFrameIdleAcrossResumes: a peer that stops inside a frame for good,
+// and a receiver that keeps trying with short contexts. The frame timeout
+// counts the time spent waiting across those receives, so one of them
+// reports ErrFrameIdle; a fresh timeout per receive would never run out.
+func TestFrameIdleAcrossResumes(t *testing.T) {
+	a, b := connPair(t, Stream)
+	a.SetFrameTimeout(300 * time.Millisecond)
+	frame := frameBytes(Stream, []byte{0xa5, 'h', 'e', 'l', 'l', 'o'})
+	if _, err := b.nc.Write(frame[:6]); err != nil {
+		t.Fatal(err)
+	}
+	guard := time.Now().Add(hangGuard)
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		var s string
+		err := a.RecvContext(ctx, &s)
+		cancel()
+		if errors.Is(err, ErrFrameIdle) {
+			return
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("receive from a peer stalled in a frame: %v, want a context deadline or ErrFrameIdle", err)
+		}
+		if time.Now().After(guard) {
+			t.Fatalf("no ErrFrameIdle after %v of short receives from a peer stalled in a frame", hangGuard)
+		}
+	}
+}
