@@ -3,6 +3,8 @@ package ipc
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -137,5 +139,32 @@ func TestFrameIdleAcrossResumes(t *testing.T) {
 		if time.Now().After(guard) {
 			t.Fatalf("no ErrFrameIdle after %v of short receives from a peer stalled in a frame", hangGuard)
 		}
+	}
+}
+
+// TestListenReplaceSymlink: a symlink at the path, to a stale socket file,
+// is not a socket of ours to replace: ListenReplace fails and leaves both
+// the link and its target in place.
+func TestListenReplaceSymlink(t *testing.T) {
+	path := privatePath(t)
+	target := filepath.Join(filepath.Dir(path), "target.sock")
+	ln, err := Listen(Stream, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close() // target.sock is now a stale socket file
+	if err := os.Symlink(target, path); err != nil {
+		t.Fatal(err)
+	}
+	if ln, err := ListenReplace(Stream, path); err == nil {
+		ln.Close()
+		t.Fatal("ListenReplace over a symlink to a stale socket succeeded, want an error")
+	}
+	if st, err := os.Lstat(path); err != nil || st.Mode().Type() != os.ModeSymlink {
+		t.Errorf("the symlink after ListenReplace: %v, %v", st, err)
+	}
+	if st, err := os.Lstat(target); err != nil || st.Mode().Type() != os.ModeSocket {
+		t.Errorf("the symlink's target after ListenReplace: %v, %v", st, err)
 	}
 }
