@@ -168,3 +168,34 @@ func TestListenReplaceSymlink(t *testing.T) {
 		t.Errorf("the symlink's target after ListenReplace: %v, %v", st, err)
 	}
 }
+
+// TestHandshakeReflection: a server without the key that sends the
+// client's own proof back as its proof must be refused. Only the direction
+// label inside the MAC tells the two proofs apart (drop it, and a client
+// would accept any server that echoes it).
+func TestHandshakeReflection(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), hangGuard)
+	defer cancel()
+	y, c := authPair(t)
+	done := make(chan error, 1)
+	go func() {
+		done <- func() error {
+			nonce := make([]byte, nonceLen)
+			if err := y.SendContext(ctx, &serverHello{Version: authVersion, Nonce: nonce}); err != nil {
+				return err
+			}
+			var cp clientProof
+			if err := y.RecvContext(ctx, &cp); err != nil {
+				return err
+			}
+			return y.SendContext(ctx, &serverProof{MAC: cp.MAC})
+		}()
+	}()
+	err := ClientHandshake(ctx, c, testKey, 0, 0)
+	if ferr := <-done; ferr != nil {
+		t.Fatalf("fake server: %v", ferr)
+	}
+	if !errors.Is(err, ErrWrongKey) {
+		t.Fatalf("client given its own proof back as the server's: %v, want ErrWrongKey", err)
+	}
+}
