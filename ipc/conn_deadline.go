@@ -94,6 +94,14 @@ func (d *deadline) setCancelled(b bool) {
 	d.apply()
 }
 
+// frameLeft returns how long the frame deadline has still to run (zero
+// or less once it has passed).
+func (d *deadline) frameLeft() time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return time.Until(d.frame)
+}
+
 // frameExpired reports whether a deadline error came from the frame
 // timeout: it has passed, and no context ended.
 func (d *deadline) frameExpired() bool {

@@ -108,6 +108,7 @@ type Conn struct {
 	// the frame deadline is set.
 	got, size int
 	armed     bool
+	frameLeft time.Duration // of the frame timeout, when a receive ended early
 }
 
 type syscallConn interface {
@@ -280,11 +281,18 @@ func (c *Conn) recv(v any) error {
 			return err
 		}
 	}
-	if err := c.dec.Decode(v); err != nil {
+	if err := c.decode(v); err != nil {
 		c.rd.Reset(nil) // the rest of this frame cannot be trusted
 		return fmt.Errorf("decode message: %w", err)
 	}
 	return nil
+}
+
+// decode decodes the next value of the current frame into v; a panic of
+// the decoder is an error (see recoverDecode).
+func (c *Conn) decode(v any) (err error) {
+	defer recoverDecode(&err)
+	return c.dec.Decode(v)
 }
 
 // RecvFrame reads the next whole frame and returns its bytes: one or more
@@ -354,6 +362,18 @@ func (c *Conn) grow(n int) {
 // that a later call can get past (a deadline, a cancelled context) keeps
 // what was read; one that leaves the stream out of step breaks it.
 func (c *Conn) readStreamFrame() (int, error) {
+	if c.armed {
+		// A frame a previous receive left partly read. The frame's
+		// clock stopped while the receiver was away (that time is
+		// not the peer's idleness): the rest gets what was left of
+		// the frame timeout, counted from now.
+		if c.frameTimeout > 0 {
+			c.rdl.setFrame(time.Now().Add(c.frameLeft))
+		} else { // SetFrameTimeout turned it off meanwhile
+			c.armed = false
+			c.rdl.setFrame(time.Time{})
+		}
+	}
 	for c.got < headerLen+c.size {
 		var p []byte
 		if c.got < headerLen {
@@ -385,6 +405,9 @@ func (c *Conn) readStreamFrame() (int, error) {
 			if errors.Is(err, os.ErrDeadlineExceeded) && c.armed && c.rdl.frameExpired() {
 				return 0, c.breakStream(&FrameError{Size: c.size, Max: c.maxFrame,
 					Err: fmt.Errorf("%w for %v after %d bytes", ErrFrameIdle, c.frameTimeout, max(c.got-headerLen, 0))})
+			}
+			if c.armed {
+				c.frameLeft = c.rdl.frameLeft()
 			}
 			return 0, err
 		}

@@ -23,10 +23,22 @@ func (qc *QueueClient) Get(ctx context.Context, v any) error {
 	if err != nil {
 		return err
 	}
-	if err := msgpack.Unmarshal(data, v); err != nil {
+	if err := unmarshalPeer(data, v); err != nil {
 		return fmt.Errorf("queue get: decode: %w", err)
 	}
 	return nil
+}
+
+// unmarshalPeer decodes a value another process put into v. The bytes
+// never passed a Conn's frame check (the hub moves values without
+// decoding them), so they get it here: without it a value nested a
+// million deep overflows the decoder's stack, a fatal error.
+func unmarshalPeer(data []byte, v any) (err error) {
+	if err := validate(data); err != nil {
+		return err
+	}
+	defer recoverDecode(&err)
+	return msgpack.Unmarshal(data, v)
 }
 
 // GetBatch is GetBytes for up to len(dst) values at once: it waits as

@@ -270,7 +270,8 @@ func (cl *Client) finish(call *pendingCall, resp *parsedResponse) {
 	}
 }
 
-func decodeResult(b []byte, v any) error {
+func decodeResult(b []byte, v any) (err error) {
+	defer recoverDecode(&err)
 	dec := msgpack.GetDecoder()
 	defer msgpack.PutDecoder(dec)
 	dec.Reset(bytes.NewReader(b))

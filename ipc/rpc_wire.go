@@ -174,7 +174,8 @@ func parseResponse(b []byte) (parsedResponse, []byte, error) {
 
 // decodeStrict decodes b, which holds one msgpack value, into v,
 // refusing unknown struct fields and trailing bytes.
-func decodeStrict(b []byte, v any) error {
+func decodeStrict(b []byte, v any) (err error) {
+	defer recoverDecode(&err)
 	rd := bytes.NewReader(b)
 	dec := msgpack.GetDecoder()
 	defer msgpack.PutDecoder(dec)
@@ -187,4 +188,15 @@ func decodeStrict(b []byte, v any) error {
 		return fmt.Errorf("%d bytes after the value", rd.Len())
 	}
 	return nil
+}
+
+// recoverDecode turns a panic of msgpack's decoder into an error in *err.
+// The decoder panics on input it cannot store, such as an array used as a
+// key of a map with interface keys (Go cannot hash it); the input comes
+// from another process, so that must not kill this one. Deferred by every
+// decode of a peer's value into a type the caller chose.
+func recoverDecode(err *error) {
+	if p := recover(); p != nil {
+		*err = fmt.Errorf("msgpack decoder panicked: %v", p)
+	}
 }
