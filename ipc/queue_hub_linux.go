@@ -84,6 +84,7 @@ type hubConn struct {
 	grant  int  // values asked for and not yet handed (its entries in Queue.gets)
 	handed int  // values handed to it, less those it gave back
 	doneN  int  // TaskDones it sent
+	held   int  // its puts waiting for room (its entries in Queue.puts)
 	clean  bool // it said goodbye
 
 	outMu   sync.Mutex
@@ -218,6 +219,7 @@ func (q *Queue) Close() error {
 	if !q.closed {
 		q.closed = true
 		for _, p := range q.puts {
+			p.hc.held -= p.n
 			q.reply(p.hc, &t, func(o *outBuf) { o.addCount(qRefused, p.n, false) })
 		}
 		clear(q.puts)
@@ -329,7 +331,9 @@ func (q *Queue) handle(hc *hubConn, op byte, p []byte, t *touched) error {
 		if err != nil {
 			return err
 		}
-		q.put(hc, recs, n, t)
+		if err := q.put(hc, recs, n, t); err != nil {
+			return err
+		}
 	case qGrant:
 		n, err := parseCount(p)
 		if err != nil {
@@ -356,6 +360,7 @@ func (q *Queue) handle(hc *hubConn, op byte, p []byte, t *touched) error {
 		q.puts = slices.DeleteFunc(q.puts, func(p pendingPut) bool {
 			if p.hc == hc {
 				n += p.n
+				hc.held -= p.n
 				return true
 			}
 			return false
@@ -393,11 +398,17 @@ func (q *Queue) handle(hc *hubConn, op byte, p []byte, t *touched) error {
 		if err != nil {
 			return err
 		}
+		if n > hc.handed {
+			return fmt.Errorf("gave back %d values, holds %d: %w", n, hc.handed, errBadFrame)
+		}
 		q.buf.pushFront(recs, n)
-		hc.handed = max(0, hc.handed-n)
+		hc.handed -= n
 		q.pump(t)
 	case qBye:
+		// Nothing is handed to it any more: what it asked for and was not
+		// sent would be lost with the connection.
 		hc.clean = true
+		q.unwait(hc)
 	default:
 		q.reply(hc, t, func(o *outBuf) { o.addCount(qError, qErrUnknownOp, false) })
 	}
@@ -406,11 +417,12 @@ func (q *Queue) handle(hc *hubConn, op byte, p []byte, t *touched) error {
 
 // put takes n values from producer hc: handed straight to endpoints that
 // asked if the buffer is empty, into the buffer as far as there is room,
-// the rest kept waiting (unacknowledged) until there is.
-func (q *Queue) put(hc *hubConn, recs []byte, n int, t *touched) {
+// the rest kept waiting (unacknowledged) until there is. An error means hc
+// has more puts waiting than any PutWindow allows.
+func (q *Queue) put(hc *hubConn, recs []byte, n int, t *touched) error {
 	if q.closed {
 		q.reply(hc, t, func(o *outBuf) { o.addCount(qRefused, n, false) })
-		return
+		return nil
 	}
 	taken := 0
 	if len(q.puts) == 0 {
@@ -431,14 +443,19 @@ func (q *Queue) put(hc *hubConn, recs []byte, n int, t *touched) {
 			recs, n, taken = recs[size:], n-k, taken+k
 		}
 	}
-	if n > 0 {
-		c := q.buf.hold(recs)
-		q.puts = append(q.puts, pendingPut{hc, c, c.b, n})
-	}
 	if taken > 0 {
 		q.unfin += taken
 		q.reply(hc, t, func(o *outBuf) { o.addCount(qAck, taken, true) })
 	}
+	if n > 0 {
+		if hc.held+n > MaxQueueWindow {
+			return fmt.Errorf("%d puts waiting, over the largest window: %w", hc.held+n, errBadFrame)
+		}
+		hc.held += n
+		c := q.buf.hold(recs)
+		q.puts = append(q.puts, pendingPut{hc, c, c.b, n})
+	}
+	return nil
 }
 
 // give hands k values to the endpoint that asked first.
@@ -473,6 +490,7 @@ func (q *Queue) pump(t *touched) {
 			}
 			q.buf.push(p.recs[:size], k)
 			p.recs, p.n = p.recs[size:], p.n-k
+			p.hc.held -= k
 			q.unfin += k
 			q.reply(p.hc, t, func(o *outBuf) { o.addCount(qAck, k, true) })
 			if p.n == 0 {

@@ -2,8 +2,11 @@ package ipc
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"testing"
 	"time"
 )
@@ -67,4 +70,130 @@ func TestQueueCloseDuringGetLosesNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A consumer's Close gives values back to the front of the queue; another
+// consumer may then get them after later values of the same producer. The
+// package doc says so (the order guarantee has this exception); this test
+// pins the behaviour so that a change to it is seen.
+func TestQueueGiveBackReordersForOthers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	q := newTestQueue(t, 32)
+	p := testClient(t, q)
+	for i := range 20 {
+		if err := p.PutBytes(ctx, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c1 := testClientOpts(t, q, QueueOptions{GetWindow: 10})
+	if v, err := c1.GetBytes(ctx, nil); err != nil || v[0] != 0 {
+		t.Fatalf("c1 get: %v, %v", v, err)
+	}
+	waitStats(t, ctx, q, func(st QueueStats) bool { return st.Len == 10 })
+	c2 := testClient(t, q)
+	if v, err := c2.GetBytes(ctx, nil); err != nil || v[0] != 10 {
+		t.Fatalf("c2 first get: %v, %v", v, err)
+	}
+	if err := c1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitStats(t, ctx, q, func(st QueueStats) bool { return st.Clients == 2 })
+	if v, err := c2.GetBytes(ctx, nil); err != nil || v[0] != 1 {
+		t.Fatalf("c2 second get: %v, %v; want 1, given back by c1", v, err)
+	}
+}
+
+// rawEndpoint attaches a connection that speaks the wire format directly,
+// as a faulty or hostile peer would.
+func rawEndpoint(t *testing.T, q *Queue) net.Conn {
+	t.Helper()
+	f, err := q.Attach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return nc
+}
+
+// A peer may give back only values it was handed: a requeue of values it
+// never got would put values in the queue past its capacity, unannounced
+// to Join. The hub drops such a peer.
+func TestQueueRequeueOfValuesNeverHandedIsRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	q := newTestQueue(t, 4)
+	nc := rawEndpoint(t, q)
+	waitStats(t, ctx, q, func(st QueueStats) bool { return st.Clients == 1 })
+	var o outBuf
+	for range 100 {
+		o.addRecord(qRequeue, []byte("forged"))
+	}
+	if _, err := nc.Write(o.take(nil)); err != nil {
+		t.Fatal(err)
+	}
+	st := waitStats(t, ctx, q, func(st QueueStats) bool { return st.Clients == 0 || st.Len > 0 })
+	if st.Len > q.Capacity() || st.Clients != 0 {
+		t.Fatalf("after a forged give-back: %+v; want the peer dropped and nothing queued", st)
+	}
+}
+
+// A producer may have at most MaxQueueWindow puts unanswered (the largest
+// PutWindow): one that sends more without reading the answers is dropped,
+// instead of the hub holding everything it sends.
+func TestQueueUnboundedPutsAreRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	q := newTestQueue(t, 1)
+	nc := rawEndpoint(t, q)
+	var o outBuf
+	for range 4096 {
+		o.addRecord(qPuts, nil)
+	}
+	frame := o.take(nil)
+	sent := 0
+	for sent <= MaxQueueWindow+4096 {
+		if _, err := nc.Write(frame); err != nil {
+			break // dropped
+		}
+		sent += 4096
+	}
+	st := waitStats(t, ctx, q, func(st QueueStats) bool { return st.Clients == 0 })
+	if st.PendingPuts != 0 {
+		t.Fatalf("dropped producer's puts still held: %+v", st)
+	}
+}
+
+// The frame reader must refuse a length it cannot hold before it
+// allocates: every length up to 2^32-1 is either a frame or an error.
+func TestQueueFrameLengthBounds(t *testing.T) {
+	for _, n := range []uint32{0, maxBody + 1, 1<<31 - 1, 1 << 31, 1<<32 - 1} {
+		var b [frameHdr + 1]byte
+		binary.LittleEndian.PutUint32(b[:], n)
+		fr := newFrameReader(readerOf(b[:]), 16)
+		if _, _, err := fr.next(); err == nil || errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("length %d: %v, want a malformed-frame error", n, err)
+		}
+		if cap(fr.buf) > 16 {
+			t.Fatalf("length %d: reader grew its buffer to %d bytes", n, cap(fr.buf))
+		}
+	}
+}
+
+type sliceReader struct{ b []byte }
+
+func readerOf(b []byte) *sliceReader { return &sliceReader{b} }
+
+func (r *sliceReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
 }
