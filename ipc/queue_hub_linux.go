@@ -21,6 +21,13 @@ var ErrQueueGone = errors.New("queue hub gone")
 // maxGrant bounds what one endpoint may have asked for and not received.
 const maxGrant = 4 * MaxQueueWindow
 
+// maxJoins bounds the Joins one endpoint may have waiting.
+const maxJoins = 1 << 16
+
+// maxBacklog is how many bytes of replies may wait for an endpoint whose
+// writer is stuck before the hub stops reading its requests.
+const maxBacklog = 1 << 20
+
 // A Queue is a bounded, joinable FIFO queue of values shared by processes.
 // The process that creates it runs its hub: the buffer of at most capacity
 // values and two goroutines per attached endpoint. Other processes reach it
@@ -85,12 +92,14 @@ type hubConn struct {
 	handed int  // values handed to it, less those it gave back
 	doneN  int  // TaskDones it sent
 	held   int  // its puts waiting for room (its entries in Queue.puts)
+	joins  int  // its entries in Queue.joins
 	clean  bool // it said goodbye
 
 	outMu   sync.Mutex
 	out     outBuf
 	spare   []byte
-	writing bool // someone is in flushOut's write loop
+	writing bool       // someone is in flushOut's write loop
+	wrote   *sync.Cond // on outMu: broadcast when a write ends
 }
 
 // flushOut writes every queued reply, unless another goroutine is already
@@ -108,12 +117,25 @@ func (hc *hubConn) flushOut() {
 		_, err := hc.nc.Write(b) // an error means the endpoint is gone: its read loop drops it
 		hc.outMu.Lock()
 		hc.spare = b[:0]
+		hc.wrote.Broadcast()
 		if err != nil {
 			hc.out.take(hc.out.b)
 			break
 		}
 	}
 	hc.writing = false
+	hc.wrote.Broadcast()
+	hc.outMu.Unlock()
+}
+
+// waitBacklog waits while more than maxBacklog bytes of replies wait for a
+// write in progress: the endpoint's read loop calls it, so that a peer that
+// sends requests and reads no replies is no longer read.
+func (hc *hubConn) waitBacklog() {
+	hc.outMu.Lock()
+	for hc.writing && hc.out.len() > maxBacklog {
+		hc.wrote.Wait()
+	}
 	hc.outMu.Unlock()
 }
 
@@ -204,6 +226,7 @@ func (q *Queue) serve(nc *net.UnixConn) error {
 		return fmt.Errorf("attach queue: %w", ErrQueueGone)
 	}
 	hc := &hubConn{nc: nc, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	hc.wrote = sync.NewCond(&hc.outMu)
 	q.conns[hc] = struct{}{}
 	q.wg.Go(func() { q.readLoop(hc) })
 	q.wg.Go(hc.writer)
@@ -288,6 +311,7 @@ func (q *Queue) readLoop(hc *hubConn) {
 		}
 		if !fr.buffered() {
 			t.send(hc)
+			hc.waitBacklog()
 		}
 	}
 }
@@ -385,6 +409,10 @@ func (q *Queue) handle(hc *hubConn, op byte, p []byte, t *touched) error {
 		if q.unfin == 0 {
 			q.reply(hc, t, func(o *outBuf) { o.addSeq(qJoined, seq) })
 		} else {
+			if hc.joins >= maxJoins {
+				return fmt.Errorf("more than %d joins waiting: %w", maxJoins, errBadFrame)
+			}
+			hc.joins++
 			q.joins = append(q.joins, pendingJoin{hc, seq})
 		}
 	case qCancelJoin:
@@ -392,7 +420,13 @@ func (q *Queue) handle(hc *hubConn, op byte, p []byte, t *touched) error {
 		if err != nil {
 			return err
 		}
-		q.joins = slices.DeleteFunc(q.joins, func(j pendingJoin) bool { return j.hc == hc && j.seq == seq })
+		q.joins = slices.DeleteFunc(q.joins, func(j pendingJoin) bool {
+			if j.hc == hc && j.seq == seq {
+				hc.joins--
+				return true
+			}
+			return false
+		})
 	case qRequeue:
 		n, recs, err := parseRecords(p)
 		if err != nil {
@@ -528,6 +562,7 @@ func (q *Queue) finish(n int, t *touched) {
 		return
 	}
 	for _, j := range q.joins {
+		j.hc.joins--
 		q.reply(j.hc, t, func(o *outBuf) { o.addSeq(qJoined, j.seq) })
 	}
 	clear(q.joins)

@@ -197,3 +197,88 @@ func (r *sliceReader) Read(p []byte) (int, error) {
 	r.b = r.b[n:]
 	return n, nil
 }
+
+// floodUntilBlocked writes frame to nc over and over, up to total bytes,
+// until the hub stops reading (the write deadline passes) or drops it.
+func floodUntilBlocked(t *testing.T, nc net.Conn, frame []byte, total int) {
+	t.Helper()
+	nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 0, 64<<10)
+	for len(buf)+len(frame) <= cap(buf) {
+		buf = append(buf, frame...)
+	}
+	for sent := 0; sent < total; sent += len(buf) {
+		if _, err := nc.Write(buf); err != nil {
+			return
+		}
+	}
+}
+
+// backlog returns the most bytes of replies queued for any endpoint.
+func backlog(q *Queue) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	most := 0
+	for hc := range q.conns {
+		hc.outMu.Lock()
+		most = max(most, hc.out.len())
+		hc.outMu.Unlock()
+	}
+	return most
+}
+
+// A peer that sends requests and reads no replies must not make the hub
+// queue replies without bound: once its writer is stuck, the hub stops
+// reading that peer.
+func TestQueueUnreadRepliesAreBounded(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	q := newTestQueue(t, 16)
+	nc := rawEndpoint(t, q)
+	var o outBuf
+	o.addCount(qGrant, 1000, false)
+	if _, err := nc.Write(o.take(nil)); err != nil {
+		t.Fatal(err)
+	}
+	waitStats(t, ctx, q, func(st QueueStats) bool { return st.PendingGets == 1000 })
+	// 4 MiB of values for it: more than its socket holds, so its writer
+	// goroutine is stuck.
+	p := testClientOpts(t, q, QueueOptions{PutWindow: 64})
+	v := make([]byte, 4096)
+	for range 1000 {
+		if err := p.PutBytes(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b0 := backlog(q)    // the values, which it asked for
+	o.addEmpty(qRevoke) // each is answered with a 9-byte qRevoked
+	floodUntilBlocked(t, nc, o.take(nil), 32<<20)
+	if b := backlog(q); b > b0+2*maxBacklog {
+		t.Fatalf("%d bytes of replies queued for a peer that reads none (%d before it sent requests); want at most %d more", b, b0, 2*maxBacklog)
+	}
+}
+
+// Joins waiting are bounded per endpoint.
+func TestQueueJoinFloodIsRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	q := newTestQueue(t, 4)
+	p := testClient(t, q)
+	if err := p.PutBytes(ctx, []byte{1}); err != nil { // Join waits for it
+		t.Fatal(err)
+	}
+	nc := rawEndpoint(t, q)
+	var o outBuf
+	o.addSeq(qJoin, 1)
+	floodUntilBlocked(t, nc, o.take(nil), 2*maxJoins*9)
+	st := waitStats(t, ctx, q, func(st QueueStats) bool { return st.Clients == 1 })
+	q.mu.Lock()
+	n := len(q.joins)
+	q.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d joins held after the flooding peer was dropped (%+v)", n, st)
+	}
+}
