@@ -282,3 +282,40 @@ func TestQueueJoinFloodIsRefused(t *testing.T) {
 		t.Fatalf("%d joins held after the flooding peer was dropped (%+v)", n, st)
 	}
 }
+
+// A consumer that gives back more values than one requeue frame holds
+// sends several; they must land in the order the values were put.
+func TestQueueGiveBackManyKeepsOrder(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	const total = 5000
+	q := newTestQueue(t, total)
+	p := testClientOpts(t, q, QueueOptions{PutWindow: 256})
+	v := make([]byte, 4)
+	for i := range total {
+		binary.LittleEndian.PutUint32(v, uint32(i))
+		if err := p.PutBytes(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c1 := testClientOpts(t, q, QueueOptions{GetWindow: total})
+	if v, err := c1.GetBytes(ctx, nil); err != nil || binary.LittleEndian.Uint32(v) != 0 {
+		t.Fatalf("first get: %v, %v", v, err)
+	}
+	waitStats(t, ctx, q, func(st QueueStats) bool { return st.Len == 0 })
+	if err := c1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitStats(t, ctx, q, func(st QueueStats) bool { return st.Clients == 1 })
+	q.Close()
+	c2 := testClientOpts(t, q, QueueOptions{GetWindow: 64})
+	for i := 1; i < total; i++ {
+		v, err := c2.GetBytes(ctx, nil)
+		if err != nil || binary.LittleEndian.Uint32(v) != uint32(i) {
+			t.Fatalf("get %d after give-back: %v, %v", i, v, err)
+		}
+	}
+}
