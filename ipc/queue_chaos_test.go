@@ -72,6 +72,7 @@ func queueChaosRound(t *testing.T, rng *rand.Rand, round, n int) int {
 	// some values, with probability 1/2; producer 1 is killed after a
 	// random delay, with probability 1/2.
 	killed := make(chan int, consumers+producers)
+	stop := make(chan struct{}) // closed once every child has ended
 	var plan []func()
 	for i := 1; i < consumers; i++ {
 		if rng.IntN(2) == 0 {
@@ -81,7 +82,7 @@ func queueChaosRound(t *testing.T, rng *rand.Rand, round, n int) int {
 					if cons[i].Process().Kill() == nil {
 						killed <- i
 					}
-				case <-ctx.Done():
+				case <-stop:
 				}
 			})
 		}
@@ -92,7 +93,7 @@ func queueChaosRound(t *testing.T, rng *rand.Rand, round, n int) int {
 			select {
 			case <-time.After(d):
 				prods[1].Process().Kill()
-			case <-ctx.Done():
+			case <-stop:
 			}
 		})
 	}
@@ -119,6 +120,7 @@ func queueChaosRound(t *testing.T, rng *rand.Rand, round, n int) int {
 			consKilled[i] = true
 		}
 	}
+	close(stop)
 	for range plan {
 		<-done
 	}
