@@ -90,7 +90,10 @@
 //
 // Guarantees: every value put and acknowledged is delivered to exactly one
 // Get, unless the process that got it dies; each consumer gets each
-// producer's values in the order they were put; after [Queue.Close], puts
+// producer's values in the order they were put (one exception: values a
+// prefetching consumer gives back on Close go to the front of the queue,
+// so another consumer may get them after later values of the same
+// producer); after [Queue.Close], puts
 // fail with [ErrQueueClosed] and Gets return what is left, then io.EOF;
 // [QueueClient.Join] returns once every value put has been marked done
 // with [QueueClient.TaskDone].
@@ -109,5 +112,10 @@
 // them as done for Join (less the TaskDones that endpoint sent), since no
 // one can mark them done any more. A stuck endpoint (stopped, or not
 // reading) holds up only itself: replies to it are written by its own
-// goroutine.
+// goroutine. The hub's memory is bounded by capacity plus what endpoints
+// have in flight: puts waiting for room (at most MaxQueueWindow values per
+// endpoint), values asked for and not yet read by the endpoint, and 1 MiB
+// of other replies, beyond which the hub stops reading that endpoint. A
+// peer that breaks the protocol (a malformed frame, a give-back of values
+// it was not handed, more puts or Joins waiting than allowed) is dropped.
 package ipc

@@ -90,6 +90,10 @@ type QueueClient struct {
 	putWait  int // Puts and Flushes waiting on putRoom
 	tdArmed  bool
 	tdTimer  *time.Timer
+	asking   bool // an ask was ever sent: Close must withdraw and give back
+
+	closing atomic.Bool   // Close has begun: no more asks
+	revSig  chan struct{} // signalled by every qRevoked, for Close
 
 	encMu  sync.Mutex // typed Put
 	encBuf frameBuf
@@ -139,7 +143,7 @@ func OpenQueue(f *os.File, opt QueueOptions) (*QueueClient, error) {
 		nc: uc, putWindow: max(1, opt.PutWindow), getWindow: max(1, opt.GetWindow),
 		done: make(chan struct{}), kick: make(chan struct{}, 1), putRoom: make(chan struct{}, 1),
 		getFree: make(chan struct{}, 1), joins: make(map[uint64]chan struct{}),
-		avail: make(chan struct{}, 1),
+		avail: make(chan struct{}, 1), revSig: make(chan struct{}, 1),
 	}
 	qc.enc = msgpack.NewEncoder(&qc.encBuf)
 	// Buffers sized for a full window of small values, so that they do
@@ -234,6 +238,7 @@ func (qc *QueueClient) handle(op byte, p []byte) error {
 		qc.revokes++
 		qc.mu.Unlock()
 		signal(qc.avail)
+		signal(qc.revSig)
 	case qJoined:
 		seq, err := parseSeq(p)
 		if err != nil {
@@ -587,12 +592,19 @@ func (qc *QueueClient) Close() error {
 
 func (qc *QueueClient) close() error {
 	qc.tdTimer.Stop()
-	var err error
-	if qc.getWindow > 1 {
-		err = qc.giveBack()
-	}
 	qc.wmu.Lock()
-	qc.out.addEmpty(qBye)
+	qc.closing.Store(true) // under wmu: every ask is sent before the revoke below
+	asking := qc.asking
+	qc.wmu.Unlock()
+	bye := true
+	if asking {
+		bye = qc.giveBack()
+	}
+	var err error
+	qc.wmu.Lock()
+	if bye {
+		qc.out.addEmpty(qBye)
+	}
 	qc.flushLocked()
 	if err == nil && qc.werr != nil {
 		select {

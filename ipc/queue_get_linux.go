@@ -82,6 +82,9 @@ func (qc *QueueClient) GetBatch(ctx context.Context, dst [][]byte) (int, error) 
 	}
 }
 
+// errClientClosing is why a Get fails while its client is being closed.
+var errClientClosing = errors.New("client closing")
+
 // errWithdraw tells GetBytes and GetBatch that ctx ended while they waited.
 var errWithdraw = errors.New("withdraw")
 
@@ -99,6 +102,9 @@ func (qc *QueueClient) waitGet(ctx context.Context) error {
 	}
 	if err != nil {
 		return gone("get", err)
+	}
+	if qc.closing.Load() {
+		return gone("get", errClientClosing)
 	}
 	if err := qc.ask(true); err != nil {
 		return err
@@ -190,12 +196,16 @@ func (qc *QueueClient) ask(need bool) error {
 	if qc.getWindow == 1 && !need || n <= 0 {
 		return nil
 	}
-	qc.asked += n
 	qc.wmu.Lock()
 	defer qc.wmu.Unlock()
 	if err := qc.connErr("get"); err != nil {
 		return err
 	}
+	if qc.closing.Load() {
+		return gone("get", errClientClosing)
+	}
+	qc.asked += n
+	qc.asking = true
 	qc.out.addCount(qGrant, n, true)
 	qc.flushLocked()
 	return nil
@@ -251,22 +261,25 @@ func (qc *QueueClient) revokeAll() error {
 	}
 }
 
-// giveBack withdraws the asks of a prefetching client and returns every
-// value received and not taken to the hub, oldest first.
-func (qc *QueueClient) giveBack() error {
+// giveBack withdraws the client's asks and returns every value received
+// and not taken to the hub, oldest first; Close calls it once no more asks
+// can go out. It reports false if a Get kept the values (it did not end):
+// Close then does not say goodbye, so the hub counts what it handed here
+// as stranded instead of losing it silently.
+func (qc *QueueClient) giveBack() bool {
+	if !qc.revokeForClose() {
+		return true // the hub is gone: nothing to give back to
+	}
+	// Every value the hub handed here has arrived. A Get waiting for more
+	// wakes, takes what is here or fails: the client is closing.
+	signal(qc.avail)
 	stop := make(chan struct{})
-	t := time.AfterFunc(2*time.Second, func() { close(stop) })
+	t := time.AfterFunc(5*time.Second, func() { close(stop) })
 	defer t.Stop()
 	if !qc.lockGet(stop) {
-		return nil // a Get is stuck: its values stay with it
+		return false
 	}
 	defer qc.unlockGet()
-	if qc.asked == qc.taken {
-		return nil
-	}
-	if err := qc.revokeAll(); err != nil {
-		return nil // the hub is gone: nothing to give back to
-	}
 	qc.mu.Lock()
 	qc.cur = append(qc.cur[:0], qc.cur[qc.curOff:]...)
 	qc.cur = append(qc.cur, qc.in...)
@@ -292,5 +305,37 @@ func (qc *QueueClient) giveBack() error {
 	}
 	qc.flushLocked()
 	qc.cur = qc.cur[:0]
-	return nil
+	return true
+}
+
+// revokeForClose withdraws every ask and waits for the hub's answer, after
+// which nothing more is handed here. It does not need the getting side,
+// which a waiting Get may hold. It reports false if the hub is gone.
+func (qc *QueueClient) revokeForClose() bool {
+	qc.mu.Lock()
+	seen := qc.revokes
+	qc.mu.Unlock()
+	qc.wmu.Lock()
+	if qc.connErr("close") != nil {
+		qc.wmu.Unlock()
+		return false
+	}
+	qc.out.addEmpty(qRevoke)
+	qc.flushLocked()
+	qc.wmu.Unlock()
+	for {
+		qc.mu.Lock()
+		n, err := qc.revokes, qc.err
+		qc.mu.Unlock()
+		if n > seen {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+		select {
+		case <-qc.revSig:
+		case <-qc.done:
+		}
+	}
 }

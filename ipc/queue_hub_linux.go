@@ -21,6 +21,13 @@ var ErrQueueGone = errors.New("queue hub gone")
 // maxGrant bounds what one endpoint may have asked for and not received.
 const maxGrant = 4 * MaxQueueWindow
 
+// maxJoins bounds the Joins one endpoint may have waiting.
+const maxJoins = 1 << 16
+
+// maxBacklog is how many bytes of replies may wait for an endpoint whose
+// writer is stuck before the hub stops reading its requests.
+const maxBacklog = 1 << 20
+
 // A Queue is a bounded, joinable FIFO queue of values shared by processes.
 // The process that creates it runs its hub: the buffer of at most capacity
 // values and two goroutines per attached endpoint. Other processes reach it
@@ -84,12 +91,15 @@ type hubConn struct {
 	grant  int  // values asked for and not yet handed (its entries in Queue.gets)
 	handed int  // values handed to it, less those it gave back
 	doneN  int  // TaskDones it sent
+	held   int  // its puts waiting for room (its entries in Queue.puts)
+	joins  int  // its entries in Queue.joins
 	clean  bool // it said goodbye
 
 	outMu   sync.Mutex
 	out     outBuf
 	spare   []byte
-	writing bool // someone is in flushOut's write loop
+	writing bool       // someone is in flushOut's write loop
+	wrote   *sync.Cond // on outMu: broadcast when a write ends
 }
 
 // flushOut writes every queued reply, unless another goroutine is already
@@ -107,12 +117,25 @@ func (hc *hubConn) flushOut() {
 		_, err := hc.nc.Write(b) // an error means the endpoint is gone: its read loop drops it
 		hc.outMu.Lock()
 		hc.spare = b[:0]
+		hc.wrote.Broadcast()
 		if err != nil {
 			hc.out.take(hc.out.b)
 			break
 		}
 	}
 	hc.writing = false
+	hc.wrote.Broadcast()
+	hc.outMu.Unlock()
+}
+
+// waitBacklog waits while more than maxBacklog bytes of replies wait for a
+// write in progress: the endpoint's read loop calls it, so that a peer that
+// sends requests and reads no replies is no longer read.
+func (hc *hubConn) waitBacklog() {
+	hc.outMu.Lock()
+	for hc.writing && hc.out.len() > maxBacklog {
+		hc.wrote.Wait()
+	}
 	hc.outMu.Unlock()
 }
 
@@ -203,6 +226,7 @@ func (q *Queue) serve(nc *net.UnixConn) error {
 		return fmt.Errorf("attach queue: %w", ErrQueueGone)
 	}
 	hc := &hubConn{nc: nc, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	hc.wrote = sync.NewCond(&hc.outMu)
 	q.conns[hc] = struct{}{}
 	q.wg.Go(func() { q.readLoop(hc) })
 	q.wg.Go(hc.writer)
@@ -218,6 +242,7 @@ func (q *Queue) Close() error {
 	if !q.closed {
 		q.closed = true
 		for _, p := range q.puts {
+			p.hc.held -= p.n
 			q.reply(p.hc, &t, func(o *outBuf) { o.addCount(qRefused, p.n, false) })
 		}
 		clear(q.puts)
@@ -286,6 +311,7 @@ func (q *Queue) readLoop(hc *hubConn) {
 		}
 		if !fr.buffered() {
 			t.send(hc)
+			hc.waitBacklog()
 		}
 	}
 }
@@ -329,7 +355,9 @@ func (q *Queue) handle(hc *hubConn, op byte, p []byte, t *touched) error {
 		if err != nil {
 			return err
 		}
-		q.put(hc, recs, n, t)
+		if err := q.put(hc, recs, n, t); err != nil {
+			return err
+		}
 	case qGrant:
 		n, err := parseCount(p)
 		if err != nil {
@@ -356,6 +384,7 @@ func (q *Queue) handle(hc *hubConn, op byte, p []byte, t *touched) error {
 		q.puts = slices.DeleteFunc(q.puts, func(p pendingPut) bool {
 			if p.hc == hc {
 				n += p.n
+				hc.held -= p.n
 				return true
 			}
 			return false
@@ -380,6 +409,10 @@ func (q *Queue) handle(hc *hubConn, op byte, p []byte, t *touched) error {
 		if q.unfin == 0 {
 			q.reply(hc, t, func(o *outBuf) { o.addSeq(qJoined, seq) })
 		} else {
+			if hc.joins >= maxJoins {
+				return fmt.Errorf("more than %d joins waiting: %w", maxJoins, errBadFrame)
+			}
+			hc.joins++
 			q.joins = append(q.joins, pendingJoin{hc, seq})
 		}
 	case qCancelJoin:
@@ -387,17 +420,29 @@ func (q *Queue) handle(hc *hubConn, op byte, p []byte, t *touched) error {
 		if err != nil {
 			return err
 		}
-		q.joins = slices.DeleteFunc(q.joins, func(j pendingJoin) bool { return j.hc == hc && j.seq == seq })
+		q.joins = slices.DeleteFunc(q.joins, func(j pendingJoin) bool {
+			if j.hc == hc && j.seq == seq {
+				hc.joins--
+				return true
+			}
+			return false
+		})
 	case qRequeue:
 		n, recs, err := parseRecords(p)
 		if err != nil {
 			return err
 		}
+		if n > hc.handed {
+			return fmt.Errorf("gave back %d values, holds %d: %w", n, hc.handed, errBadFrame)
+		}
 		q.buf.pushFront(recs, n)
-		hc.handed = max(0, hc.handed-n)
+		hc.handed -= n
 		q.pump(t)
 	case qBye:
+		// Nothing is handed to it any more: what it asked for and was not
+		// sent would be lost with the connection.
 		hc.clean = true
+		q.unwait(hc)
 	default:
 		q.reply(hc, t, func(o *outBuf) { o.addCount(qError, qErrUnknownOp, false) })
 	}
@@ -406,11 +451,12 @@ func (q *Queue) handle(hc *hubConn, op byte, p []byte, t *touched) error {
 
 // put takes n values from producer hc: handed straight to endpoints that
 // asked if the buffer is empty, into the buffer as far as there is room,
-// the rest kept waiting (unacknowledged) until there is.
-func (q *Queue) put(hc *hubConn, recs []byte, n int, t *touched) {
+// the rest kept waiting (unacknowledged) until there is. An error means hc
+// has more puts waiting than any PutWindow allows.
+func (q *Queue) put(hc *hubConn, recs []byte, n int, t *touched) error {
 	if q.closed {
 		q.reply(hc, t, func(o *outBuf) { o.addCount(qRefused, n, false) })
-		return
+		return nil
 	}
 	taken := 0
 	if len(q.puts) == 0 {
@@ -431,14 +477,19 @@ func (q *Queue) put(hc *hubConn, recs []byte, n int, t *touched) {
 			recs, n, taken = recs[size:], n-k, taken+k
 		}
 	}
-	if n > 0 {
-		c := q.buf.hold(recs)
-		q.puts = append(q.puts, pendingPut{hc, c, c.b, n})
-	}
 	if taken > 0 {
 		q.unfin += taken
 		q.reply(hc, t, func(o *outBuf) { o.addCount(qAck, taken, true) })
 	}
+	if n > 0 {
+		if hc.held+n > MaxQueueWindow {
+			return fmt.Errorf("%d puts waiting, over the largest window: %w", hc.held+n, errBadFrame)
+		}
+		hc.held += n
+		c := q.buf.hold(recs)
+		q.puts = append(q.puts, pendingPut{hc, c, c.b, n})
+	}
+	return nil
 }
 
 // give hands k values to the endpoint that asked first.
@@ -473,6 +524,7 @@ func (q *Queue) pump(t *touched) {
 			}
 			q.buf.push(p.recs[:size], k)
 			p.recs, p.n = p.recs[size:], p.n-k
+			p.hc.held -= k
 			q.unfin += k
 			q.reply(p.hc, t, func(o *outBuf) { o.addCount(qAck, k, true) })
 			if p.n == 0 {
@@ -510,6 +562,7 @@ func (q *Queue) finish(n int, t *touched) {
 		return
 	}
 	for _, j := range q.joins {
+		j.hc.joins--
 		q.reply(j.hc, t, func(o *outBuf) { o.addSeq(qJoined, j.seq) })
 	}
 	clear(q.joins)
