@@ -331,6 +331,8 @@ func (l *lab) verdict(r *report.Report) {
 	} else if checked < full {
 		r.Verdictf("the stop flag saved %.1f%% of the candidates a full scan tries (%s of %s); --no-flag shows the scan without it",
 			100*(1-float64(checked)/float64(full)), base.Count(int64(full-checked)), base.Count(int64(full)))
+	} else if l.flagSet() {
+		r.Verdictf("the stop flag saved nothing this time: every divisor was found after the other workers had finished their ranges (where a divisor sits in its range decides how much the flag can save)")
 	}
 }
 
@@ -348,6 +350,16 @@ func (l *lab) startupVerdict(r *report.Report) {
 		msg += fmt.Sprintf(", against %s for goroutines", base.Human(l.startup[1]))
 	}
 	r.Verdictf("%s", msg)
+}
+
+// flagSet reports whether a worker set the stop flag in any check.
+func (l *lab) flagSet() bool {
+	for _, row := range l.rows {
+		if row.FlagSet {
+			return true
+		}
+	}
+	return false
 }
 
 func other(m Mode) Mode {
