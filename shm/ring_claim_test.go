@@ -182,11 +182,19 @@ func TestRingReapDoesNotDropLiveConsumersTake(t *testing.T) {
 				return
 			}
 			defer n.Close()
+			// The first message stops the batch until the reaper has
+			// looked; a bare send, not a select with default: the hook
+			// may not be waiting yet when the batch starts.
+			first := true
 			_, err = n.RecvBatch(ctx, 2, func([]byte) {
+				if !first {
+					return
+				}
+				first = false
 				select {
 				case inside <- struct{}{}:
 					<-release
-				default:
+				case <-ctx.Done():
 				}
 			})
 			done <- err
