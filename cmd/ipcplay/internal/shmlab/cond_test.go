@@ -80,13 +80,13 @@ func TestCondUsageErrors(t *testing.T) {
 }
 
 // TestCond runs the buffer in both modes at the extremes: one slot (every
-// put and take may wait) and more slots than items (nobody need wait).
+// put and take may wait) and a slot for every item (the producer never
+// waits).
 func TestCond(t *testing.T) {
 	for _, mode := range []Mode{Procs, Goroutines} {
 		for _, cfg := range []CondConfig{
-			{Consumers: 4, Items: 2000, Capacity: 1},
-			{Consumers: 1, Items: 3000, Capacity: 3},
-			{Consumers: 2, Items: 100, Capacity: 4096},
+			{Consumers: 3, Items: 1000, Capacity: 1},
+			{Consumers: 1, Items: 100, Capacity: 100},
 		} {
 			cfg.Mode = mode
 			t.Run(fmt.Sprintf("mode=%s/consumers=%d/capacity=%d", mode, cfg.Consumers, cfg.Capacity), func(t *testing.T) {
