@@ -163,7 +163,7 @@ func condVerdict(r *report.Report, runs []CondResult, bad int) {
 		r.Warnf("items were lost or duplicated, or the buffer overfilled")
 		return
 	}
-	r.Verdictf("every item was taken exactly once and the buffer never held more than %d", runs[0].Capacity)
+	r.Verdictf("every item was taken exactly once; the buffer never held over %d", runs[0].Capacity)
 	find := func(m Mode) *CondResult {
 		for i := range runs {
 			if runs[i].Mode == m {
