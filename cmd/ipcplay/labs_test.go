@@ -22,6 +22,7 @@ var labRuns = [][]string{
 	{"shm", "counter", "--procs", "2", "--increments", "20000"},
 	{"shm", "square", "1", "2", "3"},
 	{"shm", "bench", "--size", "4M", "--rounds", "2"},
+	{"shm", "cond", "--items", "5000"},
 	{"manager", "--procs", "2", "--ops", "200"},
 	{"bench", "--mech", "pipe,unix,chan", "--size", "64,4K", "--seconds", "200ms"},
 	{"doctor"},

@@ -23,6 +23,6 @@ Examples:
   ipcplay shm counter --procs 4
   ipcplay shm square 1 2 3
   ipcplay shm bench --size 256MiB`,
-		Commands: []*base.Command{counterCommand(), squareCommand(), benchCommand()},
+		Commands: []*base.Command{counterCommand(), squareCommand(), benchCommand(), condCommand()},
 	}
 }

@@ -20,7 +20,7 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{nil, "missing subcommand: want counter, square or bench"},
+		{nil, "missing subcommand: want counter, square, bench or cond"},
 		{[]string{"frob"}, `unknown subcommand "frob"`},
 		{[]string{"counter", "--procs", "0"}, "--procs 0: want a whole number from 1 to 64"},
 		{[]string{"counter", "--increments", "9223372036854775807"}, "--increments 9223372036854775807: want a whole number from 1 to 10,000,000"},

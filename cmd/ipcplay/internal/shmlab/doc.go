@@ -11,6 +11,10 @@
 //   - [Bench]: moving bytes to another process through a shared array and
 //     through a pipe and as msgpack over a socket, against a copy within
 //     one process.
+//   - [Cond]: the notebook's Condition example, a producer and consumers
+//     sharing a bounded buffer under a mutex and two condition variables
+//     (shm.Mutex and shm.Cond across processes, sync.Cond across
+//     goroutines), with wake-up latency and futex calls per item.
 //
 // The children are this binary run again (see package procs); call
 // [RegisterRoles] from main and from TestMain before procs.Init.

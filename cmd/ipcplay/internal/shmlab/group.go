@@ -15,6 +15,7 @@ func RegisterRoles() {
 	procs.Register(CounterRole, counterMain)
 	procs.Register(SquareRole, squareMain)
 	procs.Register(BenchRole, benchMain)
+	procs.Register(CondRole, condMain)
 }
 
 // group is a set of children started together. When one fails, the
