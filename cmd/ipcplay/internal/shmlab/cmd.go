@@ -18,11 +18,13 @@ func Command() *base.Command {
            sum into a shared value.
   bench    moving bytes to another process through a shared array, a
            pipe and msgpack over a socket, against copy() in one process.
+  recovery how long the others wait when the holder of a shared
+           lock, semaphore or barrier is SIGKILLed.
 
 Examples:
   ipcplay shm counter --procs 4
   ipcplay shm square 1 2 3
   ipcplay shm bench --size 256MiB`,
-		Commands: []*base.Command{counterCommand(), squareCommand(), benchCommand()},
+		Commands: []*base.Command{counterCommand(), squareCommand(), benchCommand(), recoveryCommand()},
 	}
 }

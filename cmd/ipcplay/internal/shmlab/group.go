@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"ipcplay/procs"
+	"ipcplay/shm"
 )
 
 // RegisterRoles registers the child roles of the shm labs with procs.
@@ -15,6 +16,9 @@ func RegisterRoles() {
 	procs.Register(CounterRole, counterMain)
 	procs.Register(SquareRole, squareMain)
 	procs.Register(BenchRole, benchMain)
+	if !procs.Registered(shm.RoleRecoveryHolder) { // another lab may share it
+		procs.Register(shm.RoleRecoveryHolder, shm.RecoveryHolder)
+	}
 }
 
 // group is a set of children started together. When one fails, the
