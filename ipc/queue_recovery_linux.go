@@ -51,12 +51,16 @@ type QueueRecovery struct {
 	// Dropped are, for each kill, the time from the SIGKILL until the hub
 	// dropped the dead endpoint.
 	Dropped []time.Duration
-	// Lost is the values lost with each dead endpoint: for a consumer, the
-	// values it held (counted as stranded by the hub); for a producer, its
-	// puts the hub had not accepted (never acknowledged to it).
+	// Held is what each endpoint held when it was killed: values fetched
+	// ahead (a consumer) or puts waiting for room (a producer).
+	Held int
+	// Lost is the values lost with the dead endpoints, over all rounds:
+	// for a consumer, the values it held (counted as stranded by the
+	// hub); for a producer, its puts the hub had not accepted (never
+	// acknowledged to it).
 	Lost int
 	// Delivered is, for a producer, the values the hub had accepted from
-	// it, and the consumer got, in each round.
+	// it, and the consumer got, over all rounds.
 	Delivered int
 	// Observed is what the others got in the last round.
 	Observed string
@@ -117,7 +121,7 @@ func QueueRecoveryChild(ctx context.Context, args []string) error {
 //
 // Each round has a fresh queue and child; rounds run one after another.
 func MeasureQueueRecovery(ctx context.Context, kind string, n int) (QueueRecovery, error) {
-	res := QueueRecovery{Kind: kind, N: n}
+	res := QueueRecovery{Kind: kind, N: n, Held: recoveryHeld}
 	if n < 1 || !slices.Contains(QueueRecoveryKinds(), kind) {
 		return res, fmt.Errorf("measure queue recovery: kind %q, %d rounds: want one of %v and at least 1", kind, n, QueueRecoveryKinds())
 	}
@@ -128,7 +132,9 @@ func MeasureQueueRecovery(ctx context.Context, kind string, n int) (QueueRecover
 		}
 		res.Samples = append(res.Samples, r.took)
 		res.Dropped = append(res.Dropped, r.dropped)
-		res.Lost, res.Delivered, res.Observed = r.lost, r.delivered, r.seen
+		res.Lost += r.lost
+		res.Delivered += r.delivered
+		res.Observed = r.seen
 	}
 	sorted := slices.Sorted(slices.Values(res.Samples))
 	res.Median = sorted[len(sorted)/2]
@@ -273,7 +279,7 @@ func queueRecoverOnce(ctx context.Context, kind string) (res queueRound, err err
 			return res, fmt.Errorf("dead consumer held %d values, hub counts %d stranded", recoveryHeld, st.Stranded)
 		}
 		res.lost = st.Stranded
-		res.seen = fmt.Sprintf("Join returned; the hub counted the %d values of %s stranded", st.Stranded, werr)
+		res.seen = fmt.Sprintf("Join returned nil, %d values stranded; the owner's Wait returned %q", st.Stranded, werr)
 		return res, nil
 	}
 	if r.got < recoveryFull || r.got > recoveryFull+recoveryHeld {

@@ -25,11 +25,11 @@ func TestMeasureQueueRecovery(t *testing.T) {
 		}
 		switch kind {
 		case RecoverConsumer:
-			if r.Lost != recoveryHeld || !strings.Contains(r.Observed, "stranded") || !strings.Contains(r.Observed, "(pid ") {
-				t.Errorf("consumer: lost %d, observed %q; want %d stranded and the dead pid", r.Lost, r.Observed, recoveryHeld)
+			if r.Lost != 3*recoveryHeld || !strings.Contains(r.Observed, "stranded") || !strings.Contains(r.Observed, "(pid ") {
+				t.Errorf("consumer: lost %d, observed %q; want %d stranded and the dead pid", r.Lost, r.Observed, 3*recoveryHeld)
 			}
 		case RecoverProducer:
-			if r.Delivered < recoveryFull || r.Delivered+r.Lost != recoveryFull+recoveryHeld || !strings.Contains(r.Observed, "(pid ") {
+			if r.Delivered < 3*recoveryFull || r.Delivered+r.Lost != 3*(recoveryFull+recoveryHeld) || !strings.Contains(r.Observed, "(pid ") {
 				t.Errorf("producer: delivered %d, lost %d, observed %q", r.Delivered, r.Lost, r.Observed)
 			}
 		}
