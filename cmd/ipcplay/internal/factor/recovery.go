@@ -170,7 +170,7 @@ func addRecovery(r *report.Report, rec RecoveryResult) {
 	if !rec.OK() {
 		once = fmt.Sprintf("%d twice, %d missing, %d failed", rec.Twice, rec.Missing, rec.Failed)
 	}
-	t.Row("worker", "reaped, tasks re-queued", n, hm, hx, fmt.Sprintf("%s tasks re-sent", base.Count(int64(resent))))
+	t.Row("worker", "reaped, re-queued", n, hm, hx, fmt.Sprintf("%s tasks re-sent", base.Count(int64(resent))))
 	t.Row("worker", "its tasks re-done", n, rm, rx, once)
 	t.Notef("%d maps of n in 1..%s on %d workers, one SIGKILL each once half the results were in; %d results twice, %d missing, %d failed, %d wrong sums.",
 		rec.Maps, base.Count(int64(rec.Tasks)), rec.Workers, rec.Twice, rec.Missing, rec.Failed, rec.WrongSums)
