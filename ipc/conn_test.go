@@ -19,6 +19,7 @@ const echoRole = "ipc-test-echo"
 func TestMain(m *testing.M) {
 	procs.Register(echoRole, echoMain)
 	registerQueueRoles()
+	procs.Register(RoleQueueRecovery, QueueRecoveryChild)
 	procs.Init()
 	os.Exit(m.Run())
 }

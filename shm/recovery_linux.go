@@ -52,6 +52,9 @@ type Recovery struct {
 	Median  time.Duration
 	Max     time.Duration
 	Samples []time.Duration // in round order
+	// Observed is what the waiter got in the last round: the error naming
+	// the dead holder (its pid differs from round to round).
+	Observed string
 }
 
 // recoveryViews lays out the primitive of kind in a recovery region; make
@@ -154,11 +157,12 @@ func MeasureRecovery(ctx context.Context, kind string, n int) (Recovery, error) 
 		return res, fmt.Errorf("measure %s recovery: %d rounds", kind, n)
 	}
 	for i := range n {
-		d, err := recoverOnce(ctx, kind)
+		d, seen, err := recoverOnce(ctx, kind)
 		if err != nil {
 			return res, fmt.Errorf("measure %s recovery: round %d: %w", kind, i, err)
 		}
 		res.Samples = append(res.Samples, d)
+		res.Observed = seen
 	}
 	sorted := slices.Sorted(slices.Values(res.Samples))
 	res.Median = sorted[len(sorted)/2]
@@ -169,12 +173,12 @@ func MeasureRecovery(ctx context.Context, kind string, n int) (Recovery, error) 
 	return res, nil
 }
 
-func recoverOnce(ctx context.Context, kind string) (took time.Duration, err error) {
+func recoverOnce(ctx context.Context, kind string) (took time.Duration, seen string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	r, err := New("ipcplay-recovery", recoverySize)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	defer func() {
 		if cerr := r.Close(); cerr != nil && err == nil {
@@ -183,12 +187,12 @@ func recoverOnce(ctx context.Context, kind string) (took time.Duration, err erro
 	}()
 	v, err := recoveryAt(r.Bytes(), kind, true)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	c := procs.Command(ctx, RoleRecoveryHolder, kind)
 	c.ExtraFiles = []*os.File{nil, r.File()}
 	if err := c.Start(); err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	reaped := make(chan error, 1)
 	killed := false
@@ -200,7 +204,7 @@ func recoverOnce(ctx context.Context, kind string) (took time.Duration, err erro
 		<-reaped
 	}()
 	if err := v.ready.Wait(ctx); err != nil {
-		return 0, fmt.Errorf("holder did not take the %s: %w", kind, err)
+		return 0, "", fmt.Errorf("holder did not take the %s: %w", kind, err)
 	}
 	type result struct {
 		err error
@@ -214,15 +218,15 @@ func recoverOnce(ctx context.Context, kind string) (took time.Duration, err erro
 	time.Sleep(waitSlice + rand.N(waitSlice))
 	killedAt := time.Now()
 	if err := c.Process().Signal(syscall.SIGKILL); err != nil {
-		return 0, fmt.Errorf("kill holder: %w", err)
+		return 0, "", fmt.Errorf("kill holder: %w", err)
 	}
 	killed = true
 	go func() { reaped <- c.Wait() }()
 	res := <-done
 	if err := v.named(res.err, c.Pid()); err != nil {
-		return 0, err
+		return 0, "", err
 	}
-	return res.at.Sub(killedAt), nil
+	return res.at.Sub(killedAt), res.err.Error(), nil
 }
 
 // wait waits for the primitive as one of the others would.

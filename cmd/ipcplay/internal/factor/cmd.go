@@ -25,12 +25,13 @@ func Command() *base.Command {
 		Short:     "factorize_naive over 1..N on a pool of processes that survives dying workers, against goroutines",
 		Long: `Runs the classic factorize_naive(n) for every n in 1..N, one task per n, on a pool of P worker processes (procs/pool) and on P goroutines fed the same chunks of C tasks over a channel. A chunk is one message each way between processes, so the cost of messages shows as the difference between the two, per task; --sweep runs chunk sizes 1, 10, 100, 1000 and 10000 to show it falling as chunks grow and more tasks share each message.
 
-Every run sums the prime factors of every n (with multiplicity) and checks the sum against a sieve. --kill-worker SIGKILLs a pool worker half way: the pool notices, replaces it, re-sends its chunks, and the sum still matches.
+Every run sums the prime factors of every n (with multiplicity) and checks the sum against a sieve. --kill-worker SIGKILLs a pool worker half way: the pool notices, replaces it, re-sends its chunks, and the sum still matches. --kill K then runs K more maps of n in 1..min(N, 20,000), SIGKILLs a worker holding tasks half way through each, and times the recovery: until the pool has replaced the worker and queued its tasks again, and until those tasks came back from other workers; every result must still come exactly once.
 
 Examples:
   ipcplay factor
   ipcplay factor --upto 200000 --sweep
-  ipcplay factor --procs 2 --kill-worker`,
+  ipcplay factor --procs 2 --kill-worker
+  ipcplay factor --upto 100000 --kill 20`,
 	}
 	f := &cmd.Flag
 	out := base.AddOutputFlags(f)
@@ -39,6 +40,7 @@ Examples:
 	chunk := base.IntFlag(f, "chunksize", 0, 0, 1_000_000, "tasks per message; 0 lets the pool choose: chunks a worker runs in about 2 ms, at most N/(8 x workers), so every worker gets several")
 	sweep := f.Bool("sweep", false, "run chunk sizes "+strings.Trim(fmt.Sprint(sweepSizes), "[]")+" instead of --chunksize")
 	kill := f.Bool("kill-worker", false, "SIGKILL one pool worker half way through each pool run")
+	kills := base.IntFlag(f, "kill", 0, 0, MaxKills, "after the runs, time the recovery from this many SIGKILLs of a busy worker (0: none)")
 	cmd.Run = func(ctx context.Context, env *base.Env, args []string) error {
 		if len(args) > 0 {
 			return base.Usagef("unexpected argument %q", args[0])
@@ -50,12 +52,12 @@ Examples:
 			}
 			sizes = sweepSizes
 		}
-		return runLab(ctx, env, out, uint64(*upto), *workers, sizes, *kill)
+		return runLab(ctx, env, out, uint64(*upto), *workers, sizes, *kill, *kills)
 	}
 	return cmd
 }
 
-func runLab(ctx context.Context, env *base.Env, out *base.Output, upto uint64, workers int, sizes []int, kill bool) error {
+func runLab(ctx context.Context, env *base.Env, out *base.Output, upto uint64, workers int, sizes []int, kill bool, kills int) error {
 	prog := env.NewProgress(!out.JSON)
 	defer prog.Done()
 	start := time.Now()
@@ -81,9 +83,26 @@ func runLab(ctx context.Context, env *base.Env, out *base.Output, upto uint64, w
 			l.runs = append(l.runs, res)
 		}
 	}
+	var rec *RecoveryResult
+	if kills > 0 {
+		x, err := MeasureRecovery(ctx, workers, kills, upto, func(done, total int) {
+			prog.Set(float64(done), float64(total), "factor: recovery from %d SIGKILLs", total)
+		})
+		if err != nil {
+			return err
+		}
+		rec = &x
+	}
 	prog.Done()
-	if err := report.Write(env, out, l.report()); err != nil {
+	r := l.report()
+	if rec != nil {
+		addRecovery(r, *rec)
+	}
+	if err := report.Write(env, out, r); err != nil {
 		return err
+	}
+	if rec != nil && !rec.OK() {
+		return fmt.Errorf("recovery maps: %d results twice, %d missing, %d failed, %d wrong sums", rec.Twice, rec.Missing, rec.Failed, rec.WrongSums)
 	}
 	if !l.verified() {
 		return fmt.Errorf("a run's sum of factors differs from the sieve's %d", l.want)

@@ -89,3 +89,41 @@ func TestCmdJSON(t *testing.T) {
 		t.Errorf("plots = %+v, want the overhead against chunk size", doc.Plots)
 	}
 }
+
+func TestCmdRecovery(t *testing.T) {
+	code, stdout, stderr := runCmd(t, "--upto", "20000", "--procs", "2", "--kill", "3", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	doc, err := report.Validate([]byte(stdout))
+	if err != nil {
+		t.Fatalf("%v:\n%s", err, stdout)
+	}
+	rec, kills := doc.Table("recovery"), doc.Table("recovery_kills")
+	if rec == nil || len(rec.Rows) != 2 || kills == nil || len(kills.Rows) != 3 {
+		t.Fatalf("recovery = %+v, kills = %+v; want 2 rows and 3 kills", rec, kills)
+	}
+	for i := range rec.Rows {
+		n, _ := rec.Int(i, "kills")
+		med, _ := rec.Int(i, "median_ns")
+		hi, _ := rec.Int(i, "max_ns")
+		if n != 3 || med > hi {
+			t.Errorf("%s: n=%d median %d max %d; want 3 kills, median <= max", rec.String(i, "until"), n, med, hi)
+		}
+	}
+	if got := rec.String(1, "observed"); got != "every result exactly once" {
+		t.Errorf("the map saw %q, want every result exactly once", got)
+	}
+	for i := range kills.Rows {
+		handled, _ := kills.Int(i, "handled_ns")
+		redone, _ := kills.Int(i, "redone_ns")
+		pid, _ := kills.Int(i, "pid")
+		by, _ := kills.Int(i, "replaced_by")
+		if handled <= 0 || redone < handled || pid <= 0 || by <= 0 || by == pid {
+			t.Errorf("kill %d: pid %d replaced by %d, handled %d ns, re-done %d ns", i, pid, by, handled, redone)
+		}
+	}
+	if !strings.Contains(strings.Join(doc.Verdict, "\n"), "every result came exactly once") {
+		t.Errorf("verdict %q says nothing of exactly once", doc.Verdict)
+	}
+}

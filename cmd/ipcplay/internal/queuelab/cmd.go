@@ -28,10 +28,13 @@ Each value holds its producer and sequence number; one in up to 1,024 also holds
 
 --lab join-deadlock shows the classic deadlock of waiting for a child to exit before reading what it sends: the child blocks in Send on a full socket (and then in Put on a full queue of capacity K) while the parent blocks in Wait. After --watchdog the parent looks at the child in /proc (state, wchan, CPU time not moving) and at what is queued, kills it, and runs it again reading while it waits, which is the fix.
 
+--kill K then kills, K times each, a consumer process holding values fetched ahead and a producer process with puts waiting for room, with SIGKILL, and times how long the others wait: a Join until the hub drops the dead consumer and counts its values lost, a consumer until io.EOF once the owner has reaped the dead producer and closed the queue.
+
 Examples:
   ipcplay queue
   ipcplay queue --producers 2 --consumers 2 --messages 4000000 --svg plots/
-  ipcplay queue --lab poison-pill --consumers 2 --watchdog 500ms`,
+  ipcplay queue --lab poison-pill --consumers 2 --watchdog 500ms
+  ipcplay queue --messages 100000 --kill 20`,
 	}
 	f := &cmd.Flag
 	out := base.AddOutputFlags(f)
@@ -47,9 +50,13 @@ Examples:
 	mode := base.ModeFlag(f, base.Both)
 	lab := base.ChoiceFlag(f, "lab", "throughput", []string{"throughput", "poison-pill", "join-deadlock"}, "what to show")
 	watchdog := base.DurationFlag(f, "watchdog", time.Second, time.Millisecond, 10*time.Minute, "poison-pill and join-deadlock: how long to wait for a child before acting")
+	kills := base.IntFlag(f, "kill", 0, 0, MaxKills, "throughput: after the runs, time the recovery from this many SIGKILLs of a consumer and of a producer (0: none)")
 	cmd.Run = func(ctx context.Context, env *base.Env, args []string) error {
 		if len(args) > 0 {
 			return base.Usagef("unexpected argument %q", args[0])
+		}
+		if *kills > 0 && *lab != "throughput" {
+			return base.Usagef("--kill goes with --lab throughput, not %s", *lab)
 		}
 		cfg := Config{
 			Producers: *producers, Consumers: *consumers, Messages: *messages,
@@ -66,7 +73,7 @@ Examples:
 			return runQueue(ctx, env, out, cfg, []Mode{Procs},
 				[]Shutdown{ShutdownClose, ShutdownPoisonPill, ShutdownPoisonPillShort})
 		}
-		return runThroughput(ctx, env, out, cfg, mode.Modes(), *pings, *repeat)
+		return runThroughput(ctx, env, out, cfg, mode.Modes(), *pings, *repeat, *kills)
 	}
 	return cmd
 }
@@ -123,7 +130,7 @@ type throughput struct {
 // them in the same run their baselines (the raw socket and Python beside
 // the processes, a bare channel beside the goroutines) and the
 // single-message round trips.
-func runThroughput(ctx context.Context, env *base.Env, out *base.Output, cfg Config, modes []Mode, pings, repeat int) error {
+func runThroughput(ctx context.Context, env *base.Env, out *base.Output, cfg Config, modes []Mode, pings, repeat, kills int) error {
 	prog := env.NewProgress(!out.JSON)
 	defer prog.Done()
 	th := throughput{cfg: cfg, repeat: repeat}
@@ -205,8 +212,17 @@ func runThroughput(ctx context.Context, env *base.Env, out *base.Output, cfg Con
 			th.raw = append(th.raw, r)
 		}
 	}
+	var rec []ipc.QueueRecovery
+	if kills > 0 {
+		var err error
+		if rec, err = measureRecovery(ctx, prog, kills); err != nil {
+			return err
+		}
+	}
 	prog.Done()
-	if err := report.Write(env, out, th.report()); err != nil {
+	r := th.report()
+	addRecovery(r, rec)
+	if err := report.Write(env, out, r); err != nil {
 		return err
 	}
 	var runs []Result

@@ -28,6 +28,8 @@ func TestCmdUsageErrors(t *testing.T) {
 		{[]string{"--lab", "poison-pil"}, `did you mean "poison-pill"?`},
 		{[]string{"--watchdog", "1"}, `--watchdog 1: want a duration with a unit`},
 		{[]string{"extra"}, `unexpected argument "extra"`},
+		{[]string{"--kill", "1001"}, "--kill 1001: want a whole number from 0 to 1,000"},
+		{[]string{"--lab", "poison-pill", "--kill", "2"}, "--kill goes with --lab throughput, not poison-pill"},
 	} {
 		code, stdout, stderr := runCmd(t, tc.args...)
 		if code != 2 || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, tc.want) {
@@ -106,5 +108,43 @@ func TestCmdJoinDeadlockJSON(t *testing.T) {
 		if !join.Bool(i, "deadlocked") || fix.String(i, "ended_by") != "killed" || got != msgs || code != 0 {
 			t.Errorf("run %d: %v / %v", i, join.Rows[i], fix.Rows[i])
 		}
+	}
+}
+
+func TestCmdRecovery(t *testing.T) {
+	code, stdout, stderr := runCmd(t, "--messages", "4000", "--repeat", "1", "--pings", "0", "--mode", "procs", "--kill", "3", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	doc, err := report.Validate([]byte(stdout))
+	if err != nil {
+		t.Fatalf("%v in %s", err, stdout)
+	}
+	if runs := doc.Table("runs"); runs == nil || !runs.Bool(0, "exactly_once") {
+		t.Errorf("runs = %+v, want the queue's run exactly once", runs)
+	}
+	rec, kills := doc.Table("recovery"), doc.Table("recovery_kills")
+	if rec == nil || len(rec.Rows) != 2 || kills == nil || len(kills.Rows) != 6 {
+		t.Fatalf("recovery = %+v, kills = %+v; want a consumer and a producer killed 3 times each", rec, kills)
+	}
+	for i, want := range []string{"consumer", "producer"} {
+		n, _ := rec.Int(i, "kills")
+		med, _ := rec.Int(i, "median_ns")
+		hi, _ := rec.Int(i, "max_ns")
+		lost, _ := rec.Int(i, "lost")
+		if rec.String(i, "killed") != want || n != 3 || med > hi {
+			t.Errorf("row %d: %s n=%d median %d max %d; want %s, 3 kills, median <= max", i, rec.String(i, "killed"), n, med, hi, want)
+		}
+		if want == "consumer" && lost != 3*16 {
+			t.Errorf("consumer: %d values lost, want the 3 x 16 it held", lost)
+		}
+		if want == "producer" && (lost < 0 || lost > 3*16) {
+			t.Errorf("producer: %d puts lost, want 0 to 3 x 16", lost)
+		}
+	}
+	v := strings.Join(doc.Verdict, "\n")
+	if !strings.Contains(v, "a dead consumer is dropped by the hub and a Join goes on in a median") ||
+		!strings.Contains(v, "every value the hub had taken delivered exactly once") {
+		t.Errorf("verdict %q says nothing of the recovery", v)
 	}
 }

@@ -35,6 +35,9 @@ func RegisterRoles() {
 	if !procs.Registered(ipc.RawFramesRole) {
 		procs.Register(ipc.RawFramesRole, ipc.RawFramesMain)
 	}
+	if !procs.Registered(ipc.RoleQueueRecovery) {
+		procs.Register(ipc.RoleQueueRecovery, ipc.QueueRecoveryChild)
+	}
 }
 
 // Config describes one run.

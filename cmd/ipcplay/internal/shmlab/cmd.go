@@ -4,7 +4,8 @@ import (
 	"ipcplay/cmd/ipcplay/internal/base"
 )
 
-// Command returns the shm command: counter, square and bench.
+// Command returns the shm command: counter, square, bench, cond and
+// recovery.
 func Command() *base.Command {
 	return &base.Command{
 		UsageLine: "shm <subcommand> [flags]",
@@ -18,11 +19,18 @@ func Command() *base.Command {
            sum into a shared value.
   bench    moving bytes to another process through a shared array, a
            pipe and msgpack over a socket, against copy() in one process.
+  cond     the classic Condition example: a producer and consumers
+           share a bounded buffer under two condition variables,
+           across processes and against sync.Cond.
+  recovery how long the others wait when the holder of a shared
+           lock, semaphore or barrier is SIGKILLed.
 
 Examples:
   ipcplay shm counter --procs 4
   ipcplay shm square 1 2 3
-  ipcplay shm bench --size 256MiB`,
-		Commands: []*base.Command{counterCommand(), squareCommand(), benchCommand(), condCommand()},
+  ipcplay shm bench --size 256MiB
+  ipcplay shm cond --consumers 4
+  ipcplay shm recovery --kill 20`,
+		Commands: []*base.Command{counterCommand(), squareCommand(), benchCommand(), condCommand(), recoveryCommand()},
 	}
 }

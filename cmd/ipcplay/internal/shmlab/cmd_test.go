@@ -20,7 +20,7 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{nil, "missing subcommand: want counter, square, bench or cond"},
+		{nil, "missing subcommand: want counter, square, bench, cond or recovery"},
 		{[]string{"frob"}, `unknown subcommand "frob"`},
 		{[]string{"counter", "--procs", "0"}, "--procs 0: want a whole number from 1 to 64"},
 		{[]string{"counter", "--increments", "9223372036854775807"}, "--increments 9223372036854775807: want a whole number from 1 to 10,000,000"},
@@ -162,5 +162,50 @@ func TestBenchCommand(t *testing.T) {
 	}
 	if len(doc.Plots) != 1 || len(doc.Plots[0].Lines) != 4 {
 		t.Errorf("plots = %+v, want one with a line per path", doc.Plots)
+	}
+}
+
+func TestRecoveryCommand(t *testing.T) {
+	code, stdout, stderr := runCmd(t, "recovery", "--kill", "3")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	fits(t, stdout)
+	flat := strings.ReplaceAll(stdout, "\n  ", " ") // wrapped lines joined
+	for _, want := range []string{"PRIMITIVE  KILLED  N  MEDIAN ms  MAX ms", "verdict: a dead mutex holder is detected in a median",
+		"every waiter got the error naming the dead process", `"shared barrier: party pid `} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+
+	code, stdout, stderr = runCmd(t, "recovery", "--json", "--kill", "3", "--kind", "rlock")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	doc, err := report.Validate([]byte(stdout))
+	if err != nil {
+		t.Fatalf("stdout is not a valid report: %v\n%s", err, stdout)
+	}
+	rec, kills := doc.Table("recovery"), doc.Table("recovery_kills")
+	if rec == nil || len(rec.Rows) != 1 || kills == nil || len(kills.Rows) != 3 {
+		t.Fatalf("recovery = %+v, kills = %+v; want one primitive killed 3 times", rec, kills)
+	}
+	n, _ := rec.Int(0, "kills")
+	med, _ := rec.Int(0, "median_ns")
+	hi, _ := rec.Int(0, "max_ns")
+	if rec.String(0, "primitive") != "rlock" || n != 3 || med > hi {
+		t.Errorf("row = %s n=%d median %d max %d; want rlock, 3 kills, median <= max", rec.String(0, "primitive"), n, med, hi)
+	}
+	var most int64
+	for i := range kills.Rows {
+		d, ok := kills.Int(i, "took_ns")
+		if !ok || d <= 0 {
+			t.Errorf("kill %d took %d ns", i, d)
+		}
+		most = max(most, d)
+	}
+	if most != hi {
+		t.Errorf("max_ns = %d, the kills' largest %d", hi, most)
 	}
 }

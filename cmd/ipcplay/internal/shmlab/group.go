@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"ipcplay/procs"
+	"ipcplay/shm"
 )
 
 // RegisterRoles registers the child roles of the shm labs with procs.
@@ -16,6 +17,9 @@ func RegisterRoles() {
 	procs.Register(SquareRole, squareMain)
 	procs.Register(BenchRole, benchMain)
 	procs.Register(CondRole, condMain)
+	if !procs.Registered(shm.RoleRecoveryHolder) { // another lab may share it
+		procs.Register(shm.RoleRecoveryHolder, shm.RecoveryHolder)
+	}
 }
 
 // group is a set of children started together. When one fails, the
