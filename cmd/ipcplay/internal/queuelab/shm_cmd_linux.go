@@ -181,6 +181,9 @@ func (th *shmThroughput) verdict(r *report.Report, dominant []string) {
 	ratio := func(x float64) float64 { return rate / max(x, 1) }
 	parts := []string{fmt.Sprintf("every message arrived exactly once, in order per producer; the shm ring moved %s msgs/s between processes: %.2fx the bare ring (the aim: at least 1/3), %.1fx a bare channel between goroutines (the aim: at least 3x) and %.1fx the socket ipc.Queue",
 		base.Count(int64(rate)), ratio(th.bare.MessagesPerSecond()), ratio(th.channel.MessagesPerSecond()), ratio(th.socket.MessagesPerSecond()))}
+	if th.bare.MessagesPerSecond() < rate {
+		parts = append(parts, "the bare ring ran slower than the real one: its two processes spin, so on CPUs shared with other work each waits out the other's time slice, where the real ring sleeps on a futex and gives its CPU away")
+	}
 	if f, s, q, c := th.futexRT, th.spinRT, th.sockRT, th.chanRT; f != nil {
 		parts = append(parts, fmt.Sprintf("a lone message's round trip took %s through two rings with futex wake-ups, %s spinning, %s through two socket queues and %s through two channels",
 			base.Human(f.P50), base.Human(s.P50), base.Human(q.P50), base.Human(c.P50)))
