@@ -99,3 +99,8 @@ func (b *BareRing) Recv(n uint64, buf *[BareSlot]byte) uint64 {
 	b.head.Store(h)
 	return sum
 }
+
+// Sent returns the producer's index as last published: the messages sent
+// so far, rounded down to a multiple of BarePublish. A receiver whose
+// producer died sends the rest with Send(n-Sent(), ...) to end its Recv.
+func (b *BareRing) Sent() uint64 { return b.tail.Load() }

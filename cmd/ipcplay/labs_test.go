@@ -15,6 +15,7 @@ var labRuns = [][]string{
 	{"primes", "--procs", "2", "91", "100000007", "1000036000099"},
 	{"queue", "--messages", "5000"},
 	{"queue", "--lab", "poison-pill", "--messages", "2000", "--watchdog", "300ms"},
+	{"queue", "--transport", "shm", "--messages", "5000", "--pings", "100", "--repeat", "1"},
 	{"factor", "--upto", "20000", "--procs", "2"},
 	{"pipes", "deadlock", "--bytes", "32K,65K", "--timeout", "500ms"},
 	{"pipes", "capacity"},

@@ -10,13 +10,14 @@ import (
 
 // BenchmarkLab runs the lab on b.N messages of 64 bytes, 1 producer to 1
 // consumer, with the command's default capacity and window: impl=process
-// through an ipc.Queue between child processes, impl=goroutine through the
+// through an ipc.Queue between child processes, impl=ring through a
+// shared-memory ring (SPSC) between them, impl=goroutine through the
 // lab's checked channel, impl=channel through a bare channel. It reports
 // messages per second, ns per message and, where the kernel lets them be
 // counted, system calls per message of every process involved. The
 // children's start-up is outside the timing (the start gate).
 func BenchmarkLab(b *testing.B) {
-	for _, impl := range []string{"process", "goroutine", "channel"} {
+	for _, impl := range []string{"process", "ring", "goroutine", "channel"} {
 		b.Run("impl="+impl, func(b *testing.B) {
 			ctx, cancel := context.WithTimeout(b.Context(), 5*time.Minute)
 			defer cancel()
@@ -26,6 +27,10 @@ func BenchmarkLab(b *testing.B) {
 			switch impl {
 			case "process":
 				res, err = Run(ctx, Procs, cfg)
+			case "ring":
+				var r ShmResult
+				r, err = RunShm(ctx, cfg)
+				res = r.Result
 			case "goroutine":
 				res, err = Run(ctx, Goroutines, cfg)
 			default:

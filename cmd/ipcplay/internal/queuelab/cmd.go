@@ -26,6 +26,8 @@ Each value holds its producer and sequence number; one in up to 1,024 also holds
 
 --lab poison-pill runs the processes three times, changing only how the consumers learn that the producers are done: Close (drain, then io.EOF), one poison pill per consumer put after the last message, and the classic mistake of one pill too few, where a consumer waits until the --watchdog stops it.
 
+--transport shm moves the values between the processes through a shared-memory ring (shm.Ring in a memfd: SPSC for one producer and one consumer, MPMC otherwise) instead of the socket queue, with the same checks; beside it, in the same run: the bare ring (shm.BareRing), a bare channel, the socket queue, and round trips through two rings (futex wake-ups, and spinning).
+
 --lab join-deadlock shows the classic deadlock of waiting for a child to exit before reading what it sends: the child blocks in Send on a full socket (and then in Put on a full queue of capacity K) while the parent blocks in Wait. After --watchdog the parent looks at the child in /proc (state, wchan, CPU time not moving) and at what is queued, kills it, and runs it again reading while it waits, which is the fix.
 
 --kill K then kills, K times each, a consumer process holding values fetched ahead and a producer process with puts waiting for room, with SIGKILL, and times how long the others wait: a Join until the hub drops the dead consumer and counts its values lost, a consumer until io.EOF once the owner has reaped the dead producer and closed the queue.
@@ -34,7 +36,8 @@ Examples:
   ipcplay queue
   ipcplay queue --producers 2 --consumers 2 --messages 4000000 --svg plots/
   ipcplay queue --lab poison-pill --consumers 2 --watchdog 500ms
-  ipcplay queue --messages 100000 --kill 20`,
+  ipcplay queue --messages 100000 --kill 20
+  ipcplay queue --transport shm`,
 	}
 	f := &cmd.Flag
 	out := base.AddOutputFlags(f)
@@ -49,6 +52,7 @@ Examples:
 	pings := base.IntFlag(f, "pings", 1000, 0, 100_000, "single-message round trips timed for the latency table (0: none)")
 	mode := base.ModeFlag(f, base.Both)
 	lab := base.ChoiceFlag(f, "lab", "throughput", []string{"throughput", "poison-pill", "join-deadlock"}, "what to show")
+	transport := base.ChoiceFlag(f, "transport", TransportSocket, []string{TransportSocket, TransportShm}, "procs: what carries the values between processes")
 	watchdog := base.DurationFlag(f, "watchdog", time.Second, time.Millisecond, 10*time.Minute, "poison-pill and join-deadlock: how long to wait for a child before acting")
 	kills := base.IntFlag(f, "kill", 0, 0, MaxKills, "throughput: after the runs, time the recovery from this many SIGKILLs of a consumer and of a producer (0: none)")
 	cmd.Run = func(ctx context.Context, env *base.Env, args []string) error {
@@ -64,6 +68,9 @@ Examples:
 		}
 		if err := cfg.Validate(); err != nil {
 			return base.Usagef("%v", err)
+		}
+		if *transport == TransportShm {
+			return runShmCmd(ctx, env, out, cfg, *lab, *mode, *pings, *repeat)
 		}
 		switch *lab {
 		case "join-deadlock":

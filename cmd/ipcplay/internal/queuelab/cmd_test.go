@@ -148,3 +148,43 @@ func TestCmdRecovery(t *testing.T) {
 		t.Errorf("verdict %q says nothing of the recovery", v)
 	}
 }
+
+func TestCmdShmJSON(t *testing.T) {
+	code, stdout, stderr := runCmd(t, "--transport", "shm", "--producers", "2", "--messages", "4000", "--capacity", "32",
+		"--pings", "20", "--repeat", "1", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	doc, err := report.Validate([]byte(stdout))
+	if err != nil {
+		t.Fatalf("%v in %s", err, stdout)
+	}
+	runs := doc.Table("runs")
+	if runs == nil || len(runs.Rows) != 4 {
+		t.Fatalf("runs: %+v, want the ring, the bare ring, the bare channel and the socket queue", runs)
+	}
+	for i, want := range []string{"procs", "shm", "channel", "socket"} {
+		if got := runs.String(i, "mode"); got != want {
+			t.Errorf("runs row %d mode = %q, want %q", i, got, want)
+		}
+	}
+	if w := runs.String(0, "what"); !strings.Contains(w, "mpmc 2->1") {
+		t.Errorf("ring row = %q, want an mpmc ring 2->1", w)
+	}
+	for _, i := range []int{0, 3} {
+		received, _ := runs.Int(i, "messages")
+		if !runs.Bool(i, "exactly_once") || received != 4000 {
+			t.Errorf("run %v: want 4000 messages exactly once", runs.Rows[i])
+		}
+	}
+	if rt := doc.Table("round_trip"); rt == nil || len(rt.Rows) != 4 {
+		t.Fatalf("round_trip: %+v", rt)
+	}
+	ct := doc.Table("cost")
+	if ct == nil || len(ct.Rows) != 2 || ct.String(0, "run") != "shm ring" || ct.String(1, "run") != "ipc.Queue" {
+		t.Fatalf("cost: %+v", ct)
+	}
+	if len(doc.Verdict) != 3 || !strings.Contains(doc.Verdict[0], "the bare ring") || !strings.Contains(doc.Verdict[0], "a bare channel") {
+		t.Errorf("verdict = %q, want the ratios to the bare ring and the channel, then two costs", doc.Verdict)
+	}
+}

@@ -32,6 +32,7 @@ func RegisterRoles() {
 	procs.Register(ConsumerRole, consumerMain)
 	procs.Register(StufferRole, stufferMain)
 	procs.Register(EchoRole, echoMain)
+	registerShmRoles()
 	if !procs.Registered(ipc.RawFramesRole) {
 		procs.Register(ipc.RawFramesRole, ipc.RawFramesMain)
 	}
