@@ -39,6 +39,25 @@ func (f *valueFIFO) push(recs []byte, n int) {
 	f.chunks = append(f.chunks, c)
 }
 
+// adopt appends the n records at the end of c, a chunk from hold, taking
+// the chunk over instead of copying them when there are enough of them to
+// be worth a chunk of their own.
+func (f *valueFIFO) adopt(c *valueChunk, recs []byte, n int) {
+	if len(recs) < adoptMin {
+		f.push(recs, n)
+		f.release(c)
+		return
+	}
+	f.n += n
+	c.off, c.n = len(c.b)-len(recs), n
+	f.chunks = append(f.chunks, c)
+}
+
+// adoptMin is the fewest bytes of records adopt takes over as a chunk:
+// fewer are copied into the last chunk, so that a run of small puts does
+// not leave a chunk each.
+const adoptMin = 4 << 10
+
 // pushFront puts n records before every other value, in their order.
 func (f *valueFIFO) pushFront(recs []byte, n int) {
 	if n == 0 {

@@ -522,15 +522,16 @@ func (q *Queue) pump(t *touched) {
 			if room := q.capacity - q.buf.n; room < p.n {
 				size, k = recsPrefix(p.recs, room)
 			}
-			q.buf.push(p.recs[:size], k)
-			p.recs, p.n = p.recs[size:], p.n-k
 			p.hc.held -= k
 			q.unfin += k
 			q.reply(p.hc, t, func(o *outBuf) { o.addCount(qAck, k, true) })
-			if p.n == 0 {
-				q.buf.release(p.c)
+			if k == p.n {
+				q.buf.adopt(p.c, p.recs, k) // the held chunk moves in, no second copy
 				q.puts[0] = pendingPut{}
 				q.puts = q.puts[1:]
+			} else {
+				q.buf.push(p.recs[:size], k)
+				p.recs, p.n = p.recs[size:], p.n-k
 			}
 			moved = true
 		}

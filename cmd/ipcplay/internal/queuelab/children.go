@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -318,10 +319,20 @@ func childFlags(role string, args []string, more func(*flag.FlagSet)) (Config, e
 	return cfg, nil
 }
 
+// oneThread runs a lab child's goroutines on one thread. A child has one
+// goroutine of work and the queue endpoint's reader and writer: with a
+// processor each, every batch handed between them wakes another thread
+// (a futex call and a context switch), while the parent's hub and the other
+// children want the same 2 cores. On one processor the hand-over is a
+// goroutine switch; the writer then runs when the worker waits, so batches
+// grow instead.
+func oneThread() { runtime.GOMAXPROCS(1) }
+
 // producerMain puts its share of the values on the queue at
 // procs.FDControl, PutBatch at a time, and writes how many it sent and
 // when it sent the first (nanotime) on stdout, as two uint64s.
 func producerMain(ctx context.Context, args []string) error {
+	oneThread()
 	var id int
 	cfg, err := childFlags(ProducerRole, args, func(fs *flag.FlagSet) { fs.IntVar(&id, "id", 0, "producer number") })
 	if err != nil {
@@ -372,6 +383,7 @@ func producerMain(ctx context.Context, args []string) error {
 // and empty (or, with -pill, until a poison pill), checks each, and writes
 // its checker on stdout.
 func consumerMain(ctx context.Context, args []string) error {
+	oneThread()
 	var pill bool
 	cfg, err := childFlags(ConsumerRole, args, func(fs *flag.FlagSet) {
 		fs.BoolVar(&pill, "pill", false, "stop at a poison pill (the queue is never closed)")
