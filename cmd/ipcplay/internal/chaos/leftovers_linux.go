@@ -1,0 +1,128 @@
+package chaos
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"ipcplay/procs"
+)
+
+// A snapshot is what this process holds that a chaos run could leak: its
+// child processes, its open file descriptors (and among them memfds), and
+// the socket files in the private temporary directories ipc.PrivateDir
+// makes ($TMPDIR/ipcplay-*), where the rpc labs listen.
+type snapshot struct {
+	children []int
+	fds      map[int]string // fd -> what /proc/self/fd/N links to
+	sockets  []string
+}
+
+// takeSnapshot reads the snapshot from /proc and the temporary directory.
+func takeSnapshot() (snapshot, error) {
+	var s snapshot
+	var err error
+	if s.children, err = procs.Children(os.Getpid()); err != nil {
+		return s, err
+	}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return s, fmt.Errorf("list open fds: %w", err)
+	}
+	s.fds = map[int]string{}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		link, err := os.Readlink("/proc/self/fd/" + e.Name())
+		if err != nil {
+			continue // the directory's own fd, closed since
+		}
+		s.fds[fd] = link
+	}
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "ipcplay-*"))
+	for _, d := range dirs {
+		files, err := os.ReadDir(d)
+		if err != nil {
+			continue
+		}
+		for _, f := range files {
+			if f.Type()&os.ModeSocket != 0 {
+				s.sockets = append(s.sockets, filepath.Join(d, f.Name()))
+			}
+		}
+	}
+	return s, nil
+}
+
+func (s snapshot) memfds() int {
+	n := 0
+	for _, l := range s.fds {
+		if isMemfd(l) {
+			n++
+		}
+	}
+	return n
+}
+
+func isMemfd(link string) bool { return strings.HasPrefix(link, "/memfd:") }
+
+// A leftover is one kind of thing a run left behind.
+type leftover struct {
+	What          string
+	Before, After int
+	Left          []string // what is there after and was not before
+}
+
+// leftovers compares two snapshots: anything the second has that the first
+// had not is left over.
+func leftovers(before, after snapshot) []leftover {
+	kids := leftover{What: "child processes", Before: len(before.children), After: len(after.children)}
+	for _, pid := range after.children {
+		if !slices.Contains(before.children, pid) {
+			kids.Left = append(kids.Left, describePid(pid))
+		}
+	}
+	fds := leftover{What: "open fds", Before: len(before.fds), After: len(after.fds)}
+	mem := leftover{What: "memfds", Before: before.memfds(), After: after.memfds()}
+	for _, fd := range sortedKeys(after.fds) {
+		link := after.fds[fd]
+		if l, ok := before.fds[fd]; ok && l == link {
+			continue
+		}
+		d := fmt.Sprintf("fd %d -> %s", fd, link)
+		fds.Left = append(fds.Left, d)
+		if isMemfd(link) {
+			mem.Left = append(mem.Left, d)
+		}
+	}
+	socks := leftover{What: "socket files", Before: len(before.sockets), After: len(after.sockets)}
+	for _, p := range after.sockets {
+		if !slices.Contains(before.sockets, p) {
+			socks.Left = append(socks.Left, p)
+		}
+	}
+	return []leftover{kids, fds, mem, socks}
+}
+
+func sortedKeys(m map[int]string) []int {
+	ks := make([]int, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// describePid names a process by its pid and command name.
+func describePid(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil {
+		return fmt.Sprintf("pid %d", pid)
+	}
+	return fmt.Sprintf("pid %d (%s)", pid, strings.TrimSpace(string(b)))
+}
