@@ -13,8 +13,14 @@ import (
 
 // A snapshot is what this process holds that a chaos run could leak: its
 // child processes, its open file descriptors (and among them memfds), and
-// the socket files in the private temporary directories ipc.PrivateDir
-// makes ($TMPDIR/ipcplay-*), where the rpc labs listen.
+// the stale socket files in the private temporary directories
+// ipc.PrivateDir makes ($TMPDIR/ipcplay-*), where the rpc labs listen.
+//
+// A socket file is stale when no socket is bound to it any more
+// (/proc/net/unix does not list its path): what a process killed while it
+// listened leaves. Those of live servers are left out, since other
+// ipcplay processes on the machine (a test run, an "rpc serve") make and
+// remove their own while a chaos run goes on.
 type snapshot struct {
 	children []int
 	fds      map[int]string // fd -> what /proc/self/fd/N links to
@@ -44,6 +50,10 @@ func takeSnapshot() (snapshot, error) {
 		}
 		s.fds[fd] = link
 	}
+	bound, err := boundSockets()
+	if err != nil {
+		return s, err
+	}
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "ipcplay-*"))
 	for _, d := range dirs {
 		files, err := os.ReadDir(d)
@@ -51,8 +61,8 @@ func takeSnapshot() (snapshot, error) {
 			continue
 		}
 		for _, f := range files {
-			if f.Type()&os.ModeSocket != 0 {
-				s.sockets = append(s.sockets, filepath.Join(d, f.Name()))
+			if p := filepath.Join(d, f.Name()); f.Type()&os.ModeSocket != 0 && !bound[p] {
+				s.sockets = append(s.sockets, p)
 			}
 		}
 	}
@@ -125,4 +135,25 @@ func describePid(pid int) string {
 		return fmt.Sprintf("pid %d", pid)
 	}
 	return fmt.Sprintf("pid %d (%s)", pid, strings.TrimSpace(string(b)))
+}
+
+// boundSockets returns the paths of the Unix sockets bound in this network
+// namespace, from /proc/net/unix (see proc(5)): its last field, when there
+// are eight, is the path.
+func boundSockets() (map[string]bool, error) {
+	b, err := os.ReadFile("/proc/net/unix")
+	if err != nil {
+		return nil, fmt.Errorf("list bound sockets: %w", err)
+	}
+	return parseNetUnix(string(b)), nil
+}
+
+func parseNetUnix(s string) map[string]bool {
+	paths := map[string]bool{}
+	for _, line := range strings.Split(s, "\n")[1:] {
+		if f := strings.Fields(line); len(f) >= 8 && strings.HasPrefix(f[7], "/") {
+			paths[f[7]] = true
+		}
+	}
+	return paths
 }

@@ -211,10 +211,13 @@ func runQueue(ctx context.Context, it Iteration) Outcome {
 			}
 		})
 	})
-	defer func() {
+	// stopKiller ends the killer: the kills not made by then are missed.
+	// Fired is read only after it.
+	stopKiller := sync.OnceFunc(func() {
 		close(stop)
 		wg.Wait()
-	}()
+	})
+	defer stopKiller()
 
 	// A child ends well, or by a SIGKILL this iteration sent it.
 	ours := func(c *procs.Cmd, err error) bool {
@@ -239,6 +242,7 @@ func runQueue(ctx context.Context, it Iteration) Outcome {
 			dead = i
 		}
 	}
+	stopKiller()
 	for _, c := range append(prods[:len(prods):len(prods)], cons...) {
 		if i := slices.Index(o.Fired, c.Pid()); i >= 0 && killedBySIGKILL(c) {
 			o.died(i)

@@ -129,7 +129,7 @@ func (l *lab) report() *report.Report {
 			r.Warnf("left over: %s", d)
 		}
 	}
-	lt.Notef("child processes of this process (/proc/*/stat), its fds (/proc/self/fd), memfds among them, and socket files under %s/ipcplay-*.", strings.TrimSuffix(os.TempDir(), "/"))
+	lt.Notef("child processes of this process (/proc/*/stat), its fds (/proc/self/fd), memfds among them, and stale socket files (no socket bound, /proc/net/unix) under %s/ipcplay-*.", strings.TrimSuffix(os.TempDir(), "/"))
 	l.verdict(r)
 	return r
 }
@@ -188,12 +188,16 @@ func (l *lab) verdict(r *report.Report) {
 	if len(lostText) == 0 {
 		lostText = []string{"none lost"}
 	}
-	r.Verdictf("%s over %s: %s results exactly once, %s, %s, %s (seed %d)",
-		plural(int64(made), "kill", "kills"), plural(int64(len(l.outs)), "iteration", "iterations"),
+	landed := "all landed"
+	if made < planned {
+		landed = fmt.Sprintf("%s landed", base.Count(int64(made)))
+	}
+	r.Verdictf("%s over %s (%s): %s results exactly once, %s, %s, %s (seed %d)",
+		plural(int64(planned), "kill", "kills"), plural(int64(len(l.outs)), "iteration", "iterations"), landed,
 		base.Count(results), strings.Join(lostText, ", "),
 		plural(int64(hangs), "hang", "hangs"), plural(int64(left), "leftover", "leftovers"), l.cfg.Seed)
 	if planned > made {
-		r.Verdictf("%d of the %d planned kills did not land (the victim had finished, or the pool had not replaced a dead worker yet): the kills table shows which", planned-made, planned)
+		r.Verdictf("%d of the %d kills did not land (the victim had finished first, or the map ended before the pool had replaced the workers killed before): the kills table shows which", planned-made, planned)
 	}
 	if failed > 0 || hangs > 0 || left > 0 {
 		r.Verdictf("FAILED: %d iterations failed a check, %d hung, %d things left over; the error says what (seed %d replays the schedule)", failed, hangs, left, l.cfg.Seed)

@@ -159,12 +159,17 @@ func runShm(ctx context.Context, it Iteration) Outcome {
 		}
 	}
 	var killed []int
+	var lastKill int64 // rounds when the last kill was made
 	killLoop(ctx.Done(), it.Kills, func() int64 { return b.w.Load(wTotal) }, func(i int, k Kill) {
 		c := live[k.Index%len(live)]
+		if c == nil {
+			return // its replacement failed to start
+		}
 		if c.Process().Signal(os.Kill) != nil {
 			return
 		}
 		o.Fired[i] = c.Pid()
+		lastKill = b.w.Load(wTotal)
 		if err := c.Wait(); killedBySIGKILL(c) {
 			o.died(i)
 			killed = append(killed, c.Pid())
@@ -175,12 +180,18 @@ func runShm(ctx context.Context, it Iteration) Outcome {
 			o.ended(ctx, err)
 		}
 	})
-	// The others go on after the last kill, or the iteration hangs.
-	if err := waitFor(ctx, func() bool { return b.w.Load(wTotal) >= int64(it.Kills[len(it.Kills)-1].After+it.Work) }); err != nil {
+	// The others go on after the last kill, or the iteration hangs; the
+	// first to lock after it takes the lock over if the victim held it.
+	// (Counted from the kill, not from its planned point: the rounds run
+	// far faster than the killer looks at them.)
+	if err := waitFor(ctx, func() bool { return b.w.Load(wTotal) >= lastKill+int64(it.Work) }); err != nil {
 		o.ended(ctx, fmt.Errorf("shm: no progress after the kills (%d rounds, owner pid %d): %w", b.w.Load(wTotal), b.mu.Owner(), err))
 	}
 	b.w.Store(wStop, 1)
 	for _, c := range live {
+		if c == nil {
+			continue
+		}
 		if err := c.Wait(); err != nil {
 			o.ended(ctx, fmt.Errorf("holder %d: %w", c.Index, err))
 		}
