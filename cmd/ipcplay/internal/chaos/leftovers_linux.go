@@ -128,13 +128,15 @@ func sortedKeys(m map[int]string) []int {
 	return ks
 }
 
-// describePid names a process by its pid and command name.
+// describePid names a process by its pid and argv[0], which for a child
+// of ipcplay is its role.
 func describePid(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-	if err != nil {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || len(b) == 0 {
 		return fmt.Sprintf("pid %d", pid)
 	}
-	return fmt.Sprintf("pid %d (%s)", pid, strings.TrimSpace(string(b)))
+	argv0, _, _ := strings.Cut(string(b), "\x00")
+	return fmt.Sprintf("pid %d (%s)", pid, argv0)
 }
 
 // boundSockets returns the paths of the Unix sockets bound in this network

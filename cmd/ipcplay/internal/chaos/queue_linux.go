@@ -266,7 +266,11 @@ func runQueue(ctx context.Context, it Iteration) Outcome {
 		st = q.Stats()
 	}
 	o.Stranded = st.Stranded
-	o.checkQueue(it, outs, prodKilled, dead, cons, st)
+	deadPid := 0
+	if dead >= 0 {
+		deadPid = cons[dead].Pid()
+	}
+	o.checkQueue(it, outs, prodKilled, dead, deadPid, st)
 	return o
 }
 
@@ -281,7 +285,10 @@ func ourVictim(it Iteration, c *procs.Cmd) bool {
 	return false
 }
 
-func (o *Outcome) checkQueue(it Iteration, outs []*records, prodKilled []bool, dead int, cons []*procs.Cmd, st ipc.QueueStats) {
+// checkQueue checks what the consumers wrote (outs) against the hub's
+// stats: dead is the index of the consumer killed (-1: none) and deadPid
+// its pid.
+func (o *Outcome) checkQueue(it Iteration, outs []*records, prodKilled []bool, dead, deadPid int, st ipc.QueueStats) {
 	n := it.Work
 	seen := make([][]bool, queueProducers)
 	top := make([]int, queueProducers) // 1 + the highest value seen
@@ -337,7 +344,7 @@ func (o *Outcome) checkQueue(it Iteration, outs []*records, prodKilled []bool, d
 		o.failf("%d values missing, more than the dead consumer held (%d)", missing, held)
 	}
 	o.Lost = missing
-	if missing > 0 {
-		o.addLostBy(cons[dead].Pid())
+	if missing > 0 && dead >= 0 {
+		o.addLostBy(deadPid)
 	}
 }
