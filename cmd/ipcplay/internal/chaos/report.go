@@ -29,7 +29,7 @@ func status(o Outcome) string {
 }
 
 func (l *lab) report() *report.Report {
-	r := report.New("chaos", fmt.Sprintf("chaos: %d SIGKILLs on %s, seed %d", l.cfg.Kills, targetWords(l.cfg.Target), l.cfg.Seed))
+	r := report.New("chaos", fmt.Sprintf("chaos: %s SIGKILLs on %s, seed %d", base.Count(int64(l.cfg.Kills)), targetWords(l.cfg.Target), l.cfg.Seed))
 	r.Config["kills"] = l.cfg.Kills
 	r.Config["seed"] = l.cfg.Seed
 	r.Config["target"] = l.cfg.Target
