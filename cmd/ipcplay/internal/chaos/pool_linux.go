@@ -23,10 +23,13 @@ func square(_ context.Context, x int64) (int64, error) {
 	return x * x, nil
 }
 
-// spin does about 10 µs of work that the compiler cannot drop.
+// spin does some 30 µs of work (more on a busy machine) that the compiler
+// cannot drop: long enough that a map outlasts the start of the
+// replacements for its killed workers, so that later kills find a
+// victim.
 func spin(seed int64) int64 {
 	h := uint64(seed) | 1
-	for range 4000 {
+	for range 12000 {
 		h ^= h << 13
 		h ^= h >> 7
 		h ^= h << 17
@@ -55,38 +58,23 @@ func runPool(ctx context.Context, it Iteration) Outcome {
 		return o
 	}
 	var done atomic.Int64
+	k := &poolKiller{p: p, it: it, fired: o.Fired, victims: p.PIDs()}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	// The map's callback makes the kills as results arrive (a goroutine
+	// woken by a timer can be late by a whole map on a busy machine);
+	// this goroutine makes those the callback could not, when results
+	// stop coming (every worker killed, the replacements starting).
 	wg.Go(func() {
-		killLoop(stop, it.Kills, done.Load, func(i int, k Kill) {
-			// Kill only a worker that has said hello, as
-			// TestChaosKills does (one killed before counts as a
-			// failed start, and three in a row fail the map on
-			// purpose), and not one killed already whose death the
-			// pool has not seen yet.
-			tick := time.NewTicker(pollEvery)
-			defer tick.Stop()
-			for {
-				if len(p.Startups()) >= it.Procs+len(p.Events()) {
-					pids := slices.DeleteFunc(p.Busy(), func(pid int) bool { return slices.Contains(o.Fired, pid) })
-					if len(pids) == 0 {
-						pids = slices.DeleteFunc(p.PIDs(), func(pid int) bool { return pid == 0 || slices.Contains(o.Fired, pid) })
-					}
-					if len(pids) > 0 {
-						pid := pids[k.Index%len(pids)]
-						if syscall.Kill(pid, syscall.SIGKILL) == nil {
-							o.Fired[i] = pid
-						}
-						return
-					}
-				}
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-				}
+		tick := time.NewTicker(pollEvery)
+		defer tick.Stop()
+		for !k.try(done.Load()) {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
 			}
-		})
+		}
 	})
 	seen := make([]uint8, it.Work)
 	var lost []int
@@ -95,7 +83,7 @@ func runPool(ctx context.Context, it Iteration) Outcome {
 			return fmt.Errorf("task index %d out of range", i)
 		}
 		seen[i]++
-		done.Add(1)
+		k.try(done.Add(1))
 		if err != nil {
 			var te *pool.TaskError
 			if !errors.As(err, &te) || te.Index != i || !errors.Is(err, pool.ErrWorkerDeaths) {
@@ -155,4 +143,48 @@ func tasks(n int) iter.Seq[int64] {
 			}
 		}
 	}
+}
+
+// A poolKiller makes an iteration's kills on a pool, from the map's
+// callback and from a goroutine, whichever gets there first.
+type poolKiller struct {
+	p  *pool.Pool
+	it Iteration
+
+	// victims are the workers that said hello before the map (Ready):
+	// a worker killed before its hello counts as a failed start, and
+	// three in a row fail the map on purpose (TestWorkersFailingAtStart).
+	// Plan makes at most Procs kills, one per victim.
+	victims []int
+
+	mu    sync.Mutex
+	next  int   // the next kill to make
+	fired []int // Outcome.Fired
+}
+
+// try makes the kills whose point done has reached and reports whether
+// every kill has been made. Each kills a victim not killed yet, one holding
+// chunks if there is one.
+func (k *poolKiller) try(done int64) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for ; k.next < len(k.it.Kills); k.next++ {
+		kill := k.it.Kills[k.next]
+		if done < int64(kill.After) {
+			return false
+		}
+		left := slices.DeleteFunc(slices.Clone(k.victims), func(pid int) bool { return slices.Contains(k.fired, pid) })
+		if len(left) == 0 {
+			return true // cannot happen: Plan makes at most Procs kills
+		}
+		pids := slices.DeleteFunc(k.p.Busy(), func(pid int) bool { return !slices.Contains(left, pid) })
+		if len(pids) == 0 {
+			pids = left
+		}
+		pid := pids[kill.Index%len(pids)]
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			k.fired[k.next] = pid
+		}
+	}
+	return true
 }

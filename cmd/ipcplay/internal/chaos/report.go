@@ -72,7 +72,7 @@ func (l *lab) report() *report.Report {
 					report.Col("took_ns", "took", report.Millis),
 					report.Col("status", "status", report.Text),
 				)
-				qt.Notef("%d producers of up to %s values each, %d consumers. LOST: values a dead consumer had fetched ahead and never handed on; STRANDED: what the hub counted as handed to dead endpoints (LOST plus what the dead consumer wrote out before it died).", queueProducers, base.Count(5000), queueConsumers)
+				qt.Notef("%d producers of 500 to %s values each, %d consumers. LOST: values a dead consumer had fetched ahead and never handed on; STRANDED: what the hub counted as handed to dead endpoints (LOST plus what the dead consumer wrote out before it died).", queueProducers, base.Count(6023), queueConsumers)
 			}
 			qt.Row(o.N, o.Chunk, o.Capacity, o.Made, o.Results, o.Lost, o.Stranded, o.Took, status(o))
 		case Shm:
@@ -115,7 +115,7 @@ func (l *lab) report() *report.Report {
 			kt.Row(k.Iteration, k.Target, fmt.Sprintf("%s %d", k.Victim, k.Index), k.After, pid, died)
 		}
 	}
-	kt.Notef("AFTER: results delivered (pool), values consumed (queue) or lock rounds (shm) before the kill; a pool victim is the Nth worker holding chunks, modulo their number.")
+	kt.Notef("AFTER: results delivered (pool), values consumed (queue) or lock rounds (shm) before the kill; a pool victim is the Nth, modulo their number, of the workers started before the map and still alive (those holding chunks, if any).")
 
 	lt := r.Table("leftovers", "left behind, from /proc before and after",
 		report.Col("what", "what", report.Text),
@@ -197,7 +197,7 @@ func (l *lab) verdict(r *report.Report) {
 		base.Count(results), strings.Join(lostText, ", "),
 		plural(int64(hangs), "hang", "hangs"), plural(int64(left), "leftover", "leftovers"), l.cfg.Seed)
 	if planned > made {
-		r.Verdictf("%d of the %d kills did not land (the victim had finished first, or the map ended before the pool had replaced the workers killed before): the kills table shows which", planned-made, planned)
+		r.Verdictf("%d of the %d kills did not land (the victim had finished first, or the map ended before the pool saw the death): the kills table shows which", planned-made, planned)
 	}
 	if failed > 0 || hangs > 0 || left > 0 {
 		r.Verdictf("FAILED: %d iterations failed a check, %d hung, %d things left over; the error says what (seed %d replays the schedule)", failed, hangs, left, l.cfg.Seed)

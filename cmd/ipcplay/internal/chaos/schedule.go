@@ -30,9 +30,10 @@ const (
 type Kill struct {
 	Iteration int    // 0-based
 	Target    string // Pool, Queue or Shm
-	// Victim names the process: "worker" (the Index-th of those holding
-	// chunks, modulo their number), "producer", "consumer" or "holder"
-	// (the Index-th of its kind).
+	// Victim names the process: "worker" (the Index-th, modulo their
+	// number, of the workers started before the map and not killed yet,
+	// among those holding chunks if any do), "producer", "consumer" or
+	// "holder" (the Index-th of its kind).
 	Victim string
 	Index  int
 	// After is how far the iteration has gone when the kill is sent:
@@ -79,6 +80,7 @@ func Plan(seed uint64, kills int, target string) []Iteration {
 		switch t {
 		case Pool:
 			it.Procs = 2 + rng.IntN(poolWorkersMax-1)
+			n = min(n, it.Procs) // one kill per worker started before the map
 			it.Work = 1000 + rng.IntN(3000)
 			it.Chunk = []int{0, 1, 4, 16}[rng.IntN(4)]
 			it.Kills = afters(rng, n, it.Work/2, func(*Kill) string { return "worker" })
@@ -91,12 +93,17 @@ func Plan(seed uint64, kills int, target string) []Iteration {
 			// producer at most once.
 			n = min(n, 2)
 			it.Chunk = []int{1, 16, 256}[rng.IntN(3)]
-			it.Work = 1000 + rng.IntN(4000)
+			work := 1000 + rng.IntN(4000)
 			if it.Chunk == 1 {
-				it.Work /= 2 // a round trip per value
+				work /= 2 // a round trip per value
 			}
 			it.Capacity = []int{1, 16, 256}[rng.IntN(3)]
-			it.Kills = afters(rng, n, it.Work/2, nil)
+			// The kill points count values consumed, which lag the
+			// values put by up to the buffer and the consumers'
+			// windows: a producer has that many more to put, so
+			// that it is still putting when its kill comes.
+			it.Work = work + it.Capacity + queueConsumers*it.Chunk
+			it.Kills = afters(rng, n, work/2, nil)
 			victims := rng.Perm(queueProducers + 1) // the producers, then "a consumer"
 			for i := range it.Kills {
 				if v := victims[i]; v < queueProducers {
