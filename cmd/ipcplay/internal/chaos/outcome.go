@@ -44,9 +44,6 @@ func (o *Outcome) died(i int) {
 	}
 }
 
-// Missed is how many planned kills were not made.
-func (o *Outcome) Missed() int { return len(o.Kills) - o.Made }
-
 // failf records a failed check; the first one wins.
 func (o *Outcome) failf(format string, args ...any) {
 	if o.Err == nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -19,7 +20,7 @@ import (
 const WorkerRole = "ipcplay-chaos-worker"
 
 func square(_ context.Context, x int64) (int64, error) {
-	spin(x)
+	runtime.KeepAlive(spin(x))
 	return x * x, nil
 }
 
@@ -34,7 +35,7 @@ func spin(seed int64) int64 {
 		h ^= h >> 7
 		h ^= h << 17
 	}
-	return int64(h & 1)
+	return int64(h)
 }
 
 // runPool maps it.Work tasks on it.Procs workers and SIGKILLs a worker
