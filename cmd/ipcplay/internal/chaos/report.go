@@ -197,7 +197,7 @@ func (l *lab) verdict(r *report.Report) {
 		base.Count(results), strings.Join(lostText, ", "),
 		plural(int64(hangs), "hang", "hangs"), plural(int64(left), "leftover", "leftovers"), l.cfg.Seed)
 	if planned > made {
-		r.Verdictf("%d of the %d kills did not land (the victim had finished first, or the map ended before the pool saw the death): the kills table shows which", planned-made, planned)
+		r.Verdictf("%s of the %s kills did not land (the victim had finished first, or the map ended before the pool saw the death): the kills table shows which", base.Count(int64(planned-made)), base.Count(int64(planned)))
 	}
 	if failed > 0 || hangs > 0 || left > 0 {
 		r.Verdictf("FAILED: %d iterations failed a check, %d hung, %d things left over; the error says what (seed %d replays the schedule)", failed, hangs, left, l.cfg.Seed)
