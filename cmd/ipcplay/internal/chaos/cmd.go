@@ -72,8 +72,13 @@ func run(ctx context.Context, env *base.Env, out *base.Output, cfg Config) error
 	plan := Plan(cfg.Seed, cfg.Kills, cfg.Target)
 	prog := env.NewProgress(!out.JSON)
 	defer prog.Done()
+	tmp, restore, err := withTempDir()
+	if err != nil {
+		return err
+	}
+	defer restore()
 	warmUp()
-	before, err := takeSnapshot()
+	before, err := takeSnapshot(tmp)
 	if err != nil {
 		return err
 	}
@@ -88,11 +93,14 @@ func run(ctx context.Context, env *base.Env, out *base.Output, cfg Config) error
 		outs = append(outs, o)
 	}
 	elapsed := time.Since(start)
-	after, err := takeSnapshot()
+	after, err := takeSnapshot(tmp)
 	if err != nil {
 		return err
 	}
 	prog.Done()
+	if err := restore(); err != nil {
+		return err
+	}
 	l := &lab{cfg: cfg, plan: plan, outs: outs, left: leftovers(before, after), elapsed: elapsed}
 	if err := report.Write(env, out, l.report()); err != nil {
 		return err

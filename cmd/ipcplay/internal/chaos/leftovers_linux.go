@@ -2,33 +2,29 @@ package chaos
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"ipcplay/procs"
 )
 
 // A snapshot is what this process holds that a chaos run could leak: its
 // child processes, its open file descriptors (and among them memfds), and
-// the stale socket files in the private temporary directories
-// ipc.PrivateDir makes ($TMPDIR/ipcplay-*), where the rpc labs listen.
-//
-// A socket file is stale when no socket is bound to it any more
-// (/proc/net/unix does not list its path): what a process killed while it
-// listened leaves. Those of live servers are left out, since other
-// ipcplay processes on the machine (a test run, an "rpc serve") make and
-// remove their own while a chaos run goes on.
+// the socket files in the run's temporary directory (see withTempDir),
+// where ipc.PrivateDir would make the rpc labs' sockets.
 type snapshot struct {
 	children []int
 	fds      map[int]string // fd -> what /proc/self/fd/N links to
 	sockets  []string
 }
 
-// takeSnapshot reads the snapshot from /proc and the temporary directory.
-func takeSnapshot() (snapshot, error) {
+// takeSnapshot reads the snapshot from /proc and from tmp.
+func takeSnapshot(tmp string) (snapshot, error) {
 	var s snapshot
 	var err error
 	if s.children, err = procs.Children(os.Getpid()); err != nil {
@@ -50,23 +46,43 @@ func takeSnapshot() (snapshot, error) {
 		}
 		s.fds[fd] = link
 	}
-	bound, err := boundSockets()
-	if err != nil {
-		return s, err
-	}
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "ipcplay-*"))
-	for _, d := range dirs {
-		files, err := os.ReadDir(d)
+	err = filepath.WalkDir(tmp, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
-			continue
+			return err
 		}
-		for _, f := range files {
-			if p := filepath.Join(d, f.Name()); f.Type()&os.ModeSocket != 0 && !bound[p] {
-				s.sockets = append(s.sockets, p)
-			}
+		if d.Type()&fs.ModeSocket != 0 {
+			s.sockets = append(s.sockets, path)
 		}
+		return nil
+	})
+	if err != nil {
+		return s, fmt.Errorf("list socket files: %w", err)
 	}
 	return s, nil
+}
+
+// withTempDir makes a temporary directory for the run and points TMPDIR
+// at it, so that every process the run starts (pool workers inherit this
+// process's environment) makes its temporary files there: a socket file
+// left in it is one of theirs, whatever other programs do in the system's
+// temporary directory meanwhile (a check of /tmp/ipcplay-* saw other test
+// runs' sockets come and go). The returned function puts TMPDIR back and
+// removes the directory, once however often it is called.
+func withTempDir() (dir string, restore func() error, err error) {
+	dir, err = os.MkdirTemp("", "ipcplay-chaos-")
+	if err != nil {
+		return "", nil, fmt.Errorf("temp dir: %w", err)
+	}
+	prev, had := os.LookupEnv("TMPDIR")
+	os.Setenv("TMPDIR", dir)
+	return dir, sync.OnceValue(func() error {
+		if had {
+			os.Setenv("TMPDIR", prev)
+		} else {
+			os.Unsetenv("TMPDIR")
+		}
+		return os.RemoveAll(dir)
+	}), nil
 }
 
 func (s snapshot) memfds() int {
@@ -137,25 +153,4 @@ func describePid(pid int) string {
 	}
 	argv0, _, _ := strings.Cut(string(b), "\x00")
 	return fmt.Sprintf("pid %d (%s)", pid, argv0)
-}
-
-// boundSockets returns the paths of the Unix sockets bound in this network
-// namespace, from /proc/net/unix (see proc(5)): its last field, when there
-// are eight, is the path.
-func boundSockets() (map[string]bool, error) {
-	b, err := os.ReadFile("/proc/net/unix")
-	if err != nil {
-		return nil, fmt.Errorf("list bound sockets: %w", err)
-	}
-	return parseNetUnix(string(b)), nil
-}
-
-func parseNetUnix(s string) map[string]bool {
-	paths := map[string]bool{}
-	for _, line := range strings.Split(s, "\n")[1:] {
-		if f := strings.Fields(line); len(f) >= 8 && strings.HasPrefix(f[7], "/") {
-			paths[f[7]] = true
-		}
-	}
-	return paths
 }

@@ -2,7 +2,6 @@ package chaos
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -129,7 +128,7 @@ func (l *lab) report() *report.Report {
 			r.Warnf("left over: %s", d)
 		}
 	}
-	lt.Notef("child processes of this process (/proc/*/stat), its fds (/proc/self/fd), memfds among them, and stale socket files (no socket bound, /proc/net/unix) under %s/ipcplay-*.", strings.TrimSuffix(os.TempDir(), "/"))
+	lt.Notef("child processes of this process (/proc/*/stat), its fds (/proc/self/fd), memfds among them, and socket files in the run's own TMPDIR, which every process it starts inherits.")
 	l.verdict(r)
 	return r
 }
