@@ -30,6 +30,7 @@ var labRuns = [][]string{
 	{"manager", "--procs", "2", "--ops", "200"},
 	{"bench", "--mech", "pipe,unix,chan", "--size", "64,4K", "--seconds", "200ms"},
 	{"doctor"},
+	{"chaos", "--kills", "6", "--seed", "1"},
 }
 
 // TestLabsFit80Columns runs every lab as a user would, with stdout not a

@@ -13,6 +13,7 @@ import (
 
 	"ipcplay/cmd/ipcplay/internal/base"
 	"ipcplay/cmd/ipcplay/internal/benchlab"
+	"ipcplay/cmd/ipcplay/internal/chaos"
 	"ipcplay/cmd/ipcplay/internal/doctor"
 	"ipcplay/cmd/ipcplay/internal/factor"
 	"ipcplay/cmd/ipcplay/internal/pipelab"
@@ -39,6 +40,7 @@ func registerRoles() {
 	factor.RegisterRoles()
 	rpclab.RegisterRoles()
 	benchlab.RegisterRoles()
+	chaos.RegisterRoles()
 }
 
 // program is the table of labs, in learning order; main hands it to base,
@@ -57,6 +59,7 @@ func program() *base.Program {
 			rpclab.ManagerCommand(),
 			benchlab.Command(),
 			benchlab.CompareCommand(),
+			chaos.Command(),
 			doctor.Command(),
 		},
 		Version: version,
