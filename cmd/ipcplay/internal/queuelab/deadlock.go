@@ -203,7 +203,10 @@ func joinFirst(ctx context.Context, cfg DeadlockConfig) (Evidence, bool, error) 
 
 // watchStuck watches the child pid, which has not exited, until it is
 // stuck: sleeping, with neither its CPU time nor what waits for the parent
-// (pending) moved over ev.Quiet, and no thread runnable at its end. It returns done and the child's error if
+// (pending) moved over ev.Quiet, no thread runnable at its end, and
+// something waiting for the parent (a child that has sent nothing yet is
+// slow to start, not blocked on the parent: on a loaded machine one slept
+// through a watch with nothing sent and was called deadlocked). It returns done and the child's error if
 // exited delivers first, and ctx's cause if ctx ends first (the caller
 // kills the child).
 func watchStuck(ctx context.Context, pid int, exited <-chan error, pending func() (int, ipc.QueueStats)) (ev Evidence, done bool, err error) {
@@ -224,7 +227,8 @@ func watchStuck(ctx context.Context, pid int, exited <-chan error, pending func(
 		ev.State, ev.CPUTicks[1] = procStat(ev.PID)
 		ev.CPUTicks[0] = ticks0
 		ev.Unread, ev.HubStats = pending()
-		if ev.State == "S" && ev.CPUTicks[1] == ev.CPUTicks[0] && ev.Unread == before[0] && ev.HubStats.Len == before[1] && !runnable(pid) {
+		waiting := ev.Unread > 0 || ev.HubStats.Len > 0 || ev.HubStats.PendingPuts > 0
+		if waiting && ev.State == "S" && ev.CPUTicks[1] == ev.CPUTicks[0] && ev.Unread == before[0] && ev.HubStats.Len == before[1] && !runnable(pid) {
 			return ev, false, nil
 		}
 	}

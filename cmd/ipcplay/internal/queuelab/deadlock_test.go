@@ -130,8 +130,9 @@ func TestWatchStuckTellsBusyFromBlocked(t *testing.T) {
 			// a single window without a tick would call it stuck.
 			wctx, wcancel := context.WithTimeout(ctx, 12*200*time.Millisecond)
 			defer wcancel()
-			nothing := func() (int, ipc.QueueStats) { return 0, ipc.QueueStats{} }
-			ev, done, err := watchStuck(wctx, cmd.Pid(), exited, nothing)
+			// One byte waits for the parent, and never moves.
+			oneByte := func() (int, ipc.QueueStats) { return 1, ipc.QueueStats{} }
+			ev, done, err := watchStuck(wctx, cmd.Pid(), exited, oneByte)
 			if done {
 				t.Fatalf("the child exited: %v", err)
 			}
