@@ -32,6 +32,9 @@ func TestCounter(t *testing.T) {
 		increments := 50000
 		if mode == Procs {
 			increments = 1000000
+			if raceEnabled {
+				increments /= 10 // as long in time: 17 s for the test otherwise
+			}
 		}
 		for _, s := range Syncs {
 			t.Run(fmt.Sprintf("mode=%s/sync=%s", mode, s), func(t *testing.T) {
