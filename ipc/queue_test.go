@@ -266,15 +266,19 @@ func TestQueueDeadlines(t *testing.T) {
 	const wait = 100 * time.Millisecond
 
 	dctx, dcancel := context.WithTimeout(ctx, wait)
-	start := time.Now()
+	dl, _ := dctx.Deadline()
 	var it qItem
 	err := c.Get(dctx, &it)
+	returned := time.Now()
 	dcancel()
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("get on empty queue: %v, want DeadlineExceeded", err)
 	}
-	if el := time.Since(start); el < wait || el > 5*time.Second {
-		t.Fatalf("get gave up after %v, deadline %v", el, wait)
+	// Not before the deadline itself (a clock started after the context
+	// was made reads short by the machine's load); no upper bound: a hang
+	// meets ctx's guard.
+	if returned.Before(dl) {
+		t.Fatalf("get gave up %v before its deadline", dl.Sub(returned))
 	}
 	if st := q.Stats(); st.PendingGets != 0 {
 		t.Fatalf("cancelled get still waiting in the hub: %+v", st)
@@ -286,14 +290,15 @@ func TestQueueDeadlines(t *testing.T) {
 		}
 	}
 	dctx, dcancel = context.WithTimeout(ctx, wait)
-	start = time.Now()
+	dl, _ = dctx.Deadline()
 	err = c.Put(dctx, &qItem{S: 2})
+	returned = time.Now()
 	dcancel()
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("put on full queue: %v, want DeadlineExceeded", err)
 	}
-	if el := time.Since(start); el < wait || el > 5*time.Second {
-		t.Fatalf("put gave up after %v, deadline %v", el, wait)
+	if returned.Before(dl) {
+		t.Fatalf("put gave up %v before its deadline", dl.Sub(returned))
 	}
 	if st := q.Stats(); st.Len != 2 || st.PendingPuts != 0 || st.Unfinished != 2 {
 		t.Fatalf("a timed-out put changed the queue: %+v", st)

@@ -131,6 +131,12 @@ func BufferedFD(fd int) (int, error) {
 // an *os.File from os.Pipe is non-blocking only inside the Go runtime, which
 // would park the goroutine on a full pipe instead of returning EAGAIN.
 func MeasureCapacity(size int) (measured, reported int, err error) {
+	return measureCapacity(size, unix.Write)
+}
+
+// measureCapacity is MeasureCapacity filling the pipe through write, which
+// a test replaces to count what the kernel accepted.
+func measureCapacity(size int, write func(fd int, b []byte) (int, error)) (measured, reported int, err error) {
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
 		return 0, 0, fmt.Errorf("pipe2: %w", err)
@@ -158,7 +164,7 @@ func MeasureCapacity(size int) (measured, reported int, err error) {
 	// the last page buffer.
 	for _, b := range [][]byte{chunk, chunk[:1]} {
 		for {
-			n, err := unix.Write(p[1], b)
+			n, err := write(p[1], b)
 			if errors.Is(err, unix.EAGAIN) {
 				break
 			}

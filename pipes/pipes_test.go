@@ -305,6 +305,16 @@ func TestObserveSlowChild(t *testing.T) {
 	// A child that writes steadily into a pipe that someone drains.
 	c2 := startWriter(t, "-bytes", fmt.Sprint(1<<20), "-sleep", "20ms")
 	d := StartDrain(c2.out, 0, KeepTail)
+	// From its first write on: a child still starting up (it took over
+	// 300 ms under -race on a loaded machine) makes no progress in the
+	// window, and the verdict was "no progress, but running".
+	for c2.progress() == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the drained writer never wrote")
+		case <-time.After(time.Millisecond):
+		}
+	}
 	// It must never be called blocked, and must be seen making progress:
 	// on a loaded machine one window may pass without the writer being
 	// scheduled ("no progress, but running"), so it gets windows until the

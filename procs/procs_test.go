@@ -124,6 +124,13 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
+// testDeadline is when a test polling for a process's state gives up: the
+// same hang guard as testContext, not a speed the test expects.
+func testDeadline(t *testing.T) time.Time {
+	t.Helper()
+	return time.Now().Add(30 * time.Second)
+}
+
 func assertNoChildren(t *testing.T) {
 	t.Helper()
 	kids, err := Children(os.Getpid())
@@ -198,12 +205,10 @@ func TestCancel(t *testing.T) {
 	stdin, out := startPiped(t, c)
 	defer stdin.Close()
 	waitLine(t, out, "ready")
-	begin := time.Now()
 	cancel()
+	// No bound on how soon: a Wait that ignored the cancel would hang
+	// until the test's deadline; the SIGTERM below is the proof.
 	err := c.Wait()
-	if el := time.Since(begin); el > 5*time.Second {
-		t.Errorf("Wait returned %v after cancel", el)
-	}
 	var ce *ChildError
 	if !errors.As(err, &ce) || ce.Signal != syscall.SIGTERM {
 		t.Fatalf("Wait = %v, want killed by SIGTERM", err)
@@ -354,7 +359,9 @@ func TestParentDeath(t *testing.T) {
 
 	// The orphan is reparented and reaped by init (or a subreaper); all
 	// we can see is its /proc entry going away or turning into a zombie.
-	deadline := time.Now().Add(5 * time.Second)
+	// Until the test's deadline: how soon init reaps it is the
+	// machine's load, not ours to bound.
+	deadline := testDeadline(t)
 	for {
 		state, err := procState(gpid)
 		if err != nil || state == 'Z' || state == 'X' {
@@ -362,7 +369,7 @@ func TestParentDeath(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			unix.Kill(gpid, unix.SIGKILL)
-			t.Fatalf("grandchild %d still running (state %c) 5s after its parent was killed", gpid, state)
+			t.Fatalf("grandchild %d still running (state %c) long after its parent was killed", gpid, state)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -446,7 +453,7 @@ func TestOwnFailureHasNoCause(t *testing.T) {
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := testDeadline(t)
 	for {
 		state, err := procState(c.Pid())
 		if err != nil {
@@ -456,7 +463,7 @@ func TestOwnFailureHasNoCause(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("child still in state %c after 10s", state)
+			t.Fatalf("child still in state %c at the test's deadline", state)
 		}
 		time.Sleep(time.Millisecond)
 	}

@@ -87,7 +87,15 @@ func TestHelp(t *testing.T) {
 // started want workers of its own; it returns the child and their pids.
 func startCLI(t *testing.T, want int, args ...string) (*procs.Cmd, *bytes.Buffer, []int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	// As long as the test may take: on a loaded machine the sieve and the
+	// bare re-execs before the workers start can take many seconds (36 s
+	// at a load average of 35 on two cores; a one-minute context then
+	// killed the cli before it had started a worker).
+	deadline := time.Now().Add(5 * time.Minute)
+	if d, ok := t.Deadline(); ok {
+		deadline = d.Add(-10 * time.Second)
+	}
+	ctx, cancel := context.WithDeadline(t.Context(), deadline)
 	t.Cleanup(cancel)
 	c := procs.Command(ctx, cliRole, args...)
 	var stderr bytes.Buffer
@@ -99,12 +107,6 @@ func startCLI(t *testing.T, want int, args ...string) (*procs.Cmd, *bytes.Buffer
 		c.Process().Kill()
 		c.Wait()
 	})
-	// As long as the test may take: on a loaded machine the sieve and the
-	// bare re-execs before the workers start can take many seconds.
-	deadline := time.Now().Add(time.Minute)
-	if d, ok := t.Deadline(); ok {
-		deadline = d.Add(-10 * time.Second)
-	}
 	for {
 		kids, err := procs.Children(c.Pid())
 		if err != nil {
@@ -113,8 +115,14 @@ func startCLI(t *testing.T, want int, args ...string) (*procs.Cmd, *bytes.Buffer
 		if len(kids) == want {
 			return c, &stderr, kids
 		}
+		// A cli that ended before its workers were seen would otherwise
+		// hold the test until its deadline.
+		if gone(c.Pid(), 0) {
+			err := c.Wait()
+			t.Fatalf("the cli ended before it had %d children: %v; stderr:\n%s", want, err, stderr.String())
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the cli has %d children, want %d", len(kids), want)
+			t.Fatalf("the cli has %d children at the test's deadline, want %d", len(kids), want)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -172,10 +180,12 @@ func TestKilledParentTakesWorkersDown(t *testing.T) {
 	c, _, workers := startCLI(t, 2, "primes", "--mode", "procs", "--procs", "2", slowPrime)
 	c.Process().Signal(syscall.SIGKILL)
 	c.Wait()
+	// Pdeathsig kills them; how soon is the machine's load, so the wait
+	// is a hang guard, not a speed.
 	for _, pid := range workers {
-		if !gone(pid, 5*time.Second) {
+		if !gone(pid, 30*time.Second) {
 			syscall.Kill(pid, syscall.SIGKILL)
-			t.Errorf("worker %d still running 5s after its parent was killed", pid)
+			t.Errorf("worker %d still running 30s after its parent was killed", pid)
 		}
 	}
 }

@@ -118,11 +118,12 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// goroutinesBack waits up to a second for the number of goroutines to fall
-// back to n: every goroutine the pool started has an owner that waited.
+// goroutinesBack waits for the number of goroutines to fall back to n:
+// every goroutine the pool started has an owner that waited. The 30 s are a
+// hang guard that a loaded machine cannot reach, not a speed.
 func goroutinesBack(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for runtime.NumGoroutine() > n {
 		if time.Now().After(deadline) {
 			t.Errorf("%d goroutines after Close, %d before New", runtime.NumGoroutine(), n)
@@ -269,10 +270,13 @@ func TestKillWorkerUnordered(t *testing.T) {
 	if len(ev.Resent) == 0 {
 		t.Errorf("event = %+v: nothing re-sent", ev)
 	}
-	// Noticed at once: from its socket's EOF, not from a timeout.
-	if d := ev.Time.Sub(killedAt); d > time.Second {
-		t.Errorf("death noticed %v after the kill", d)
+	// Noticed from its socket's EOF and its exit, not from a timeout: no
+	// task timed out and the parent did not find it overdue. (How soon is
+	// the machine's load; it is logged.)
+	if ev.Overdue || len(ev.TimedOut) != 0 {
+		t.Errorf("event = %+v: the death was found by a timeout", ev)
 	}
+	t.Logf("death noticed %v after the kill", ev.Time.Sub(killedAt))
 	if pids := p.PIDs(); pids[0] != ev.Replacement {
 		t.Errorf("slot 0 runs %d, want the replacement %d", pids[0], ev.Replacement)
 	}

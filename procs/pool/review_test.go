@@ -429,7 +429,11 @@ func init() {
 // start, and its chunks go to the replacement, blamed for nothing.
 func TestTimeoutWorkerNeverServes(t *testing.T) {
 	sd := startDeadline
-	startDeadline = 2 * time.Second
+	// Long enough for the replacements: under -race on a loaded machine
+	// (load average 40 on two cores) four replacements in a row took over
+	// 2 s to say hello, were killed as failed starts, and the map gave up
+	// with ErrWorkersFailing. The mute worker costs this once.
+	startDeadline = 10 * time.Second
 	t.Cleanup(func() { startDeadline = sd })
 	ctx := testCtx(t)
 	mark := filepath.Join(t.TempDir(), "first")
@@ -441,7 +445,7 @@ func TestTimeoutWorkerNeverServes(t *testing.T) {
 		p.Close()
 		noChildren(t)
 	})
-	mctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	mctx, cancel := context.WithTimeout(ctx, 50*time.Second)
 	defer cancel()
 	if _, err := MapWith[int, int](mctx, p, ints(4), MapOptions{ChunkSize: 1, TaskTimeout: 200 * time.Millisecond}); err != nil {
 		t.Fatalf("map with a TaskTimeout on a worker that never serves: %v", err)

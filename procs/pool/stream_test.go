@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 )
 
 func TestUnorderedIterator(t *testing.T) {
@@ -62,7 +61,8 @@ func TestUnorderedIteratorCancel(t *testing.T) {
 	}
 	var last error
 	count := 0
-	start := time.Now()
+	// No bound on how soon: a cancel that did not stop the endless map
+	// would hold the test until testCtx's deadline.
 	for it, err := range Unordered[int, int](mctx, p, endless, 10) {
 		if err != nil {
 			if it.Index != -1 {
@@ -77,9 +77,6 @@ func TestUnorderedIteratorCancel(t *testing.T) {
 	}
 	if !errors.Is(last, context.Canceled) {
 		t.Fatalf("last error = %v, want context.Canceled", last)
-	}
-	if d := time.Since(start); d > 30*time.Second {
-		t.Fatalf("took %v", d)
 	}
 	noChildren(t)
 }

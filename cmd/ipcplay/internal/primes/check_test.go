@@ -191,8 +191,10 @@ func TestNoFlagScansEverything(t *testing.T) {
 }
 
 func TestCancelProcs(t *testing.T) {
-	// A prime with a long scan: cancellation must end it, and reap every
-	// child, well before it would finish.
+	// A prime with a long scan: cancellation must end it with
+	// context.Canceled and reap every child. How soon is not asserted (a
+	// loaded machine decides that); a Check that ignored the cancel meets
+	// the 30 s hang guard below.
 	const n = 100109100129162907
 	ctx, cancel := context.WithCancel(t.Context())
 	started := make(chan struct{})
@@ -206,7 +208,6 @@ func TestCancelProcs(t *testing.T) {
 			}
 		}}
 	done := make(chan error, 1)
-	begin := time.Now()
 	go func() {
 		_, err := Check(ctx, n, Procs, cfg)
 		done <- err
@@ -219,9 +220,6 @@ func TestCancelProcs(t *testing.T) {
 	}
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Check after cancel: err = %v, want context.Canceled", err)
-	}
-	if el := time.Since(begin); el > 10*time.Second {
-		t.Errorf("cancelled Check took %v", el)
 	}
 	labtest.NoChildren(t)
 }

@@ -169,40 +169,23 @@ func joinFirst(ctx context.Context, cfg DeadlockConfig) (Evidence, bool, error) 
 		return Evidence{}, false, context.Cause(ctx)
 	case <-time.After(cfg.Watchdog):
 	}
-	// Not exited: stuck, or only slow (a loaded machine)? Call it stuck
-	// once neither its CPU time nor what waits for the parent moved over
-	// Quiet, and it sleeps.
-	ev := Evidence{PID: cmd.Pid(), Quiet: 200 * time.Millisecond}
+	// Not exited: stuck, or only slow (a loaded machine)?
 	pending := func() (int, ipc.QueueStats) {
 		if e.conn != nil {
 			return unread(e.conn), ipc.QueueStats{}
 		}
 		return 0, e.q.Stats()
 	}
-	for {
-		var before [2]int
-		var ticks0 uint64
-		before[0], ev.HubStats = pending()
-		before[1] = ev.HubStats.Len
-		_, ticks0 = procStat(ev.PID)
-		select {
-		case err := <-exited:
-			if err != nil {
-				return Evidence{}, false, fmt.Errorf("join deadlock: child: %w", err)
-			}
-			return Evidence{}, false, nil // it was only slow
-		case <-ctx.Done():
-			cmd.Process().Kill()
-			<-exited
-			return Evidence{}, false, context.Cause(ctx)
-		case <-time.After(ev.Quiet):
-		}
-		ev.State, ev.CPUTicks[1] = procStat(ev.PID)
-		ev.CPUTicks[0] = ticks0
-		ev.Unread, ev.HubStats = pending()
-		if ev.State == "S" && ev.CPUTicks[1] == ev.CPUTicks[0] && ev.Unread == before[0] && ev.HubStats.Len == before[1] {
-			break
-		}
+	ev, done, err := watchStuck(ctx, cmd.Pid(), exited, pending)
+	switch {
+	case done && err != nil:
+		return Evidence{}, false, fmt.Errorf("join deadlock: child: %w", err)
+	case done:
+		return Evidence{}, false, nil // it was only slow
+	case err != nil:
+		cmd.Process().Kill()
+		<-exited
+		return Evidence{}, false, err
 	}
 	ev.WaitedFor = time.Since(start)
 	ev.WChan = readTrim(filepath.Join("/proc", strconv.Itoa(ev.PID), "wchan"))
@@ -216,6 +199,52 @@ func joinFirst(ctx context.Context, cfg DeadlockConfig) (Evidence, bool, error) 
 		ev.KilledBy = fmt.Sprint(werr)
 	}
 	return ev, true, nil
+}
+
+// watchStuck watches the child pid, which has not exited, until it is
+// stuck: sleeping, with neither its CPU time nor what waits for the parent
+// (pending) moved over ev.Quiet, no thread runnable at its end, and
+// something waiting for the parent (a child that has sent nothing yet is
+// slow to start, not blocked on the parent: on a loaded machine one slept
+// through a watch with nothing sent and was called deadlocked). It returns done and the child's error if
+// exited delivers first, and ctx's cause if ctx ends first (the caller
+// kills the child).
+func watchStuck(ctx context.Context, pid int, exited <-chan error, pending func() (int, ipc.QueueStats)) (ev Evidence, done bool, err error) {
+	ev = Evidence{PID: pid, Quiet: 200 * time.Millisecond}
+	for {
+		var before [2]int
+		var ticks0 uint64
+		before[0], ev.HubStats = pending()
+		before[1] = ev.HubStats.Len
+		_, ticks0 = procStat(ev.PID)
+		select {
+		case err := <-exited:
+			return Evidence{}, true, err
+		case <-ctx.Done():
+			return Evidence{}, false, context.Cause(ctx)
+		case <-time.After(ev.Quiet):
+		}
+		ev.State, ev.CPUTicks[1] = procStat(ev.PID)
+		ev.CPUTicks[0] = ticks0
+		ev.Unread, ev.HubStats = pending()
+		waiting := ev.Unread > 0 || ev.HubStats.Len > 0 || ev.HubStats.PendingPuts > 0
+		if waiting && ev.State == "S" && ev.CPUTicks[1] == ev.CPUTicks[0] && ev.Unread == before[0] && ev.HubStats.Len == before[1] && !runnable(pid) {
+			return ev, false, nil
+		}
+	}
+}
+
+// runnable reports whether a thread of pid is running or waiting for a
+// CPU (state R). The process's own state is its main thread's: a child
+// busy on other threads, starved on a loaded machine, can earn no clock
+// tick over Quiet and still not be stuck.
+func runnable(pid int) bool {
+	for k := range threadStates(pid) {
+		if strings.HasPrefix(k, "R ") {
+			return true
+		}
+	}
+	return false
 }
 
 // drainFirst reads everything the child sends while waiting for it: the fix.

@@ -20,6 +20,7 @@ func TestMain(m *testing.M) {
 		os.Setenv("GORACE", "atexit_sleep_ms=0")
 	}
 	RegisterRoles()
+	registerDeadlockTestRoles()
 	procs.Init()
 	os.Exit(m.Run())
 }

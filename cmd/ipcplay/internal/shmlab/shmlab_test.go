@@ -23,15 +23,26 @@ import (
 func TestCounter(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	const workers, increments = 4, 50000
+	const workers = 4
 	for _, mode := range []Mode{Procs, Goroutines} {
+		// Enough work that the processes overlap: with 50,000 increments
+		// each, a process was done within its first time slice, the four
+		// ran one after another, none lost an update, and a mutex that
+		// locked nothing passed.
+		increments := 50000
+		if mode == Procs {
+			increments = 1000000
+			if raceEnabled {
+				increments /= 10 // as long in time: 17 s for the test otherwise
+			}
+		}
 		for _, s := range Syncs {
 			t.Run(fmt.Sprintf("mode=%s/sync=%s", mode, s), func(t *testing.T) {
 				res, err := Counter(ctx, CounterConfig{Workers: workers, Increments: increments, Sync: s, Mode: mode})
 				if err != nil {
 					t.Fatal(err)
 				}
-				if res.Done != workers*increments {
+				if res.Done != int64(workers*increments) {
 					t.Errorf("Done = %d, want %d: the workers did not all do their increments", res.Done, workers*increments)
 				}
 				if res.Lost != res.Done-res.Final {

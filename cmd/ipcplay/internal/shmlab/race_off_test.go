@@ -1,0 +1,5 @@
+//go:build !race
+
+package shmlab
+
+const raceEnabled = false
