@@ -99,6 +99,11 @@ func runQueue(ctx context.Context, env *base.Env, out *base.Output, cfg Config, 
 			if err != nil {
 				return err
 			}
+			if ctx.Err() != nil {
+				// Interrupted: a consumer stopped now was stopped by the
+				// interrupt, not by the watchdog the verdict would name.
+				return context.Cause(ctx)
+			}
 			runs = append(runs, res)
 		}
 	}

@@ -1,8 +1,13 @@
 package queuelab
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"ipcplay/cmd/ipcplay/internal/base"
 	"ipcplay/cmd/ipcplay/internal/labtest"
@@ -186,5 +191,31 @@ func TestCmdShmJSON(t *testing.T) {
 	}
 	if len(doc.Verdict) != 3 || !strings.Contains(doc.Verdict[0], "the bare ring") || !strings.Contains(doc.Verdict[0], "a bare channel") {
 		t.Errorf("verdict = %q, want the ratios to the bare ring and the channel, then two costs", doc.Verdict)
+	}
+}
+
+// TestPillInterrupted: an interrupt while the one-pill-short consumer
+// waits for its watchdog stops the lab with the interrupt, not with a
+// verdict saying the watchdog ended it (the consumer is stopped by the
+// interrupt, which the lab once counted as the watchdog's doing).
+func TestPillInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancelCause(t.Context())
+	defer cancel(nil)
+	// Interrupt once the phase has started: a minute-long watchdog cannot
+	// have fired by then.
+	stop := time.AfterFunc(2*time.Second, func() { cancel(&base.Interrupt{Signal: syscall.SIGINT}) })
+	defer stop.Stop()
+	dl, dcancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer dcancel()
+	var out, errOut bytes.Buffer
+	cfg := Config{Producers: 1, Consumers: 2, Messages: 100, Size: 64, Capacity: 16, Window: 4, Watchdog: time.Minute}
+	err := runQueue(dl, base.TestEnv(&out, &errOut), &base.Output{}, cfg, []Mode{Procs}, []Shutdown{ShutdownPoisonPillShort})
+	labtest.NoChildren(t)
+	var in *base.Interrupt
+	if !errors.As(err, &in) {
+		t.Fatalf("runQueue = %v, want the interrupt", err)
+	}
+	if strings.Contains(out.String(), "watchdog ended") {
+		t.Errorf("an interrupted run printed a watchdog verdict:\n%s", out.String())
 	}
 }
