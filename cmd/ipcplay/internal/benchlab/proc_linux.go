@@ -17,8 +17,8 @@ import (
 
 // EchoRole is the child role that serves as the echo end of a process
 // cell: "ipcplay-bench-echo -mech NAME -size N [-cpu C]", with the
-// mechanism's descriptors in slots procs.FDExtra and up (the futex
-// mechanism's memfd in procs.FDShm).
+// mechanism's descriptors in slots procs.FDExtra and up (the futex and
+// shm mechanisms' memfd in procs.FDShm).
 const EchoRole = "ipcplay-bench-echo"
 
 // RegisterRoles registers the lab's child roles with procs.
@@ -77,6 +77,13 @@ func childEnd(ctx context.Context, name string, size int) (End, func() error, er
 	if name == "queue" {
 		e, err := queueChild(ctx)
 		return e, cleanup, err
+	}
+	if name == "shm-spin" || name == "shm-copy" {
+		f, err := procs.ChildFile(procs.FDShm, procs.Memfd, name+" region")
+		if err != nil {
+			return nil, cleanup, err
+		}
+		return shmChild(ctx, f, name, size)
 	}
 	a, err := fd(procs.FDExtra)
 	if err != nil && name != "futex" {
@@ -242,6 +249,8 @@ func setup(ctx context.Context, name string, size int) (*procSetup, error) {
 			return nil, errors.Join(err, r.Close())
 		}
 		return &procSetup{end: e, shmFile: r.File(), cleanup: r.Close}, nil
+	case "shm-spin", "shm-copy":
+		return shmSetup(ctx, name, size)
 	case "signal":
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
