@@ -46,6 +46,7 @@ var mechs = []Mech{
 	{Name: "cond", Impl: Goroutine, Short: "one-slot mailbox, sync.Cond hand-off", Quick: true},
 	{Name: "mutex", Impl: Goroutine, Short: "one-slot mailbox, sync.Mutex and Gosched polling", Quick: true},
 	{Name: "spin", Impl: Goroutine, Short: "one-slot mailbox, atomic flag spun on", Spins: true, Quick: true},
+	{Name: "copy-ring", Impl: Goroutine, Short: "shm-copy's ring and futex hand-off over this process's own memory"},
 }
 
 // Mechs returns the matrix's mechanisms, process ones first.
@@ -81,6 +82,22 @@ func (m Mech) label() string {
 		return m.Name + " (g)"
 	}
 	return m.Name
+}
+
+// besides returns the goroutine mechanisms measured right beside a
+// process cell of m, for its ratio columns: an unbuffered channel's round
+// trip, a buffered channel's throughput, and for shm-copy from 32 KiB the
+// same ring in one process (the in-process copy it is set against; below
+// that, futex sleeps between goroutines cost more than the copy).
+func besides(m Mech, size int) []string {
+	if m.Impl != Process || m.Notify {
+		return nil
+	}
+	bs := []string{baseline("p50"), baseline("thr")}
+	if m.Name == "shm-copy" && size >= 32<<10 {
+		bs = append(bs, "copy-ring")
+	}
+	return bs
 }
 
 // baseline is the goroutine mechanism a process cell is set against:

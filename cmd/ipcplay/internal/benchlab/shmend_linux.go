@@ -289,3 +289,20 @@ func (w *childWatch) stop() error {
 	<-w.done
 	return errors.Join(os.NewSyscallError("write eventfd", err), unix.Close(w.pidfd), unix.Close(w.stopfd))
 }
+
+// copyRingPair is the copy-ring goroutine mechanism: shm-copy's two ends
+// over this process's memory, so that the process boundary is the only
+// difference between the two.
+func copyRingPair(size int) (a, b End, stop func()) {
+	mem := shm.Local(shmRegionSize(size))
+	ctx, cancel := context.WithCancel(context.Background())
+	ea, err := newShmEnd(ctx, mem, size, true, false)
+	if err != nil {
+		panic("benchlab: copy-ring: " + err.Error()) // the sizes are ours
+	}
+	eb, err := newShmEnd(ctx, mem, size, false, false)
+	if err != nil {
+		panic("benchlab: copy-ring: " + err.Error())
+	}
+	return ea, eb, cancel
+}
