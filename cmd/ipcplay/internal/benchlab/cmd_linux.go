@@ -244,11 +244,16 @@ func run(ctx context.Context, env *base.Env, out *base.Output, cfg Config) error
 	if err != nil {
 		return err
 	}
+	prog.Set(float64(len(cells)), float64(len(cells)), "bench: the C references and ours, taking turns")
+	ref := runCRefs(ctx, cfg)
+	if err := ctx.Err(); err != nil {
+		return context.Cause(ctx)
+	}
 	var pc *perfCheck
 	if cfg.CheckPerf {
 		prog.Set(0, 0, "bench: perf bench sched pipe and our pipe, back to back")
 		pc = checkPerf(ctx, cfg)
 	}
 	prog.Done()
-	return report.Write(env, out, buildReport(cfg, cells, clock, pc))
+	return report.Write(env, out, buildReport(cfg, cells, clock, pc, ref))
 }

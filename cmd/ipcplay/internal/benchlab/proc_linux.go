@@ -30,11 +30,15 @@ func EchoMain(ctx context.Context, args []string) error {
 	name := fs.String("mech", "", "mechanism")
 	size := fs.Int("size", 0, "message size in bytes")
 	cpu := fs.Int("cpu", -1, "CPU to pin the echo thread to; -1 leaves it unpinned")
+	stream := fs.Int("stream", 0, "write this many bytes in -size writes, for the pipe throughput reference, instead of echoing")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *size < 1 || *size > 64<<20 {
 		return fmt.Errorf("-size %d: want 1 byte to 64 MiB", *size)
+	}
+	if *stream < 0 || *stream > 1<<30 {
+		return fmt.Errorf("-stream %d: want 0 to 1 GiB", *stream)
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -42,6 +46,9 @@ func EchoMain(ctx context.Context, args []string) error {
 		if err := pin(*cpu); err != nil {
 			return err
 		}
+	}
+	if *stream > 0 {
+		return streamMain(*size, *stream)
 	}
 	e, cleanup, err := childEnd(ctx, *name, *size)
 	if err != nil {

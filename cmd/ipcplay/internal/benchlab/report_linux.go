@@ -23,7 +23,7 @@ func (g grid) get(name string, size int) *Cell {
 
 func sizeKey(size int) string { return fmt.Sprintf("b%d", size) }
 
-func buildReport(cfg Config, cells []*Cell, clock time.Duration, pc *perfCheck) *report.Report {
+func buildReport(cfg Config, cells []*Cell, clock time.Duration, pc *perfCheck, ref *cRef) *report.Report {
 	r := report.New("bench", fmt.Sprintf("bench: round trips and one-way throughput, %s, %v a cell", cfg.Placement.Name, cfg.Budget))
 	r.Config["placement"] = cfg.Placement.Name
 	r.Config["placement_cpus"] = []int{cfg.Placement.Self, cfg.Placement.Other}
@@ -153,6 +153,7 @@ func buildReport(cfg Config, cells []*Cell, clock time.Duration, pc *perfCheck) 
 	costs(r, cells)
 	plots(r, data, sizes, g)
 	verdict(r, data, procRows, sizes, g)
+	ref.report(r)
 	if pc != nil {
 		pc.report(r)
 	}

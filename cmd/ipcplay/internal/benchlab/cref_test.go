@@ -1,0 +1,68 @@
+package benchlab
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+
+	"ipcplay/cmd/ipcplay/internal/report"
+)
+
+// TestCSourcesMatchTestdata keeps the embedded C references equal to the
+// ones in the repository's testdata, which other labs and the sheets use.
+func TestCSourcesMatchTestdata(t *testing.T) {
+	for _, name := range []string{"pipes-pingpong.c", "shm-spin-pingpong.c"} {
+		want, err := os.ReadFile("../../../../testdata/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := csrc.ReadFile("csrc/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("csrc/%s differs from testdata/%s: copy it again (cp testdata/%s cmd/ipcplay/internal/benchlab/csrc/)", name, name, name)
+		}
+	}
+}
+
+// TestCReferences checks that a run with pipe and shm-spin builds and runs
+// both C references and reports a ratio for each, or says why not.
+func TestCReferences(t *testing.T) {
+	code, stdout, stderr := runCmd(t, "bench", "--mech", "pipe,shm-spin", "--size", "64", "--seconds", "10ms", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	doc, err := report.Validate([]byte(stdout))
+	if err != nil {
+		t.Fatalf("stdout is not a valid report: %v", err)
+	}
+	if cc, why := cCompiler(); cc == "" {
+		if !strings.Contains(strings.Join(doc.Notes, "\n"), why) {
+			t.Errorf("no C compiler, yet no note saying so: %q", doc.Notes)
+		}
+		t.Skip(why)
+	}
+	rt := doc.Table("c_reference")
+	if rt == nil || len(rt.Rows) != 2 {
+		t.Fatalf("c_reference: want rows c-pipe and c-shm-spin, got %v; notes %q", rt, doc.Notes)
+	}
+	for i, want := range []string{"c-pipe", "c-shm-spin"} {
+		if got := rt.String(i, "mech"); got != want {
+			t.Errorf("c_reference row %d: mech %q, want %q", i, got, want)
+		}
+		if x, ok := rt.Float(i, "ratio"); !ok || x <= 0 {
+			t.Errorf("c_reference %s: ratio %v, want a positive number", want, rt.Rows[i]["ratio"])
+		}
+	}
+	thr := doc.Table("c_pipe_throughput")
+	if thr == nil || len(thr.Rows) != cRefReps {
+		t.Fatalf("c_pipe_throughput: want %d turns, got %v", cRefReps, thr)
+	}
+	for i := range thr.Rows {
+		if x, ok := thr.Float(i, "ratio"); !ok || x <= 0 {
+			t.Errorf("c_pipe_throughput turn %d: ratio %v, want a positive number", i+1, thr.Rows[i]["ratio"])
+		}
+	}
+}
