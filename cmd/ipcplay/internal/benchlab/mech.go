@@ -38,6 +38,7 @@ var mechs = []Mech{
 	{Name: "queue", Impl: Process, Short: "ipc.Queue: msgpack frames over Unix sockets, through the parent's hub", Quick: true},
 	{Name: "shm-spin", Impl: Process, Short: "a ring in a shared memfd, both sides spinning on a cache line per direction", Spins: true, Quick: true},
 	{Name: "shm-copy", Impl: Process, Short: "a ring in a shared memfd, futex (shm.Event) hand-off", Quick: true},
+	{Name: "ring", Impl: Process, Short: "shm.Ring: an SPSC ring per direction in a shared memfd, spin then futex", Quick: true},
 	{Name: "eventfd", Impl: Process, Short: "two eventfds: notification only", Notify: true, Quick: true},
 	{Name: "futex", Impl: Process, Short: "futex words in a shared memfd (shm.Event): notification only", Notify: true, Quick: true},
 	{Name: "signal", Impl: Process, Short: "real-time signal with an 8-byte value (rt_tgsigqueueinfo/rt_sigtimedwait)", Notify: true, Quick: true},

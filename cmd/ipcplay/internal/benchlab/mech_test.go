@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"runtime"
 	"testing"
 	"time"
@@ -84,7 +85,7 @@ func roundTrip(t *testing.T, ctx context.Context, m Mech, size int) {
 // Recv on a mechanism whose descriptors it holds both ends of (no EOF when
 // the child dies). The test's own deadline catches a hang.
 func TestStopUnblocks(t *testing.T) {
-	for _, name := range []string{"eventfd", "mq", "pipe", "shm-spin", "shm-copy"} {
+	for _, name := range []string{"eventfd", "mq", "pipe", "shm-spin", "shm-copy", "ring"} {
 		t.Run("mech="+name, func(t *testing.T) {
 			m, _ := lookupMech(name)
 			ctx, cancel := context.WithCancel(t.Context())
@@ -114,9 +115,11 @@ func TestStopUnblocks(t *testing.T) {
 
 // TestShmChildExitUnblocks checks that a parent waiting on shared memory
 // (no EOF there) is woken when the echo child exits: the child is killed
-// while the parent waits for a reply that will never come.
+// while the parent waits for a reply that will never come. shm-spin and
+// shm-copy learn it from a pidfd (errChildExited), the ring from its own
+// table of attached processes (io.EOF: no producer left).
 func TestShmChildExitUnblocks(t *testing.T) {
-	for _, name := range []string{"shm-spin", "shm-copy"} {
+	for _, name := range []string{"shm-spin", "shm-copy", "ring"} {
 		t.Run("mech="+name, func(t *testing.T) {
 			m, _ := lookupMech(name)
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
@@ -128,10 +131,12 @@ func TestShmChildExitUnblocks(t *testing.T) {
 			defer p.wait(true)
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
-			if err := p.onThread(); err != nil {
-				t.Fatalf("watch child: %v", err)
+			if p.onThread != nil {
+				if err := p.onThread(); err != nil {
+					t.Fatalf("watch child: %v", err)
+				}
+				defer p.offThread()
 			}
-			defer p.offThread()
 			msg := make([]byte, 64)
 			msg[0] = opEcho
 			if err := p.end.Send(msg); err != nil {
@@ -144,7 +149,11 @@ func TestShmChildExitUnblocks(t *testing.T) {
 				t.Fatalf("kill child: %v", err)
 			}
 			err = p.end.Recv(msg) // nothing was asked: only the child's exit ends it
-			if !errors.Is(err, errChildExited) {
+			want := errChildExited
+			if name == "ring" {
+				want = io.EOF
+			}
+			if !errors.Is(err, want) {
 				t.Errorf("Recv after the child was killed = %v, want an error naming its exit", err)
 			}
 		})

@@ -85,10 +85,13 @@ func childEnd(ctx context.Context, name string, size int) (End, func() error, er
 		e, err := queueChild(ctx)
 		return e, cleanup, err
 	}
-	if name == "shm-spin" || name == "shm-copy" {
+	if name == "shm-spin" || name == "shm-copy" || name == "ring" {
 		f, err := procs.ChildFile(procs.FDShm, procs.Memfd, name+" region")
 		if err != nil {
 			return nil, cleanup, err
+		}
+		if name == "ring" {
+			return ringChild(ctx, f, size)
 		}
 		return shmChild(ctx, f, name, size)
 	}
@@ -258,6 +261,8 @@ func setup(ctx context.Context, name string, size int) (*procSetup, error) {
 		return &procSetup{end: e, shmFile: r.File(), cleanup: r.Close}, nil
 	case "shm-spin", "shm-copy":
 		return shmSetup(ctx, name, size)
+	case "ring":
+		return ringSetup(ctx, size)
 	case "signal":
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
