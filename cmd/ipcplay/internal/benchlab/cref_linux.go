@@ -34,16 +34,23 @@ const cRefReps = 3
 // The references' sizes: C's round trips carry 1 byte (pipe) and a
 // counter (spin); the throughput moves some MiB in 64 KiB writes through
 // a 1 MiB pipe. Their counts follow --seconds (the figures for the
-// default of 300ms: 5,000 pipe round trips, 20,000 spin round trips,
-// 64 MiB), so that a short run stays short.
+// default of 300ms: 5,000 pipe round trips, 3,000 spin round trips after
+// the program's own 1,300 warm-up ones, 64 MiB), so that a short run
+// stays short; each run is stopped after cRefTimeout.
 const cStreamKiB = 64
 
 func cPipeRounds(budget time.Duration) int {
 	return min(max(int(budget/(60*time.Microsecond)), 100), 5000)
 }
+
 func cSpinRounds(budget time.Duration) int {
-	return min(max(int(budget/(15*time.Microsecond)), 1000), 20000)
+	return min(max(int(budget/(100*time.Microsecond)), 500), 3000)
 }
+
+// cRefTimeout bounds one run of a C reference: two processes spinning on
+// a loaded machine can take a time slice per round trip.
+func cRefTimeout(budget time.Duration) time.Duration { return max(10*budget, time.Second) }
+
 func cStreamMiB(budget time.Duration) int { return min(max(int(budget/(4*time.Millisecond)), 4), 64) }
 
 // cRef is the reference comparison of one run.
@@ -110,10 +117,15 @@ var (
 
 // runC runs a reference binary and returns the number re's group matched,
 // times scale.
-func runC(ctx context.Context, re *regexp.Regexp, scale float64, args ...string) (float64, error) {
+func runC(ctx context.Context, timeout time.Duration, re *regexp.Regexp, scale float64, args ...string) (float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.Output()
+	if ctx.Err() != nil {
+		return 0, fmt.Errorf("%s: not done after %v (a loaded machine?)", filepath.Base(args[0]), timeout)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", filepath.Base(args[0]), err)
 	}
@@ -164,7 +176,7 @@ func runCRefs(ctx context.Context, cfg Config) *cRef {
 		pipe, _ := lookupMech("pipe")
 		for i := 0; i < cRefReps && err == nil; i++ {
 			var c float64
-			c, err = runC(ctx, cPipeRTT, 1e3, append(taskset, bin, strconv.Itoa(cPipeRounds(cfg.Budget)), "1", "64", "rtt")...)
+			c, err = runC(ctx, cRefTimeout(cfg.Budget), cPipeRTT, 1e3, append(taskset, bin, strconv.Itoa(cPipeRounds(cfg.Budget)), "1", "64", "rtt")...)
 			if err != nil {
 				break
 			}
@@ -175,7 +187,7 @@ func runCRefs(ctx context.Context, cfg Config) *cRef {
 			}
 			ref.Pipe.C = append(ref.Pipe.C, c)
 			ref.Pipe.Ours = append(ref.Pipe.Ours, float64(cell.Lat.Quantile(0.5)))
-			if c, err = runC(ctx, cPipeThr, 1e9, append(taskset, bin, "100", strconv.Itoa(ref.StreamMiB), strconv.Itoa(cStreamKiB), "thr1m")...); err != nil {
+			if c, err = runC(ctx, cRefTimeout(cfg.Budget), cPipeThr, 1e9, append(taskset, bin, "100", strconv.Itoa(ref.StreamMiB), strconv.Itoa(cStreamKiB), "thr1m")...); err != nil {
 				break
 			}
 			var ours float64
@@ -199,7 +211,7 @@ func runCRefs(ctx context.Context, cfg Config) *cRef {
 		}
 		for i := 0; i < cRefReps && err == nil; i++ {
 			var c float64
-			if c, err = runC(ctx, cSpinRTT, 1, args...); err != nil {
+			if c, err = runC(ctx, cRefTimeout(cfg.Budget), cSpinRTT, 1, args...); err != nil {
 				break
 			}
 			var cell *Cell

@@ -36,7 +36,7 @@ var mechs = []Mech{
 	{Name: "udp", Impl: Process, Short: "UDP over loopback", Quick: true},
 	{Name: "mq", Impl: Process, Short: "two POSIX message queues (mq_timedsend/mq_timedreceive)", Quick: true},
 	{Name: "queue", Impl: Process, Short: "ipc.Queue: msgpack frames over Unix sockets, through the parent's hub", Quick: true},
-	{Name: "shm-spin", Impl: Process, Short: "a ring in a shared memfd, both sides spinning on a cache line per direction", Spins: true, Quick: true},
+	{Name: "shm-spin", Impl: Process, Short: "a ring in a shared memfd, both sides spinning on a cache line per direction", Spins: true},
 	{Name: "shm-copy", Impl: Process, Short: "a ring in a shared memfd, futex (shm.Event) hand-off", Quick: true},
 	{Name: "ring", Impl: Process, Short: "shm.Ring: an SPSC ring per direction in a shared memfd, spin then futex", Quick: true},
 	{Name: "eventfd", Impl: Process, Short: "two eventfds: notification only", Notify: true, Quick: true},

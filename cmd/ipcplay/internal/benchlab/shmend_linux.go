@@ -108,8 +108,11 @@ func newShmEnd(ctx context.Context, mem []byte, size int, parent, spin bool) (*s
 }
 
 // await returns once ready holds. Spinning, it yields the CPU every 1,024
-// looks (so that both ends on one CPU still make progress) and looks at
-// the context then; otherwise it sleeps on ev, which the other side sets
+// looks (tens of microseconds), so that both ends on one CPU still make
+// progress and, on a loaded machine, a side whose partner was preempted
+// lets it run (yielding every 65,536 looks measured a median round trip of
+// 220 µs instead of 1.6 µs at a load of 34 on 2 CPUs), and looks at the
+// context then. Otherwise it sleeps on ev, which the other side sets
 // after changing what ready reads. Clearing ev before the last look means
 // a Set after that look wakes the sleep, and a Set before it is seen.
 func (e *shmEnd) await(ready func() bool, ev *shm.Event) error {
