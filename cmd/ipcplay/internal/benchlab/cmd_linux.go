@@ -24,7 +24,7 @@ func Command() *base.Command {
 	cmd := &base.Command{
 		UsageLine: "bench [flags]",
 		Short:     "round-trip latency and throughput of every IPC mechanism, against goroutines",
-		Long: `Measures each mechanism between two processes (this binary re-exec'd as the echo end) and each goroutine mechanism of the same shape, in one run, interleaved: for every message size, goroutine and process cells take turns, and right before each process cell an unbuffered channel's round trip and a buffered channel's throughput of the same size are measured (an eighth of --seconds each): the ratio tables set the cell against those, from the same moment.
+		Long: `Measures each mechanism between two processes (this binary re-exec'd as the echo end) and each goroutine mechanism of the same shape, in one run, interleaved: for every message size, goroutine and process cells take turns, and right before each process cell an unbuffered channel's round trip and a buffered channel's throughput of the same size are measured (a tenth of --seconds each): the ratio tables set the cell against those, from the same moment.
 
 Process mechanisms: pipe, unix (stream socket), seqpacket, dgram, tcp and udp (loopback), mq (POSIX message queues, raw system calls), queue (ipc.Queue), ring (shm.Ring, an SPSC ring per direction), shm-spin and shm-copy (a ring in a shared memfd: the sender copies each message in, the receiver copies it out; shm-spin's sides spin on a cache line, shm-copy's sleep on a futex and wake each other; both pre-fault the memfd's pages with madvise(MADV_POPULATE_WRITE) before timing), and three that carry only an 8-byte token: eventfd, futex (a futex word in a shared memfd) and signal (a queued real-time signal). Goroutine mechanisms: chan, chan-buf, cond, mutex, spin, and copy-ring (shm-copy's ring and futex hand-off between two goroutines: from 32 KiB it is measured beside each shm-copy cell, the in-process copy that cell is set against).
 
@@ -206,11 +206,11 @@ func Run(ctx context.Context, cfg Config, progress func(done, total int, m Mech,
 
 // besideShare is the part of --seconds a baseline measured beside a
 // process cell gets: enough for a median, cheap enough for every cell.
-const besideShare = 8
+const besideShare = 10
 
 // measureBeside measures the goroutine baselines of process cell m at
 // size right before it: a channel's round trip only, a buffered channel's
-// throughput only, each for an eighth of the budget.
+// throughput only, each for a tenth of the budget.
 func measureBeside(ctx context.Context, cfg Config, m Mech, size int) (map[string]*Cell, error) {
 	names := besides(m, size)
 	if len(names) == 0 {

@@ -35,7 +35,7 @@ const cRefReps = 3
 // counter (spin); the throughput moves some MiB in 64 KiB writes through
 // a 1 MiB pipe. Their counts follow --seconds (the figures for the
 // default of 300ms: 5,000 pipe round trips, 3,000 spin round trips after
-// the program's own 1,300 warm-up ones, 64 MiB), so that a short run
+// the program's own 1,300 warm-up ones, 30 MiB), so that a short run
 // stays short; each run is stopped after cRefTimeout.
 const cStreamKiB = 64
 
@@ -51,7 +51,7 @@ func cSpinRounds(budget time.Duration) int {
 // a loaded machine can take a time slice per round trip.
 func cRefTimeout(budget time.Duration) time.Duration { return max(10*budget, time.Second) }
 
-func cStreamMiB(budget time.Duration) int { return min(max(int(budget/(4*time.Millisecond)), 4), 64) }
+func cStreamMiB(budget time.Duration) int { return min(max(int(budget/(10*time.Millisecond)), 4), 64) }
 
 // cRef is the reference comparison of one run.
 type cRef struct {
@@ -166,7 +166,7 @@ func runCRefs(ctx context.Context, cfg Config) *cRef {
 	case "two-cpus":
 		taskset = []string{"taskset", "-c", fmt.Sprintf("%d,%d", cfg.Placement.Self, cfg.Placement.Other)}
 	}
-	budget := max(cfg.Budget/2, 10*time.Millisecond)
+	budget := max(cfg.Budget/3, 10*time.Millisecond)
 	if hasPipe {
 		ref.Pipe, ref.Thr = &cRefRow{}, &cRefRow{}
 		bin, err := buildC(ctx, cc, dir, "pipes-pingpong")
@@ -332,7 +332,7 @@ func streamMain(size, total int) error {
 
 // cRefNote describes what ran, for the report.
 func (ref *cRef) describe() string {
-	return fmt.Sprintf("built with %s -O2 in a temporary directory (removed after); each ran %d times, taking turns with ours (pipe at 1 B and shm-spin at 8 B, half of --seconds each; %s in %s writes through a 1 MiB pipe, read by the parent, for both)",
+	return fmt.Sprintf("built with %s -O2 in a temporary directory (removed after); each ran %d times, taking turns with ours (pipe at 1 B and shm-spin at 8 B, a third of --seconds each; %s in %s writes through a 1 MiB pipe, read by the parent, for both)",
 		filepath.Base(ref.Compiler), cRefReps, fmt.Sprintf("%d MiB", ref.StreamMiB), fmt.Sprintf("%d KiB", cStreamKiB))
 }
 

@@ -136,7 +136,7 @@ func buildReport(cfg Config, cells []*Cell, clock time.Duration, pc *perfCheck, 
 		tt.Row(b...)
 	}
 	if len(procRows) > 0 {
-		rt.Notef("Above 1x a process round trip costs more than a channel round trip of the same size; below 1x it costs less. Each process cell is set against a channel measured right before it, for an eighth of the time (not the chan row above, which ran earlier).")
+		rt.Notef("Above 1x a process round trip costs more than a channel round trip of the same size; below 1x it costs less. Each process cell is set against a channel measured right before it, for a tenth of the time (not the chan row above, which ran earlier).")
 	}
 	if len(skips) > 0 {
 		var ss []string
