@@ -172,7 +172,11 @@ func (e *shmEnd) Recv(b []byte) error {
 	}
 	copy(b, s[shmSlotHdr:shmSlotHdr+len(b)])
 	r.tail.Store(t + 1)
-	if r.space != nil {
+	// A sender waits for space only when the ring is full: wake it once
+	// the ring is at most half full, not for every slot freed, so that
+	// it wakes once per half ring. It cleared the event before its last
+	// look at tail, so either it saw this tail or it gets this Set.
+	if r.space != nil && r.head.Load()-(t+1) <= r.n/2 {
 		r.space.Set()
 	}
 	return nil
