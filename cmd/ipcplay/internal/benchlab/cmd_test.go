@@ -169,7 +169,7 @@ func TestCheckPerf(t *testing.T) {
 // largest size: every cell has a round trip and a throughput, and the
 // shm-copy cell at 1 MiB its in-process ring beside it.
 func TestShmCells(t *testing.T) {
-	code, stdout, stderr := runCmd(t, "bench", "--mech", "shm-spin,shm-copy,ring", "--size", "64,1M", "--seconds", "10ms", "--json")
+	code, stdout, stderr := runCmd(t, "bench", "--mech", "shm-spin,shm-copy,ring", "--size", "64,1M", "--seconds", "10ms", "--no-c", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
