@@ -44,17 +44,31 @@ func TestCReferences(t *testing.T) {
 		}
 		t.Skip(why)
 	}
+	// Each reference has a row with a ratio, or a note saying why it was
+	// skipped: a loaded machine can stop the spinning one at its time
+	// limit, which is the lab working, not failing.
 	rt := doc.Table("c_reference")
-	if rt == nil || len(rt.Rows) != 2 {
-		t.Fatalf("c_reference: want rows c-pipe and c-shm-spin, got %v; notes %q", rt, doc.Notes)
+	rows := map[string]int{}
+	if rt != nil {
+		for i := range rt.Rows {
+			rows[rt.String(i, "mech")] = i
+		}
 	}
-	for i, want := range []string{"c-pipe", "c-shm-spin"} {
-		if got := rt.String(i, "mech"); got != want {
-			t.Errorf("c_reference row %d: mech %q, want %q", i, got, want)
+	notes := strings.Join(doc.Notes, "\n")
+	for _, name := range []string{"c-pipe", "c-shm-spin"} {
+		i, ok := rows[name]
+		if !ok {
+			if !strings.Contains(notes, name+" skipped: ") {
+				t.Errorf("%s: no row in c_reference and no note saying why; notes %q", name, doc.Notes)
+			}
+			continue
 		}
 		if x, ok := rt.Float(i, "ratio"); !ok || x <= 0 {
-			t.Errorf("c_reference %s: ratio %v, want a positive number", want, rt.Rows[i]["ratio"])
+			t.Errorf("c_reference %s: ratio %v, want a positive number", name, rt.Rows[i]["ratio"])
 		}
+	}
+	if _, ok := rows["c-pipe"]; !ok {
+		return // the throughput turns ran with the pipe's, and were skipped with them
 	}
 	thr := doc.Table("c_pipe_throughput")
 	if thr == nil || len(thr.Rows) != cRefReps {
