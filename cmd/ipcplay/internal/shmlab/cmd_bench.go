@@ -131,7 +131,7 @@ func benchReport(cfg BenchConfig, res []BenchResult) (*report.Report, []string) 
 		}
 	}
 	if x, lo, hi, n := pairedRatio(res); n > 0 {
-		r.Verdictf("round by round, against the copy round run right before it, shm moved the bytes at %.0f%% of an in-process copy (median of %d rounds, range %.0f-%.0f%%)", 100*x, n, 100*lo, 100*hi)
+		r.Verdictf("round by round, against the copy round run right before it, shm moved the bytes at %.0f%% of an in-process copy (median of %d rounds after the first, which also waits for the child to start; range %.0f-%.0f%%)", 100*x, n, 100*lo, 100*hi)
 		r.Notef("The copy and shm paths took turns, a copy round right before each shm round; every buffer and the shared region (madvise MADV_POPULATE_WRITE, both sides) were faulted in before the first round.")
 	}
 	if of[PathShm] > 0 && of[PathPipe] > 0 && of[PathMsgpack] > 0 {
@@ -142,7 +142,9 @@ func benchReport(cfg BenchConfig, res []BenchResult) (*report.Report, []string) 
 }
 
 // pairedRatio is copy's time over shm's of each round (the two paths take
-// turns): the median, the range, and the number of rounds.
+// turns): the median, the range, and the number of rounds. The first shm
+// round also waits for the child to start, so it counts only when it is
+// the only one.
 func pairedRatio(res []BenchResult) (med, lo, hi float64, n int) {
 	var cp, sh []time.Duration
 	for _, p := range res {
@@ -154,7 +156,11 @@ func pairedRatio(res []BenchResult) (med, lo, hi float64, n int) {
 		}
 	}
 	var xs []float64
-	for i := range min(len(cp), len(sh)) {
+	first := 0
+	if min(len(cp), len(sh)) > 1 {
+		first = 1
+	}
+	for i := first; i < min(len(cp), len(sh)); i++ {
 		if sh[i] > 0 {
 			xs = append(xs, float64(cp[i])/float64(sh[i]))
 		}
