@@ -122,7 +122,16 @@ func runC(ctx context.Context, timeout time.Duration, re *regexp.Regexp, scale f
 	defer cancel()
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.WaitDelay = 5 * time.Second
+	// The references fork: the C child is not ours to wait for, and a
+	// spinning one outlives its parent (it waits for ever for the next
+	// ping). Its own process group, killed whole on cancel and after
+	// the run, leaves nothing behind.
+	cmd.SysProcAttr = &unix.SysProcAttr{Setpgid: true, Pdeathsig: unix.SIGKILL}
+	cmd.Cancel = func() error { return unix.Kill(-cmd.Process.Pid, unix.SIGKILL) }
 	out, err := cmd.Output()
+	if cmd.Process != nil {
+		unix.Kill(-cmd.Process.Pid, unix.SIGKILL) // ESRCH when all ended
+	}
 	if ctx.Err() != nil {
 		return 0, fmt.Errorf("%s: not done after %v (a loaded machine?)", filepath.Base(args[0]), timeout)
 	}

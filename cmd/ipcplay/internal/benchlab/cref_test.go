@@ -2,9 +2,14 @@ package benchlab
 
 import (
 	"bytes"
+	"context"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"ipcplay/cmd/ipcplay/internal/report"
 )
@@ -77,6 +82,35 @@ func TestCReferences(t *testing.T) {
 	for i := range thr.Rows {
 		if x, ok := thr.Float(i, "ratio"); !ok || x <= 0 {
 			t.Errorf("c_pipe_throughput turn %d: ratio %v, want a positive number", i+1, thr.Rows[i]["ratio"])
+		}
+	}
+}
+
+// TestRunCLeavesNoChild stops the spinning C reference at a time limit it
+// cannot meet and checks that its forked child, which would spin for ever
+// waiting for the next ping, is gone too.
+func TestRunCLeavesNoChild(t *testing.T) {
+	cc, why := cCompiler()
+	if cc == "" {
+		t.Skip(why)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	bin, err := buildC(ctx, cc, t.TempDir(), "shm-spin-pingpong")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runC(ctx, 20*time.Millisecond, cSpinRTT, 1, bin, "100000000"); err == nil {
+		t.Fatalf("runC of 10^8 spin rounds within 20ms: no error, want its time limit")
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err == nil && bytes.HasPrefix(b, []byte(bin+"\x00")) {
+			t.Errorf("%s is still running (%s)", bin, p)
+			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL) // leave no spinner behind
+			}
 		}
 	}
 }
