@@ -11,7 +11,11 @@
 // The defaults match the lab's (20000 rounds, 64 MiB, 64 KiB writes):
 //
 //   gcc -O2 -o /tmp/pp testdata/pipes-pingpong.c && taskset -c 0 /tmp/pp
-//   /tmp/pp [ROUNDS [MEGABYTES [WRITE-KiB]]]
+//   /tmp/pp [ROUNDS [MEGABYTES [WRITE-KiB [MODE]]]]
+//
+// MODE picks what runs: "all" (the default: the three lines), "rtt" (the
+// round trip only) or "thr1m" (the throughput through the 1 MiB pipe
+// only); "ipcplay bench" runs the last two as its c-pipe reference.
 //
 // next to "taskset -c 0 ipcplay pipes bench --write 64K". The pipelab
 // tests compile and run it when a C compiler is installed.
@@ -139,12 +143,14 @@ int main(int argc, char **argv) {
 	int rounds = argc > 1 ? atoi(argv[1]) : 20000;
 	long mb = argc > 2 ? atol(argv[2]) : 64;
 	long kib = argc > 3 ? atol(argv[3]) : 64;
-	if (rounds < 100 || rounds > 1000000 || mb < 1 || mb > 1024 || kib < 1 || kib > 4096) {
-		fprintf(stderr, "usage: pipes-pingpong [ROUNDS 100..1000000 [MEGABYTES 1..1024 [WRITE-KiB 1..4096]]]\n");
+	const char *mode = argc > 4 ? argv[4] : "all";
+	int all = strcmp(mode, "all") == 0, rtt = strcmp(mode, "rtt") == 0, thr1m = strcmp(mode, "thr1m") == 0;
+	if (rounds < 100 || rounds > 1000000 || mb < 1 || mb > 1024 || kib < 1 || kib > 4096 || !(all || rtt || thr1m)) {
+		fprintf(stderr, "usage: pipes-pingpong [ROUNDS 100..1000000 [MEGABYTES 1..1024 [WRITE-KiB 1..4096 [all|rtt|thr1m]]]]\n");
 		return 2;
 	}
-	pingpong(rounds);
-	throughput((int64_t)mb << 20, (size_t)kib << 10, 0);
-	throughput((int64_t)mb << 20, (size_t)kib << 10, 1 << 20);
+	if (all || rtt) pingpong(rounds);
+	if (all) throughput((int64_t)mb << 20, (size_t)kib << 10, 0);
+	if (all || thr1m) throughput((int64_t)mb << 20, (size_t)kib << 10, 1 << 20);
 	return 0;
 }

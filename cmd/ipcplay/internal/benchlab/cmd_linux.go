@@ -24,19 +24,22 @@ func Command() *base.Command {
 	cmd := &base.Command{
 		UsageLine: "bench [flags]",
 		Short:     "round-trip latency and throughput of every IPC mechanism, against goroutines",
-		Long: `Measures each mechanism between two processes (this binary re-exec'd as the echo end) and each goroutine mechanism of the same shape, in one run, interleaved: for every message size, goroutine and process cells take turns.
+		Long: `Measures each mechanism between two processes (this binary re-exec'd as the echo end) and each goroutine mechanism of the same shape, in one run, interleaved: for every message size, goroutine and process cells take turns, and right before each process cell an unbuffered channel's round trip and a buffered channel's throughput of the same size are measured (a tenth of --seconds each): the ratio tables set the cell against those, from the same moment.
 
-Process mechanisms: pipe, unix (stream socket), seqpacket, dgram, tcp and udp (loopback), mq (POSIX message queues, raw system calls), and three that carry only an 8-byte token: eventfd, futex (a futex word in a shared memfd) and signal (a queued real-time signal). Goroutine mechanisms: chan, chan-buf, cond, mutex, spin.
+Process mechanisms: pipe, unix (stream socket), seqpacket, dgram, tcp and udp (loopback), mq (POSIX message queues, raw system calls), queue (ipc.Queue), ring (shm.Ring, an SPSC ring per direction), shm-spin and shm-copy (a ring in a shared memfd: the sender copies each message in, the receiver copies it out; shm-spin's sides spin on a cache line, shm-copy's sleep on a futex and wake each other; both pre-fault the memfd's pages with madvise(MADV_POPULATE_WRITE) before timing), and three that carry only an 8-byte token: eventfd, futex (a futex word in a shared memfd) and signal (a queued real-time signal). Goroutine mechanisms: chan, chan-buf, cond, mutex, spin, and copy-ring (shm-copy's ring and futex hand-off between two goroutines: from 32 KiB it is measured beside each shm-copy cell, the in-process copy that cell is set against).
 
 Each cell warms up for a tenth of --seconds, estimates one round trip from the warm-up and times enough round trips to fill --seconds, one clock read on each side of each, into a log-linear histogram (p50, p99, p99.9, max; a p99.9 from fewer than 10,000 round trips is marked). The round trips are cut into 5 repetitions whose medians give the spread and feed 'ipcplay compare'. Then one-way throughput: batches of up to 64 messages (64 KiB at most) each ended by a one-byte acknowledgement, for half of --seconds. The cost of the clock itself is measured and printed, not subtracted.
 
-The default is a quick matrix (64 B, 4 KiB, 256 KiB) that takes under a minute on 2 cores; --full runs every size from 8 B to 1 MiB. Unpinned by default; --placement same-cpu pins both ends (the measuring goroutine's thread, locked, and the echo thread) to one CPU, two-cpus to two.
+When a C compiler (cc, gcc or clang) is on the PATH, the C references testdata/pipes-pingpong.c and testdata/shm-spin-pingpong.c are built into a temporary directory (removed after) and run three times each, taking turns with ours: c-pipe against our pipe round trip of 1 byte and our throughput through a 1 MiB pipe, c-shm-spin against our shm-spin round trip (when shm-spin runs); the report gives ours/C, the median and the range. --no-c skips them.
+
+The default is a quick matrix (64 B, 4 KiB, 256 KiB; every mechanism but shm-spin, whose spinning sides on a loaded 2-CPU machine mostly measure preemption, and copy-ring, which runs beside shm-copy) that takes under a minute on 2 cores; --full runs every size from 8 B to 1 MiB. Unpinned by default; --placement same-cpu pins both ends (the measuring goroutine's thread, locked, and the echo thread) to one CPU, two-cpus to two.
 
 Examples:
   ipcplay bench
   ipcplay bench --mech pipe,unix,chan --size 64,64K --seconds 1s
   ipcplay bench --full --json > run.json
-  ipcplay bench --check-perf --placement same-cpu`,
+  ipcplay bench --check-perf --placement same-cpu
+  ipcplay bench --mech pipe,shm-spin --size 64K --no-c`,
 	}
 	f := &cmd.Flag
 	out := base.AddOutputFlags(f)
@@ -45,12 +48,13 @@ Examples:
 	sizes := base.SizesFlag(f, "size", nil, 1, 1<<20, "message sizes (default 64,4K,256K; --full: 8 B to 1 MiB)")
 	place := base.ChoiceFlag(f, "placement", "unpinned", []string{"unpinned", "same-cpu", "two-cpus"}, "where the two ends run")
 	seconds := base.SecondsFlag(f, 300*time.Millisecond)
+	noC := f.Bool("no-c", false, "skip the C references (c-pipe, c-shm-spin), which run when a C compiler is present")
 	perf := f.Bool("check-perf", false, "also run 'perf bench sched pipe' back to back with our pipe round trip and report the ratio")
 	cmd.Run = func(ctx context.Context, env *base.Env, args []string) error {
 		if len(args) > 0 {
 			return base.Usagef("unexpected argument %q", args[0])
 		}
-		cfg := Config{Budget: *seconds, CheckPerf: *perf, Full: *full}
+		cfg := Config{Budget: *seconds, CheckPerf: *perf, Full: *full, NoC: *noC}
 		var err error
 		if cfg.Mechs, err = parseMechs(*mech); err != nil {
 			return err
@@ -87,6 +91,7 @@ type Config struct {
 	Budget    time.Duration
 	CheckPerf bool
 	Full      bool
+	NoC       bool // skip the C references
 }
 
 func parseMechs(s string) ([]Mech, error) {
@@ -189,14 +194,50 @@ func Run(ctx context.Context, cfg Config, progress func(done, total int, m Mech,
 			out = append(out, &Cell{Mech: m, Size: size, Placement: cfg.Placement.Name, Skip: why})
 			continue
 		}
+		beside, err := measureBeside(ctx, cfg, m, size)
+		if err != nil {
+			return out, clock, err
+		}
 		o := Options{Budget: cfg.Budget, Cost: int64(size) == cfg.Sizes[0] || m.Notify}
 		c, err := measure(ctx, m, size, cfg.Placement, o)
 		if err != nil {
 			return out, clock, err
 		}
+		c.Beside = beside
 		out = append(out, c)
 	}
 	return out, clock, nil
+}
+
+// besideShare is the part of --seconds a baseline measured beside a
+// process cell gets: enough for a median, cheap enough for every cell.
+const besideShare = 10
+
+// measureBeside measures the goroutine baselines of process cell m at
+// size right before it: a channel's round trip only, a buffered channel's
+// throughput only, each for a tenth of the budget.
+func measureBeside(ctx context.Context, cfg Config, m Mech, size int) (map[string]*Cell, error) {
+	names := besides(m, size)
+	if len(names) == 0 {
+		return nil, nil
+	}
+	out := map[string]*Cell{}
+	for _, name := range names {
+		b, _ := lookupMech(name)
+		o := Options{Budget: max(cfg.Budget/besideShare, time.Millisecond)}
+		switch name {
+		case baseline("p50"):
+			o.Phase = phaseLat
+		case baseline("thr"):
+			o.Phase = phaseThr
+		}
+		c, err := measure(ctx, b, size, cfg.Placement, o)
+		if err != nil {
+			return nil, fmt.Errorf("baseline beside %s: %w", m.Name, err)
+		}
+		out[name] = c
+	}
+	return out, nil
 }
 
 func run(ctx context.Context, env *base.Env, out *base.Output, cfg Config) error {
@@ -208,11 +249,19 @@ func run(ctx context.Context, env *base.Env, out *base.Output, cfg Config) error
 	if err != nil {
 		return err
 	}
+	var ref *cRef
+	if !cfg.NoC {
+		prog.Set(float64(len(cells)), float64(len(cells)), "bench: the C references and ours, taking turns")
+		ref = runCRefs(ctx, cfg)
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
+		}
+	}
 	var pc *perfCheck
 	if cfg.CheckPerf {
 		prog.Set(0, 0, "bench: perf bench sched pipe and our pipe, back to back")
 		pc = checkPerf(ctx, cfg)
 	}
 	prog.Done()
-	return report.Write(env, out, buildReport(cfg, cells, clock, pc))
+	return report.Write(env, out, buildReport(cfg, cells, clock, pc, ref))
 }

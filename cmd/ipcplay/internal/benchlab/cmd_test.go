@@ -164,3 +164,35 @@ func TestCheckPerf(t *testing.T) {
 		t.Errorf("check_perf: vs_perf = %v, want a positive ratio", tb.Rows[2]["vs_perf"])
 	}
 }
+
+// TestShmCells runs the shared-memory mechanisms at a small and the
+// largest size: every cell has a round trip and a throughput, and the
+// shm-copy cell at 1 MiB its in-process ring beside it.
+func TestShmCells(t *testing.T) {
+	code, stdout, stderr := runCmd(t, "bench", "--mech", "shm-spin,shm-copy,ring", "--size", "64,1M", "--seconds", "10ms", "--no-c", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	doc, err := report.Validate([]byte(stdout))
+	if err != nil {
+		t.Fatalf("stdout is not a valid report: %v", err)
+	}
+	cells := doc.Table("cells")
+	if cells == nil || len(cells.Rows) != 6 {
+		t.Fatalf("cells table: want 6 rows (3 mechanisms at 2 sizes), got %v", cells)
+	}
+	for i := range cells.Rows {
+		n, _ := cells.Int(i, "n")
+		mbps, _ := cells.Float(i, "mbps")
+		if n <= 0 || mbps <= 0 {
+			t.Errorf("cell %s %v: n = %d, MB/s = %v; want both measured", cells.String(i, "mech"), cells.Rows[i]["size"], n, mbps)
+		}
+	}
+	ip := doc.Table("shm_in_process")
+	if ip == nil || len(ip.Rows) != 1 {
+		t.Fatalf("shm_in_process: want one row (shm-copy at 1 MiB), got %v", ip)
+	}
+	if x, ok := ip.Float(0, "thr_ratio"); !ok || x <= 0 {
+		t.Errorf("shm_in_process: thr_ratio %v, want a positive ratio", ip.Rows[0]["thr_ratio"])
+	}
+}

@@ -40,6 +40,8 @@ func goPair(name string, size int) (a, b End, stop func()) {
 		}
 		return &boxEnd{out: ab, in: ba, send: send, recv: recv}, &boxEnd{out: ba, in: ab, send: send, recv: recv},
 			func() { closeDone(); ab.wake(); ba.wake() }
+	case "copy-ring":
+		return copyRingPair(size)
 	}
 	panic("benchlab: unknown goroutine mechanism " + name)
 }

@@ -37,6 +37,11 @@ type Cell struct {
 	ThruDur time.Duration
 
 	Cost *cost.Breakdown // per round trip, process cells at the first size
+
+	// Beside are the goroutine baselines measured right before this
+	// process cell, by mechanism name (see besides): the ratio columns
+	// set the cell against them, not against cells minutes apart.
+	Beside map[string]*Cell
 }
 
 // MBps returns the one-way throughput in MB/s (10^6 bytes), 0 if none.
@@ -68,7 +73,16 @@ type Options struct {
 	// MinIters, when set, is the least number of timed round trips,
 	// whatever the budget.
 	MinIters int
+	// Phase limits the cell to one phase: phaseLat or phaseThr (after
+	// the warm-up); 0 runs both.
+	Phase int
 }
+
+// The phases a cell can be limited to.
+const (
+	phaseLat = 1
+	phaseThr = 2
+)
 
 // measure runs one cell: start the echo end, lock and pin the measuring
 // goroutine's thread, warm up, time round trips, then throughput.
@@ -158,6 +172,9 @@ func (c *Cell) run(ctx context.Context, p *pair, o Options) error {
 		}
 	}
 	c.Warm = int(wh.N()) + 1
+	if o.Phase == phaseThr {
+		return c.throughput(ctx, p, o.Budget/2, buf)
+	}
 	per := max(wh.Quantile(0.5), 1)
 	c.Iters = int(min(max(int64(o.Budget/per), reps*20, int64(o.MinIters)), 20_000_000))
 	c.Lat = NewHist()
@@ -194,7 +211,7 @@ func (c *Cell) run(ctx context.Context, p *pair, o Options) error {
 			return err
 		}
 	}
-	if c.Mech.Notify {
+	if c.Mech.Notify || o.Phase == phaseLat {
 		return nil
 	}
 	return c.throughput(ctx, p, o.Budget/2, buf)

@@ -36,6 +36,9 @@ var mechs = []Mech{
 	{Name: "udp", Impl: Process, Short: "UDP over loopback", Quick: true},
 	{Name: "mq", Impl: Process, Short: "two POSIX message queues (mq_timedsend/mq_timedreceive)", Quick: true},
 	{Name: "queue", Impl: Process, Short: "ipc.Queue: msgpack frames over Unix sockets, through the parent's hub", Quick: true},
+	{Name: "shm-spin", Impl: Process, Short: "a ring in a shared memfd, both sides spinning on a cache line per direction", Spins: true},
+	{Name: "shm-copy", Impl: Process, Short: "a ring in a shared memfd, futex (shm.Event) hand-off", Quick: true},
+	{Name: "ring", Impl: Process, Short: "shm.Ring: an SPSC ring per direction in a shared memfd, spin then futex", Quick: true},
 	{Name: "eventfd", Impl: Process, Short: "two eventfds: notification only", Notify: true, Quick: true},
 	{Name: "futex", Impl: Process, Short: "futex words in a shared memfd (shm.Event): notification only", Notify: true, Quick: true},
 	{Name: "signal", Impl: Process, Short: "real-time signal with an 8-byte value (rt_tgsigqueueinfo/rt_sigtimedwait)", Notify: true, Quick: true},
@@ -44,6 +47,7 @@ var mechs = []Mech{
 	{Name: "cond", Impl: Goroutine, Short: "one-slot mailbox, sync.Cond hand-off", Quick: true},
 	{Name: "mutex", Impl: Goroutine, Short: "one-slot mailbox, sync.Mutex and Gosched polling", Quick: true},
 	{Name: "spin", Impl: Goroutine, Short: "one-slot mailbox, atomic flag spun on", Spins: true, Quick: true},
+	{Name: "copy-ring", Impl: Goroutine, Short: "shm-copy's ring and futex hand-off over this process's own memory"},
 }
 
 // Mechs returns the matrix's mechanisms, process ones first.
@@ -79,6 +83,22 @@ func (m Mech) label() string {
 		return m.Name + " (g)"
 	}
 	return m.Name
+}
+
+// besides returns the goroutine mechanisms measured right beside a
+// process cell of m, for its ratio columns: an unbuffered channel's round
+// trip, a buffered channel's throughput, and for shm-copy from 32 KiB the
+// same ring in one process (the in-process copy it is set against; below
+// that, futex sleeps between goroutines cost more than the copy).
+func besides(m Mech, size int) []string {
+	if m.Impl != Process || m.Notify {
+		return nil
+	}
+	bs := []string{baseline("p50"), baseline("thr")}
+	if m.Name == "shm-copy" && size >= 32<<10 {
+		bs = append(bs, "copy-ring")
+	}
+	return bs
 }
 
 // baseline is the goroutine mechanism a process cell is set against:

@@ -3,6 +3,8 @@ package benchlab
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"runtime"
 	"testing"
 	"time"
@@ -83,7 +85,7 @@ func roundTrip(t *testing.T, ctx context.Context, m Mech, size int) {
 // Recv on a mechanism whose descriptors it holds both ends of (no EOF when
 // the child dies). The test's own deadline catches a hang.
 func TestStopUnblocks(t *testing.T) {
-	for _, name := range []string{"eventfd", "mq", "pipe"} {
+	for _, name := range []string{"eventfd", "mq", "pipe", "shm-spin", "shm-copy", "ring"} {
 		t.Run("mech="+name, func(t *testing.T) {
 			m, _ := lookupMech(name)
 			ctx, cancel := context.WithCancel(t.Context())
@@ -107,6 +109,53 @@ func TestStopUnblocks(t *testing.T) {
 				t.Fatal("Recv still blocked 20s after the cell was cancelled")
 			}
 			p.wait(true)
+		})
+	}
+}
+
+// TestShmChildExitUnblocks checks that a parent waiting on shared memory
+// (no EOF there) is woken when the echo child exits: the child is killed
+// while the parent waits for a reply that will never come. shm-spin and
+// shm-copy learn it from a pidfd (errChildExited), the ring from its own
+// table of attached processes (io.EOF: no producer left).
+func TestShmChildExitUnblocks(t *testing.T) {
+	for _, name := range []string{"shm-spin", "shm-copy", "ring"} {
+		t.Run("mech="+name, func(t *testing.T) {
+			m, _ := lookupMech(name)
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			p, err := startPair(ctx, m, 64, -1)
+			if err != nil {
+				t.Fatalf("startPair: %v", err)
+			}
+			defer p.wait(true)
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			if p.onThread != nil {
+				if err := p.onThread(); err != nil {
+					t.Fatalf("watch child: %v", err)
+				}
+				defer p.offThread()
+			}
+			msg := make([]byte, 64)
+			msg[0] = opEcho
+			if err := p.end.Send(msg); err != nil {
+				t.Fatalf("send: %v", err)
+			}
+			if err := p.end.Recv(msg); err != nil {
+				t.Fatalf("first round trip: %v", err)
+			}
+			if err := p.cmd.Process().Kill(); err != nil {
+				t.Fatalf("kill child: %v", err)
+			}
+			err = p.end.Recv(msg) // nothing was asked: only the child's exit ends it
+			want := errChildExited
+			if name == "ring" {
+				want = io.EOF
+			}
+			if !errors.Is(err, want) {
+				t.Errorf("Recv after the child was killed = %v, want an error naming its exit", err)
+			}
 		})
 	}
 }

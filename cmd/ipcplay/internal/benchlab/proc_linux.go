@@ -17,8 +17,8 @@ import (
 
 // EchoRole is the child role that serves as the echo end of a process
 // cell: "ipcplay-bench-echo -mech NAME -size N [-cpu C]", with the
-// mechanism's descriptors in slots procs.FDExtra and up (the futex
-// mechanism's memfd in procs.FDShm).
+// mechanism's descriptors in slots procs.FDExtra and up (the futex and
+// shm mechanisms' memfd in procs.FDShm).
 const EchoRole = "ipcplay-bench-echo"
 
 // RegisterRoles registers the lab's child roles with procs.
@@ -30,11 +30,15 @@ func EchoMain(ctx context.Context, args []string) error {
 	name := fs.String("mech", "", "mechanism")
 	size := fs.Int("size", 0, "message size in bytes")
 	cpu := fs.Int("cpu", -1, "CPU to pin the echo thread to; -1 leaves it unpinned")
+	stream := fs.Int("stream", 0, "write this many bytes in -size writes, for the pipe throughput reference, instead of echoing")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *size < 1 || *size > 64<<20 {
 		return fmt.Errorf("-size %d: want 1 byte to 64 MiB", *size)
+	}
+	if *stream < 0 || *stream > 1<<30 {
+		return fmt.Errorf("-stream %d: want 0 to 1 GiB", *stream)
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -42,6 +46,9 @@ func EchoMain(ctx context.Context, args []string) error {
 		if err := pin(*cpu); err != nil {
 			return err
 		}
+	}
+	if *stream > 0 {
+		return streamMain(*size, *stream)
 	}
 	e, cleanup, err := childEnd(ctx, *name, *size)
 	if err != nil {
@@ -77,6 +84,16 @@ func childEnd(ctx context.Context, name string, size int) (End, func() error, er
 	if name == "queue" {
 		e, err := queueChild(ctx)
 		return e, cleanup, err
+	}
+	if name == "shm-spin" || name == "shm-copy" || name == "ring" {
+		f, err := procs.ChildFile(procs.FDShm, procs.Memfd, name+" region")
+		if err != nil {
+			return nil, cleanup, err
+		}
+		if name == "ring" {
+			return ringChild(ctx, f, size)
+		}
+		return shmChild(ctx, f, name, size)
 	}
 	a, err := fd(procs.FDExtra)
 	if err != nil && name != "futex" {
@@ -242,6 +259,10 @@ func setup(ctx context.Context, name string, size int) (*procSetup, error) {
 			return nil, errors.Join(err, r.Close())
 		}
 		return &procSetup{end: e, shmFile: r.File(), cleanup: r.Close}, nil
+	case "shm-spin", "shm-copy":
+		return shmSetup(ctx, name, size)
+	case "ring":
+		return ringSetup(ctx, size)
 	case "signal":
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {

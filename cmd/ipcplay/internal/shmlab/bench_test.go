@@ -65,3 +65,22 @@ func BenchmarkCounter(b *testing.B) {
 		}
 	}
 }
+
+// TestPairedRatio checks the verdict's figure: copy's time over shm's,
+// round by round after the first, and its median.
+func TestPairedRatio(t *testing.T) {
+	ms := time.Millisecond
+	res := []BenchResult{
+		{Path: PathCopy, Times: []time.Duration{10 * ms, 10 * ms, 20 * ms, 4 * ms}},
+		{Path: PathShm, Times: []time.Duration{1000 * ms, 20 * ms, 20 * ms, 5 * ms}},
+		{Path: PathPipe, Times: []time.Duration{1 * ms, 1 * ms, 1 * ms, 1 * ms}},
+	}
+	// The first round (the child starting) is left out.
+	med, lo, hi, n := pairedRatio(res)
+	if med != 0.8 || lo != 0.5 || hi != 1 || n != 3 {
+		t.Errorf("pairedRatio = %v, %v, %v, %d; want 0.8, 0.5, 1, 3", med, lo, hi, n)
+	}
+	if _, _, _, n := pairedRatio(res[:1]); n != 0 {
+		t.Errorf("pairedRatio without shm: %d rounds, want 0", n)
+	}
+}

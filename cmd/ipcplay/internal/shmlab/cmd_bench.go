@@ -3,6 +3,7 @@ package shmlab
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,7 +26,7 @@ func benchCommand() *base.Command {
   msgpack  the sender sends 1 MiB msgpack values over a Unix socket
            (package ipc), the child decodes them into its own buffer.
 
-A round's time runs until the bytes are in the child's memory and it has said so. The child then checksums what it received, untimed, and the sender compares: every round sends different bytes. The fastest of the rounds is reported (the first round also pays for faulting fresh pages). Ctrl-C stops a round within one 16 MiB piece.
+A round's time runs until the bytes are in the child's memory and it has said so. The child then checksums what it received, untimed, and the sender compares: every round sends different bytes. The copy and shm paths take turns, a copy round right before each shm round, so that each shm round is set against a copy of the same moment (the median of those per-round ratios is the verdict's figure). Every buffer, and the shared region on both sides (madvise MADV_POPULATE_WRITE), is faulted in before the first round. The fastest of the rounds is reported. Ctrl-C stops a round within one 16 MiB piece.
 
 Examples:
   ipcplay shm bench
@@ -129,9 +130,44 @@ func benchReport(cfg BenchConfig, res []BenchResult) (*report.Report, []string) 
 			break
 		}
 	}
+	if x, lo, hi, n := pairedRatio(res); n > 0 {
+		r.Verdictf("round by round, against the copy round run right before it, shm moved the bytes at %.0f%% of an in-process copy (median of %d rounds after the first, which also waits for the child to start; range %.0f-%.0f%%)", 100*x, n, 100*lo, 100*hi)
+		r.Notef("The copy and shm paths took turns, a copy round right before each shm round; every buffer and the shared region (madvise MADV_POPULATE_WRITE, both sides) were faulted in before the first round.")
+	}
 	if of[PathShm] > 0 && of[PathPipe] > 0 && of[PathMsgpack] > 0 {
 		r.Verdictf("through a shared array the bytes moved at %.0f%% of an in-process copy (one copy, into memory the child maps); through a pipe at %.0f%% and as msgpack over a socket at %.0f%% (two copies through the kernel, in pieces): sharing was %.1fx as fast as the pipe",
 			100*of[PathShm], 100*of[PathPipe], 100*of[PathMsgpack], of[PathShm]/of[PathPipe])
 	}
 	return r, nil
+}
+
+// pairedRatio is copy's time over shm's of each round (the two paths take
+// turns): the median, the range, and the number of rounds. The first shm
+// round also waits for the child to start, so it counts only when it is
+// the only one.
+func pairedRatio(res []BenchResult) (med, lo, hi float64, n int) {
+	var cp, sh []time.Duration
+	for _, p := range res {
+		switch p.Path {
+		case PathCopy:
+			cp = p.Times
+		case PathShm:
+			sh = p.Times
+		}
+	}
+	var xs []float64
+	first := 0
+	if min(len(cp), len(sh)) > 1 {
+		first = 1
+	}
+	for i := first; i < min(len(cp), len(sh)); i++ {
+		if sh[i] > 0 {
+			xs = append(xs, float64(cp[i])/float64(sh[i]))
+		}
+	}
+	if len(xs) == 0 {
+		return 0, 0, 0, 0
+	}
+	slices.Sort(xs)
+	return xs[len(xs)/2], xs[0], xs[len(xs)-1], len(xs)
 }
