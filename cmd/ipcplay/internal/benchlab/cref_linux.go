@@ -362,7 +362,6 @@ func (ref *cRef) report(r *report.Report) {
 		r.Notef("C references (c-pipe, c-shm-spin) skipped: %s.", ref.Skip)
 		return
 	}
-	var rtRows []string
 	var rt *report.Table
 	for _, x := range []struct {
 		name, ours string
@@ -387,7 +386,6 @@ func (ref *cRef) report(r *report.Report) {
 		}
 		xs := x.row.ratios()
 		rt.Row(x.name, time.Duration(median(x.row.C)), x.ours, time.Duration(median(x.row.Ours)), median(xs), spanOf(xs))
-		rtRows = append(rtRows, x.name)
 		what := map[string]string{"c-pipe": "pipe round trip", "c-shm-spin": "shm-spin round trip"}[x.name]
 		r.Verdictf("our %s is %.2fx the C reference's (%s; median of %d turns, range %s)", what, median(xs), x.name, cRefReps, spanOf(xs))
 	}
