@@ -131,12 +131,12 @@ func TestValueFIFOAdoptModel(t *testing.T) {
 func TestQueueProducerKilledWhileHeldPutsMoveIn(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	const capacity, size = 1000, 200 // a held put of 21 values is over adoptMin
+	const capacity, size = 1000, 200 // a held put of 300 values fills most of a chunk
 	q := newTestQueue(t, capacity)
 	cmd := startQueueChild(t, ctx, q, nil, bytesProducerRole, "-id", "3", "-n", "10000000",
 		"-size", strconv.Itoa(size), "-window", "4096", "-batch", "300")
 	defer cmd.Process().Kill()
-	c := testClientOpts(t, q, QueueOptions{GetWindow: 64})
+	c := testClientOpts(t, q, QueueOptions{GetWindow: 1024}) // asks make room for whole held puts
 	next := uint64(0)
 	get := func() bool {
 		v, err := c.GetBytes(ctx, nil)
@@ -185,5 +185,27 @@ func TestQueueProducerKilledWhileHeldPutsMoveIn(t *testing.T) {
 	}
 	if st := q.Stats(); st.Unfinished != 0 || st.Len != 0 || st.PendingPuts != 0 {
 		t.Fatalf("after the drain: %+v", st)
+	}
+}
+
+// Held puts of a few KiB each, taken over one after another, do not leave
+// the buffer a mostly empty 64 KiB chunk each: the buffer's memory stays
+// within twice the records it holds.
+func TestValueFIFOAdoptKeepsChunksFull(t *testing.T) {
+	var f valueFIFO
+	next, size := 0, 0
+	for range 100 {
+		const n = 65 // 65 values of 64 bytes: 4420 bytes of records
+		c := f.hold(recsOf(next, n, 64))
+		size += len(c.b)
+		f.adopt(c, c.b, n)
+		next += n
+	}
+	mem := 0
+	for _, c := range f.chunks {
+		mem += cap(c.b)
+	}
+	if mem > 2*size+chunkSize {
+		t.Fatalf("the buffer takes %d KiB in %d chunks for %d KiB of records", mem>>10, len(f.chunks), size>>10)
 	}
 }
