@@ -40,10 +40,12 @@ func (f *valueFIFO) push(recs []byte, n int) {
 }
 
 // adopt appends the n records at the end of c, a chunk from hold, taking
-// the chunk over instead of copying them when there are enough of them to
-// be worth a chunk of their own.
+// the chunk over instead of copying them when they fill at least half of
+// it. Fewer are copied into the last chunk, so that the buffer's chunks
+// stay at least half full: a run of held puts of a few KiB each does not
+// leave a mostly empty 64 KiB chunk each (16 times the memory).
 func (f *valueFIFO) adopt(c *valueChunk, recs []byte, n int) {
-	if len(recs) < adoptMin {
+	if 2*len(recs) < cap(c.b) {
 		f.push(recs, n)
 		f.release(c)
 		return
@@ -52,11 +54,6 @@ func (f *valueFIFO) adopt(c *valueChunk, recs []byte, n int) {
 	c.off, c.n = len(c.b)-len(recs), n
 	f.chunks = append(f.chunks, c)
 }
-
-// adoptMin is the fewest bytes of records adopt takes over as a chunk:
-// fewer are copied into the last chunk, so that a run of small puts does
-// not leave a chunk each.
-const adoptMin = 4 << 10
 
 // pushFront puts n records before every other value, in their order.
 func (f *valueFIFO) pushFront(recs []byte, n int) {

@@ -42,10 +42,10 @@ func TestValueFIFOAdoptKeepsOrder(t *testing.T) {
 		next += n
 	}
 	push(3)
-	adopt(200, 0) // taken over: 200*68 bytes is over adoptMin
+	adopt(500, 0) // taken over: 500*68 bytes are over half a chunk
 	push(5)       // appended to the adopted chunk's spare room
 	adopt(2, 0)   // too small: copied
-	adopt(300, 7) // taken over from its eighth value on
+	adopt(600, 7) // taken over from its eighth value on
 	push(1)
 	if f.n != next {
 		t.Fatalf("FIFO holds %d values, want %d", f.n, next)

@@ -458,27 +458,63 @@ func TestRPCCancelStorm(t *testing.T) {
 
 // TestRPCBigPipelined has many callers send large arguments and get large
 // results back through a server that runs only two calls at a time: both
-// sockets' buffers fill up, and the calls still complete only if the
-// client keeps reading responses while its callers are blocked sending.
+// sockets' buffers fill up (32 requests of 128 KiB wait to be sent, and
+// two responses of 128 KiB are more than a socket buffer of 208 KiB), and
+// the calls still complete only if the client keeps reading responses
+// while its callers are blocked sending.
+//
+// The test fails on a stall, not on slowness: under -race it moves 16 MiB
+// through msgpack and the race detector's shadow memory (a second or two
+// of CPU), which on a loaded machine took longer than a fixed 60 s
+// deadline. So it fails once no call has been answered for stallAfter.
 func TestRPCBigPipelined(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
+	const stallAfter = 30 * time.Second
+	errStalled := fmt.Errorf("no call answered for %v: stalled", stallAfter)
+	ctx, cancel := context.WithCancelCause(t.Context())
+	defer cancel(nil)
 	s := testServer(ServerConfig{MaxInFlight: 2, Auth: AuthConfig{MaxFrame: 1 << 20}}, nil)
 	s.Register("big", func(ctx context.Context, b []byte) ([]byte, error) { return b, nil })
 	path := startServer(t, s)
 	cl := dialClient(t, ctx, path)
+	// The watchdog: on a stall it cancels the calls waiting for their
+	// responses and closes the client, which fails those blocked sending.
+	var answered atomic.Int64
+	watchDone := make(chan struct{})
+	var watch sync.WaitGroup
+	defer watch.Wait()
+	defer close(watchDone)
+	watch.Go(func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		last, since := int64(0), time.Now()
+		for {
+			select {
+			case <-tick.C:
+			case <-watchDone:
+				return
+			}
+			if n := answered.Load(); n != last {
+				last, since = n, time.Now()
+			} else if time.Since(since) >= stallAfter {
+				cancel(errStalled)
+				cl.Close()
+				return
+			}
+		}
+	})
 	var wg sync.WaitGroup
-	errs := make(chan error, 64)
-	for g := range 64 {
+	errs := make(chan error, 32)
+	for g := range 32 {
 		wg.Go(func() {
 			arg := make([]byte, 128<<10)
 			arg[0] = byte(g)
-			for i := range 4 {
+			for i := range 2 {
 				var got []byte
 				if err := cl.Call(ctx, "big", arg, &got); err != nil || len(got) != len(arg) || got[0] != byte(g) {
-					errs <- fmt.Errorf("caller %d call %d: %d bytes, %v", g, i, len(got), err)
+					errs <- fmt.Errorf("caller %d call %d: %d bytes, %v (%v)", g, i, len(got), err, context.Cause(ctx))
 					return
 				}
+				answered.Add(1)
 			}
 		})
 	}
