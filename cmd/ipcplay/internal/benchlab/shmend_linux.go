@@ -216,23 +216,31 @@ func shmSetup(ctx context.Context, name string, size int) (*procSetup, error) {
 		cancel(nil)
 		return nil, errors.Join(err, r.Close())
 	}
-	var w *childWatch
-	return &procSetup{end: e, shmFile: r.File(),
-		onThread: func(pid int) error {
-			var err error
-			w, err = watchChild(pid, cancel)
-			return err
-		},
-		offThread: func() error {
-			if w == nil {
-				return nil
-			}
-			err := w.stop()
-			w = nil
-			return err
-		},
+	on, off := childWatchHooks(cancel)
+	return &procSetup{end: e, shmFile: r.File(), onThread: on, offThread: off,
 		cleanup: func() error { cancel(nil); return r.Close() },
 	}, nil
+}
+
+// childWatchHooks returns a procSetup's onThread and offThread for a
+// mechanism that learns of its child's exit from a childWatch: on starts
+// the watch, which cancels with errChildExited; off stops it.
+func childWatchHooks(cancel context.CancelCauseFunc) (on func(pid int) error, off func() error) {
+	var w *childWatch
+	on = func(pid int) error {
+		var err error
+		w, err = watchChild(pid, cancel)
+		return err
+	}
+	off = func() error {
+		if w == nil {
+			return nil
+		}
+		err := w.stop()
+		w = nil
+		return err
+	}
+	return on, off
 }
 
 // shmChild is the child's half: it maps the region passed in procs.FDShm.

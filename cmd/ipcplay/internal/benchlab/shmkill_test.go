@@ -137,3 +137,43 @@ func memfdsLeft(t *testing.T) (fds, maps int) {
 	}
 	return fds, strings.Count(string(b), "memfd:ipcplay-bench")
 }
+
+// TestShmChildDeadAtStart kills the echo child as soon as it is started,
+// most likely before it has mapped the region or attached to a ring, and
+// checks that the parent's first round trip fails instead of waiting for
+// a peer that will never come. The ring notices a peer that attached and
+// died; one that never attached must be noticed too.
+func TestShmChildDeadAtStart(t *testing.T) {
+	for _, name := range []string{"shm-spin", "shm-copy", "ring"} {
+		t.Run("mech="+name, func(t *testing.T) {
+			m, _ := lookupMech(name)
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			p, err := startPair(ctx, m, 64, -1)
+			if err != nil {
+				t.Fatalf("startPair: %v", err)
+			}
+			defer p.wait(true)
+			if err := p.cmd.Process().Kill(); err != nil {
+				t.Fatalf("kill child: %v", err)
+			}
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			if p.onThread != nil {
+				if err := p.onThread(); err != nil {
+					t.Fatalf("watch child: %v", err)
+				}
+				defer p.offThread()
+			}
+			msg := make([]byte, 64)
+			msg[0] = opEcho
+			err = p.end.Send(msg)
+			if err == nil {
+				err = p.end.Recv(msg)
+			}
+			if !errors.Is(err, errChildExited) && !errors.Is(err, io.EOF) {
+				t.Errorf("round trip with the child killed at its start = %v, want an error naming its exit", err)
+			}
+		})
+	}
+}
