@@ -14,7 +14,9 @@ import (
 // ring per direction in a shared memfd, each message copied into a slot
 // by Send and out of it by Recv, a short spin then a futex sleep when a
 // side waits. A peer that dies is noticed by the ring itself (it records
-// the processes attached to it).
+// the processes attached to it), and, in the parent, by a childWatch too:
+// a child that dies before it attaches is in no record, and the parent
+// would wait for it until its context ends.
 
 // ringConfig is each direction's ring for messages of up to size bytes:
 // as many slots as shm-copy's, rounded up to a power of two.
@@ -41,17 +43,29 @@ type ringEnd struct {
 	c   *shm.RingConsumer
 }
 
-func (e *ringEnd) Send(b []byte) error { return e.p.Send(e.ctx, b) }
+func (e *ringEnd) Send(b []byte) error { return e.cause(e.p.Send(e.ctx, b)) }
 
 func (e *ringEnd) Recv(b []byte) error {
 	got, err := e.c.Recv(e.ctx, b[:0])
 	if err != nil {
-		return err
+		return e.cause(err)
 	}
 	if len(got) != len(b) {
 		return errLength(len(got), len(b))
 	}
 	return nil
+}
+
+// cause adds to err why the end's context ended, when it has: the ring
+// reports only that it did (context.Canceled), not that the child exited.
+func (e *ringEnd) cause(err error) error {
+	if err == nil {
+		return nil
+	}
+	if c := context.Cause(e.ctx); c != nil && !errors.Is(err, c) {
+		return fmt.Errorf("%w (%w)", err, c)
+	}
+	return err
 }
 
 func (e *ringEnd) Close() error { return errors.Join(e.p.Close(), e.c.Close()) }
@@ -100,11 +114,16 @@ func ringSetup(ctx context.Context, size int) (*procSetup, error) {
 		return nil, err
 	}
 	populate(r.Bytes())
-	e, err := ringEnds(ctx, r.Bytes(), size, true)
+	ectx, cancel := context.WithCancelCause(ctx)
+	e, err := ringEnds(ectx, r.Bytes(), size, true)
 	if err != nil {
+		cancel(nil)
 		return nil, errors.Join(err, r.Close())
 	}
-	return &procSetup{end: e, shmFile: r.File(), cleanup: r.Close}, nil
+	on, off := childWatchHooks(cancel)
+	return &procSetup{end: e, shmFile: r.File(), onThread: on, offThread: off,
+		cleanup: func() error { cancel(nil); return r.Close() },
+	}, nil
 }
 
 func ringChild(ctx context.Context, f *os.File, size int) (End, func() error, error) {

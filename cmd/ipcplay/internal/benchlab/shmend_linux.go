@@ -115,7 +115,8 @@ func newShmEnd(ctx context.Context, mem []byte, size int, parent, spin bool) (*s
 // context then. Otherwise it sleeps on ev, which the other side sets
 // after changing what ready reads. Clearing ev before the last look means
 // a Set after that look wakes the sleep, and a Set before it is seen.
-func (e *shmEnd) await(ready func() bool, ev *shm.Event) error {
+// Before it sleeps it sets wake (when not nil): see Send.
+func (e *shmEnd) await(ready func() bool, ev, wake *shm.Event) error {
 	for i := 1; !ready(); i++ {
 		if ev == nil {
 			if i%1024 == 0 {
@@ -130,6 +131,9 @@ func (e *shmEnd) await(ready func() bool, ev *shm.Event) error {
 		if ready() {
 			break
 		}
+		if wake != nil {
+			wake.Set()
+		}
 		if err := ev.Wait(e.ctx); err != nil {
 			if c := context.Cause(e.ctx); c != nil {
 				return fmt.Errorf("%w (%w)", err, c)
@@ -143,7 +147,12 @@ func (e *shmEnd) await(ready func() bool, ev *shm.Event) error {
 func (e *shmEnd) Send(b []byte) error {
 	r := e.out
 	h := r.head.Load() // only this side writes head
-	if err := e.await(func() bool { return h-r.tail.Load() < r.n }, r.space); err != nil {
+	// Recv wakes a sender waiting for space only once the ring is at most
+	// half full. A side that waits for space stops reading what the other
+	// side sends it: it wakes that side first, which may be waiting for
+	// space with this side's ring more than half full, else both would
+	// sleep for ever (both rings in use, as pipelined echoes do).
+	if err := e.await(func() bool { return h-r.tail.Load() < r.n }, r.space, e.in.space); err != nil {
 		return err
 	}
 	s := r.slot(h)
@@ -162,7 +171,7 @@ func (e *shmEnd) Send(b []byte) error {
 func (e *shmEnd) Recv(b []byte) error {
 	r := e.in
 	t := r.tail.Load() // only this side writes tail
-	if err := e.await(func() bool { return r.head.Load() != t }, r.data); err != nil {
+	if err := e.await(func() bool { return r.head.Load() != t }, r.data, nil); err != nil {
 		return err
 	}
 	s := r.slot(t)
@@ -174,8 +183,9 @@ func (e *shmEnd) Recv(b []byte) error {
 	r.tail.Store(t + 1)
 	// A sender waits for space only when the ring is full: wake it once
 	// the ring is at most half full, not for every slot freed, so that
-	// it wakes once per half ring. It cleared the event before its last
-	// look at tail, so either it saw this tail or it gets this Set.
+	// it wakes once per half ring (and when this side waits for space
+	// itself: see Send). It cleared the event before its last look at
+	// tail, so either it saw this tail or it gets this Set.
 	if r.space != nil && r.head.Load()-(t+1) <= r.n/2 {
 		r.space.Set()
 	}
@@ -216,23 +226,31 @@ func shmSetup(ctx context.Context, name string, size int) (*procSetup, error) {
 		cancel(nil)
 		return nil, errors.Join(err, r.Close())
 	}
-	var w *childWatch
-	return &procSetup{end: e, shmFile: r.File(),
-		onThread: func(pid int) error {
-			var err error
-			w, err = watchChild(pid, cancel)
-			return err
-		},
-		offThread: func() error {
-			if w == nil {
-				return nil
-			}
-			err := w.stop()
-			w = nil
-			return err
-		},
+	on, off := childWatchHooks(cancel)
+	return &procSetup{end: e, shmFile: r.File(), onThread: on, offThread: off,
 		cleanup: func() error { cancel(nil); return r.Close() },
 	}, nil
+}
+
+// childWatchHooks returns a procSetup's onThread and offThread for a
+// mechanism that learns of its child's exit from a childWatch: on starts
+// the watch, which cancels with errChildExited; off stops it.
+func childWatchHooks(cancel context.CancelCauseFunc) (on func(pid int) error, off func() error) {
+	var w *childWatch
+	on = func(pid int) error {
+		var err error
+		w, err = watchChild(pid, cancel)
+		return err
+	}
+	off = func() error {
+		if w == nil {
+			return nil
+		}
+		err := w.stop()
+		w = nil
+		return err
+	}
+	return on, off
 }
 
 // shmChild is the child's half: it maps the region passed in procs.FDShm.
