@@ -61,6 +61,62 @@ func (g *gate) open() error {
 	return errors.Join(errs...)
 }
 
+// release waits until every child in cmds is ready (reaping one that
+// failed, to report why), starts counting what they and this process
+// spend, and opens the gate: the measured run begins. setup runs from
+// start until every child was ready.
+func (g *gate) release(cmds []*procs.Cmd, wait func(*procs.Cmd) error, start time.Time) (setup time.Duration, m meter, err error) {
+	for i, c := range cmds {
+		if err := g.ready(i); err != nil {
+			if werr := wait(c); werr != nil {
+				err = werr
+			}
+			return 0, meter{}, fmt.Errorf("queue lab: wait for %s %d to be ready: %w", c.Role, c.Index, err)
+		}
+	}
+	setup = time.Since(start)
+	pids := []int{os.Getpid()}
+	for _, c := range cmds {
+		pids = append(pids, c.Pid())
+	}
+	m.ctr, m.err = cost.Start(pids...)
+	if err := g.open(); err != nil {
+		m.close()
+		return 0, meter{}, fmt.Errorf("queue lab: open the start gate: %w", err)
+	}
+	g.close()
+	g.files = nil
+	return setup, m, nil
+}
+
+// A meter is the cost counter of one run, or why there is none.
+type meter struct {
+	ctr *cost.Counter
+	err error
+}
+
+// exited hands the counter a reaped child's CPU times.
+func (m meter) exited(c *procs.Cmd) {
+	if m.err == nil && c.ProcessState() != nil {
+		m.ctr.Exited(c.Pid(), c.ProcessState())
+	}
+}
+
+// stop ends the count and returns it, or why there is none.
+func (m meter) stop() (cost.Sample, error) {
+	if m.err != nil {
+		return cost.Sample{}, m.err
+	}
+	return m.ctr.Stop()
+}
+
+// close releases the counter; it may follow stop.
+func (m meter) close() {
+	if m.err == nil {
+		m.ctr.Close()
+	}
+}
+
 func (g *gate) close() {
 	for _, f := range g.files {
 		f.Close()
@@ -158,33 +214,12 @@ func runProcs(ctx context.Context, cfg Config) (Result, error) {
 		}
 		producers = append(producers, c)
 	}
-	for i, c := range cmds {
-		if err := g.ready(i); err != nil {
-			if werr := wait(c); werr != nil {
-				err = werr
-			}
-			return Result{}, fmt.Errorf("queue lab: wait for %s %d to be ready: %w", c.Role, c.Index, err)
-		}
+	setup, m, err := g.release(cmds, wait, start)
+	if err != nil {
+		return Result{}, err
 	}
-	setup := time.Since(start)
-	pids := []int{os.Getpid()}
-	for _, c := range cmds {
-		pids = append(pids, c.Pid())
-	}
-	ctr, cerr := cost.Start(pids...)
-	if cerr == nil {
-		defer ctr.Close()
-	}
-	exited := func(c *procs.Cmd) {
-		if cerr == nil && c.ProcessState() != nil {
-			ctr.Exited(c.Pid(), c.ProcessState())
-		}
-	}
-	if err := g.open(); err != nil {
-		return Result{}, fmt.Errorf("queue lab: open the start gate: %w", err)
-	}
-	g.close()
-	g.files = nil
+	defer m.close()
+	exited := m.exited
 
 	var errs []error
 	for _, c := range producers {
@@ -239,10 +274,7 @@ func runProcs(ctx context.Context, cfg Config) (Result, error) {
 	if res.Shutdown == "" {
 		res.Shutdown = ShutdownClose
 	}
-	if cerr == nil {
-		res.Cost, cerr = ctr.Stop()
-	}
-	res.CostErr = cerr
+	res.Cost, res.CostErr = m.stop()
 	if err := errors.Join(errs...); err != nil {
 		return Result{}, fmt.Errorf("queue lab: %w", err)
 	}

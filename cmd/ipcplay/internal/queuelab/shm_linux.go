@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"ipcplay/procs"
-	"ipcplay/procs/cost"
 	"ipcplay/shm"
 )
 
@@ -157,33 +156,12 @@ func RunShm(ctx context.Context, cfg Config) (ShmResult, error) {
 		}
 		producers = append(producers, c)
 	}
-	for i, c := range cmds {
-		if err := g.ready(i); err != nil {
-			if werr := wait(c); werr != nil {
-				err = werr
-			}
-			return ShmResult{}, fmt.Errorf("queue lab: wait for %s %d to be ready: %w", c.Role, c.Index, err)
-		}
+	setup, m, err := g.release(cmds, wait, start)
+	if err != nil {
+		return ShmResult{}, err
 	}
-	setup := time.Since(start)
-	pids := []int{os.Getpid()}
-	for _, c := range cmds {
-		pids = append(pids, c.Pid())
-	}
-	ctr, cerr := cost.Start(pids...)
-	if cerr == nil {
-		defer ctr.Close()
-	}
-	exited := func(c *procs.Cmd) {
-		if cerr == nil && c.ProcessState() != nil {
-			ctr.Exited(c.Pid(), c.ProcessState())
-		}
-	}
-	if err := g.open(); err != nil {
-		return ShmResult{}, fmt.Errorf("queue lab: open the start gate: %w", err)
-	}
-	g.close()
-	g.files = nil
+	defer m.close()
+	exited := m.exited
 
 	var errs []error
 	for _, c := range producers {
@@ -203,10 +181,7 @@ func RunShm(ctx context.Context, cfg Config) (ShmResult, error) {
 		exited(c)
 	}
 	res := ShmResult{Result: Result{Mode: Procs, Setup: setup, Shutdown: ShutdownClose}, Ring: rc, Stats: ring.Stats()}
-	if cerr == nil {
-		res.Cost, cerr = ctr.Stop()
-	}
-	res.CostErr = cerr
+	res.Cost, res.CostErr = m.stop()
 	if err := errors.Join(errs...); err != nil {
 		return ShmResult{}, fmt.Errorf("queue lab: %w", err)
 	}
