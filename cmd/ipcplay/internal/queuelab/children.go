@@ -89,6 +89,35 @@ func (g *gate) release(cmds []*procs.Cmd, wait func(*procs.Cmd) error, start tim
 	return setup, m, nil
 }
 
+// children are the processes one run started, and which of them were
+// reaped, so that what is left can be reaped on the way out.
+type children struct {
+	cmds   []*procs.Cmd
+	waited map[*procs.Cmd]bool
+}
+
+// add records a started child.
+func (k *children) add(c *procs.Cmd) { k.cmds = append(k.cmds, c) }
+
+// wait reaps c.
+func (k *children) wait(c *procs.Cmd) error {
+	if k.waited == nil {
+		k.waited = map[*procs.Cmd]bool{}
+	}
+	k.waited[c] = true
+	return c.Wait()
+}
+
+// reapRest reaps every child not reaped yet; the caller has cancelled
+// their context first.
+func (k *children) reapRest() {
+	for _, c := range k.cmds {
+		if !k.waited[c] {
+			c.Wait()
+		}
+	}
+}
+
 // A meter is the cost counter of one run, or why there is none.
 type meter struct {
 	ctr *cost.Counter
@@ -151,20 +180,12 @@ func runProcs(ctx context.Context, cfg Config) (Result, error) {
 	defer q.Shutdown()
 	var g gate
 	defer g.close()
-	var cmds []*procs.Cmd
-	waited := map[*procs.Cmd]bool{}
-	wait := func(c *procs.Cmd) error {
-		waited[c] = true
-		return c.Wait()
-	}
+	var k children
+	wait := k.wait
 	// On any failure, stop every child and reap it.
 	defer func() {
 		cancel()
-		for _, c := range cmds {
-			if !waited[c] {
-				c.Wait()
-			}
-		}
+		k.reapRest()
 	}()
 	startChild := func(ctx context.Context, i int, stdout io.Writer, role string, args ...string) (*procs.Cmd, error) {
 		f, err := q.Attach()
@@ -183,7 +204,7 @@ func runProcs(ctx context.Context, cfg Config) (Result, error) {
 		if err := cmd.Start(); err != nil {
 			return nil, fmt.Errorf("start %s %d: %w", role, i, err)
 		}
-		cmds = append(cmds, cmd)
+		k.add(cmd)
 		return cmd, nil
 	}
 	common := []string{"-producers", strconv.Itoa(cfg.Producers), "-messages", strconv.Itoa(cfg.Messages),
@@ -214,7 +235,7 @@ func runProcs(ctx context.Context, cfg Config) (Result, error) {
 		}
 		producers = append(producers, c)
 	}
-	setup, m, err := g.release(cmds, wait, start)
+	setup, m, err := g.release(k.cmds, wait, start)
 	if err != nil {
 		return Result{}, err
 	}

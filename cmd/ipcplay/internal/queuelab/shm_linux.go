@@ -106,19 +106,11 @@ func RunShm(ctx context.Context, cfg Config) (ShmResult, error) {
 	}
 	var g gate
 	defer g.close()
-	var cmds []*procs.Cmd
-	waited := map[*procs.Cmd]bool{}
-	wait := func(c *procs.Cmd) error {
-		waited[c] = true
-		return c.Wait()
-	}
+	var k children
+	wait := k.wait
 	defer func() {
 		cancel()
-		for _, c := range cmds {
-			if !waited[c] {
-				c.Wait()
-			}
-		}
+		k.reapRest()
 	}()
 	common := []string{"-producers", strconv.Itoa(cfg.Producers), "-messages", strconv.Itoa(cfg.Messages),
 		"-size", strconv.Itoa(cfg.Size), "-batch", strconv.Itoa(cfg.batch()), "-region", strconv.Itoa(reg.Len())}
@@ -134,7 +126,7 @@ func RunShm(ctx context.Context, cfg Config) (ShmResult, error) {
 		if err := cmd.Start(); err != nil {
 			return nil, fmt.Errorf("start %s %d: %w", role, i, err)
 		}
-		cmds = append(cmds, cmd)
+		k.add(cmd)
 		return cmd, nil
 	}
 	outs := make([]*bytes.Buffer, cfg.Consumers)
@@ -156,7 +148,7 @@ func RunShm(ctx context.Context, cfg Config) (ShmResult, error) {
 		}
 		producers = append(producers, c)
 	}
-	setup, m, err := g.release(cmds, wait, start)
+	setup, m, err := g.release(k.cmds, wait, start)
 	if err != nil {
 		return ShmResult{}, err
 	}
