@@ -3,6 +3,7 @@ package benchlab
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // An End is one side of a mechanism: it sends and receives whole
@@ -28,11 +29,17 @@ const (
 var errBadOp = errors.New("message with no known operation (framing lost)")
 
 // serve is the echo end of every cell, in a child process or a goroutine:
-// it answers messages of size bytes until told to quit.
-func serve(e End, size int) error {
+// it answers messages of size bytes until told to quit. With yield set (the
+// process ends), it passes through the Go scheduler every yieldEvery,
+// reading the clock every eighth message to know when.
+func serve(e End, size int, yield bool) error {
 	buf := make([]byte, size)
 	ack := []byte{opSinkAck}
-	for {
+	var y yielder
+	for n := 0; ; n++ {
+		if yield && n&7 == 0 {
+			y.at(time.Now())
+		}
 		if err := e.Recv(buf); err != nil {
 			return fmt.Errorf("echo: receive: %w", err)
 		}

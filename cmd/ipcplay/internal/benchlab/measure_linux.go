@@ -149,6 +149,14 @@ func (c *Cell) run(ctx context.Context, p *pair, o Options) error {
 		}
 		return p.end.Recv(buf)
 	}
+	// A process cell's measuring goroutine yields now and then between
+	// round trips, as its echo end does (see yieldEvery).
+	var y yielder
+	yield := func(now time.Time) {
+		if c.Mech.Impl == Process {
+			y.at(now)
+		}
+	}
 	// The first round trip waits for the echo end to start: it is not
 	// part of the warm-up's estimate.
 	if err := rt(); err != nil {
@@ -166,14 +174,16 @@ func (c *Cell) run(ctx context.Context, p *pair, o Options) error {
 		if err := rt(); err != nil {
 			return err
 		}
-		wh.Record(time.Since(t0))
+		d := time.Since(t0)
+		wh.Record(d)
+		yield(t0.Add(d))
 		if wh.N()&1023 == 0 && ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
 	}
 	c.Warm = int(wh.N()) + 1
 	if o.Phase == phaseThr {
-		return c.throughput(ctx, p, o.Budget/2, buf)
+		return c.throughput(ctx, p, o.Budget/2, buf, yield)
 	}
 	per := max(wh.Quantile(0.5), 1)
 	c.Iters = int(min(max(int64(o.Budget/per), reps*20, int64(o.MinIters)), 20_000_000))
@@ -193,6 +203,7 @@ func (c *Cell) run(ctx context.Context, p *pair, o Options) error {
 			}
 			d := time.Since(t0)
 			h.Record(d)
+			yield(t0.Add(d))
 			if i&255 == 255 {
 				if ctx.Err() != nil {
 					return context.Cause(ctx)
@@ -207,26 +218,29 @@ func (c *Cell) run(ctx context.Context, p *pair, o Options) error {
 		c.Lat.Merge(h)
 	}
 	if o.Cost && c.Mech.Impl == Process {
-		if err := c.cost(p, rt, min(c.Iters, 20_000)); err != nil {
+		if err := c.cost(p, rt, yield, min(c.Iters, 20_000)); err != nil {
 			return err
 		}
 	}
 	if c.Mech.Notify || o.Phase == phaseLat {
 		return nil
 	}
-	return c.throughput(ctx, p, o.Budget/2, buf)
+	return c.throughput(ctx, p, o.Budget/2, buf, yield)
 }
 
 // cost counts what n round trips cost both processes.
-func (c *Cell) cost(p *pair, rt func() error, n int) error {
+func (c *Cell) cost(p *pair, rt func() error, yield func(time.Time), n int) error {
 	counter, err := cost.Start(p.cmd.Pid(), os.Getpid())
 	if err != nil {
 		return nil // no counters here: the table just lacks this row
 	}
-	for range n {
+	for i := range n {
 		if err := rt(); err != nil {
 			counter.Stop()
 			return err
+		}
+		if i&7 == 7 {
+			yield(time.Now())
 		}
 	}
 	s, err := counter.Stop()
@@ -240,8 +254,9 @@ func (c *Cell) cost(p *pair, rt func() error, n int) error {
 }
 
 // throughput sends batches of window one-way messages, each batch ended by
-// a message asking for a one-byte acknowledgement, for about d.
-func (c *Cell) throughput(ctx context.Context, p *pair, d time.Duration, buf []byte) error {
+// a message asking for a one-byte acknowledgement, for about d; yield is
+// called between batches.
+func (c *Cell) throughput(ctx context.Context, p *pair, d time.Duration, buf []byte, yield func(time.Time)) error {
 	c.Window = window(c.Size)
 	ack := make([]byte, 1)
 	start := time.Now()
@@ -259,6 +274,7 @@ func (c *Cell) throughput(ctx context.Context, p *pair, d time.Duration, buf []b
 			return err
 		}
 		c.Msgs += int64(c.Window)
+		yield(time.Now())
 		if batch&63 == 63 && ctx.Err() != nil {
 			return context.Cause(ctx)
 		}

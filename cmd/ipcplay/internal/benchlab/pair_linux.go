@@ -90,7 +90,7 @@ func serveGoroutine(e End, size, cpu int) error {
 		}
 		defer unlock()
 	}
-	return serve(e, size)
+	return serve(e, size, false)
 }
 
 // quit tells the echo end to stop; failed says the cell failed, so the

@@ -54,7 +54,7 @@ func EchoMain(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("open %s end: %w", *name, err)
 	}
-	err = serve(e, *size)
+	err = serve(e, *size, true)
 	return errors.Join(err, e.Close(), cleanup())
 }
 
