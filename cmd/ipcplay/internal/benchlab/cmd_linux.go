@@ -49,7 +49,7 @@ Examples:
 	place := base.ChoiceFlag(f, "placement", "unpinned", []string{"unpinned", "same-cpu", "two-cpus"}, "where the two ends run")
 	seconds := base.SecondsFlag(f, 300*time.Millisecond)
 	noC := f.Bool("no-c", false, "skip the C references (c-pipe, c-shm-spin), which run when a C compiler is present")
-	perf := f.Bool("check-perf", false, "also run 'perf bench sched pipe' back to back with our pipe round trip and report the ratio")
+	perf := f.Bool("check-perf", false, "also run 'perf bench sched pipe' and our pipe round trip in turns, placed alike, and report mean against mean and the cost of a round trip to each")
 	cmd.Run = func(ctx context.Context, env *base.Env, args []string) error {
 		if len(args) > 0 {
 			return base.Usagef("unexpected argument %q", args[0])
@@ -259,7 +259,7 @@ func run(ctx context.Context, env *base.Env, out *base.Output, cfg Config) error
 	}
 	var pc *perfCheck
 	if cfg.CheckPerf {
-		prog.Set(0, 0, "bench: perf bench sched pipe and our pipe, back to back")
+		prog.Set(0, 0, "bench: perf bench sched pipe and our pipe, taking turns")
 		pc = checkPerf(ctx, cfg)
 	}
 	prog.Done()

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -157,11 +158,47 @@ func TestCheckPerf(t *testing.T) {
 	if tb == nil {
 		t.Fatalf("no check_perf table; notes: %q", doc.Notes)
 	}
-	if len(tb.Rows) != 3 {
-		t.Errorf("check_perf: %d rows, want perf before, perf after, ours", len(tb.Rows))
+	if len(tb.Rows) != 2*perfTurns+1 {
+		t.Fatalf("check_perf: %d rows, want perf and ours in %d turns and perf once more", len(tb.Rows), perfTurns)
 	}
-	if r, ok := tb.Float(2, "vs_perf"); !ok || r <= 0 {
-		t.Errorf("check_perf: vs_perf = %v, want a positive ratio", tb.Rows[2]["vs_perf"])
+	for i := range tb.Rows {
+		r, ok := tb.Float(i, "vs_perf")
+		if ours := i%2 == 1; ours != (ok && r > 0) {
+			t.Errorf("check_perf row %d (%s): vs_perf = %v; want a positive ratio on our rows only", i, tb.String(i, "run"), tb.Rows[i]["vs_perf"])
+		}
+	}
+	if ct := doc.Table("check_perf_cost"); ct != nil {
+		for i := range ct.Rows {
+			if sw, ok := ct.Float(i, "switches"); !ok || sw <= 0 {
+				t.Errorf("check_perf_cost row %d: switches = %v, want a positive count", i, ct.Rows[i]["switches"])
+			}
+		}
+	} else if !slices.ContainsFunc(doc.Notes, func(n string) bool { return strings.Contains(n, "no cost per round trip") }) {
+		t.Errorf("neither a check_perf_cost table nor a note saying why not; notes: %q", doc.Notes)
+	}
+}
+
+// TestParsePerf reads perf bench sched pipe's and perf stat -x's output as
+// perf 6.1 prints them, and refuses output without the figures.
+func TestParsePerf(t *testing.T) {
+	bench := "# Running 'sched/pipe' benchmark:\n# Executed 20000 pipe operations between two processes\n\n     Total time: 0.292 [sec]\n\n      14.621340 usecs/op\n          68393 ops/sec\n"
+	d, err := parsePerfBench([]byte(bench))
+	if err != nil || d != 14621*time.Nanosecond {
+		t.Errorf("parsePerfBench = %v, %v; want 14.621µs", d, err)
+	}
+	if _, err := parsePerfBench([]byte("perf: 'bench' is not a perf-command\n")); err == nil {
+		t.Error("parsePerfBench of output without usecs/op: no error")
+	}
+	stat := bench + "344.57,msec,task-clock,344568459,100.00,0.630,CPUs utilized\n40176,,context-switches,344568459,100.00,116.598,K/sec\n2,,cpu-migrations,344568459,100.00,0.000,/sec\n"
+	c, err := parsePerfStat([]byte(stat), 20000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Switches != 40176.0/20000 || c.Migrations != 2.0/20000 || c.CPU != 17228*time.Nanosecond {
+		t.Errorf("parsePerfStat = %+v; want 2.0088 switches, 0.0001 migrations, 17.228µs (truncated) a round trip", *c)
+	}
+	if _, err := parsePerfStat([]byte(bench+"<not counted>,,context-switches,0,100.00,,\n"), 20000); err == nil {
+		t.Error("parsePerfStat with counters missing: no error")
 	}
 }
 
