@@ -30,6 +30,11 @@ type Cell struct {
 	Reps  []time.Duration // the median of each repetition
 	Warm  int             // warm-up round trips
 	Iters int             // timed round trips, chosen to fill the time
+	// Span is the wall time of the timed repetitions, end to end: the
+	// round trips and what the measuring side does between them (the
+	// histogram, the clock, yields). Span/Iters is a mean the way perf
+	// bench computes one.
+	Span time.Duration
 
 	// One-way throughput: messages sent in acknowledged batches of Window.
 	Msgs    int64
@@ -213,6 +218,7 @@ func (c *Cell) run(ctx context.Context, p *pair, o Options) error {
 				}
 			}
 		}
+		c.Span += time.Since(t1)
 		c.Iters += int(h.N())
 		c.Reps = append(c.Reps, h.Quantile(0.5))
 		c.Lat.Merge(h)

@@ -240,17 +240,22 @@ func (pc *perfCheck) report(r *report.Report) {
 		report.Col("run", "run", report.Text),
 		report.Col("mean_ns", "mean", report.Micros),
 		report.Opt("p50_ns", "p50", report.Micros, 1),
+		report.Opt("span_ns", "span/n", report.Micros, 2),
 		report.Col("vs_perf", "vs perf", report.Ratio),
 	)
 	ratios := make([]float64, len(pc.Ours))
 	for i, c := range pc.Ours {
-		t.Row(fmt.Sprintf("perf %d", i+1), pc.Perf[i], nil, nil)
+		t.Row(fmt.Sprintf("perf %d", i+1), pc.Perf[i], nil, nil, nil)
 		ratios[i] = float64(c.Lat.Mean()) / float64(pc.perfMean(i))
-		t.Row(fmt.Sprintf("ipcplay %d", i+1), c.Lat.Mean(), c.Lat.Quantile(0.5), ratios[i])
+		var span any
+		if c.Iters > 0 {
+			span = c.Span / time.Duration(c.Iters)
+		}
+		t.Row(fmt.Sprintf("ipcplay %d", i+1), c.Lat.Mean(), c.Lat.Quantile(0.5), span, ratios[i])
 	}
-	t.Row(fmt.Sprintf("perf %d", len(pc.Perf)), pc.Perf[len(pc.Perf)-1], nil, nil)
+	t.Row(fmt.Sprintf("perf %d", len(pc.Perf)), pc.Perf[len(pc.Perf)-1], nil, nil, nil)
 	t.Notef("Placement: %s.", pc.Placement)
-	t.Notef("perf's figure is its total time over %s round trips, a mean; ours is the mean of at least %s timed round trips (p50 beside it), set against the mean of the perf runs before and after it. Command: %s.", base.Count(perfLoops), base.Count(perfLoops), pc.Command)
+	t.Notef("perf's figure is its total time over %s round trips, a mean; ours is the mean of at least %s timed round trips (p50 beside it), set against the mean of the perf runs before and after it. SPAN/N is our timed phase's wall time over its round trips, perf's way, which also counts what our measuring side does between round trips (the histogram, the clock, a yield every %v). Command: %s.", base.Count(perfLoops), base.Count(perfLoops), yieldEvery, pc.Command)
 	if pc.Ours[0].Placement == "unpinned" {
 		t.Notef("Unpinned, each pair settles where the scheduler puts it: two single-threaded processes woken by a pipe usually end up sharing one CPU, and a pair on two CPUs pays a cross-CPU wake-up per message. --placement same-cpu compares like with like.")
 	}
