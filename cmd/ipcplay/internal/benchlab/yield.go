@@ -15,7 +15,7 @@ import (
 // threads to hand the P to, and, having found work to do, goes back to
 // polling every 20 µs for the next few milliseconds. Counted on a 2-CPU VM
 // (pipe, 4 bytes, 100,000 round trips), each process of the pair spent
-// 0.06-0.11 nanosleep and up to 0.12 futex calls and 1.6-2.5 µs of another
+// 0.06-0.11 nanosleep and up to 0.12 futex calls and 1.5-2.5 µs of another
 // thread's CPU per round trip that way; perf bench sched pipe's processes
 // spend none. A locked goroutine's own yield costs a hand-off to another
 // thread and back (about three context switches), so it is done 250 times a
