@@ -259,11 +259,11 @@ func (pc *perfCheck) report(r *report.Report) {
 	if pc.Ours[0].Placement == "unpinned" {
 		t.Notef("Unpinned, each pair settles where the scheduler puts it: two single-threaded processes woken by a pipe usually end up sharing one CPU, and a pair on two CPUs pays a cross-CPU wake-up per message. --placement same-cpu compares like with like.")
 	}
-	pc.reportCost(r)
 	s := slices.Clone(ratios)
 	slices.Sort(s)
 	med := s[len(s)/2]
 	r.Verdictf("our pipe round trip is %.2fx perf bench sched pipe's, mean against mean (median of %d turns, %.2f-%.2fx; %s)", med, len(s), s[0], s[len(s)-1], pc.Ours[0].Placement)
+	pc.reportCost(r)
 }
 
 // reportCost sets what a round trip cost perf's two processes against what
@@ -290,6 +290,10 @@ func (pc *perfCheck) reportCost(r *report.Report) {
 	if oc.SyscallMethod == cost.MethodTracepoint {
 		sys = oc.Syscalls
 	}
-	t.Row("ipcplay", oc.VolCS+oc.InvolCS, time.Duration(oc.UserNS+oc.SysNS), sys)
+	ours := time.Duration(oc.UserNS + oc.SysNS)
+	t.Row("ipcplay", oc.VolCS+oc.InvolCS, ours, sys)
+	if p.CPU > 0 {
+		r.Verdictf("a round trip cost our two processes %.2fx the CPU time of perf's (%s against %s) and %.2f context switches against %.2f: counts, which a busy machine inflates far less than wall time", float64(ours)/float64(p.CPU), base.Human(ours), base.Human(p.CPU), oc.VolCS+oc.InvolCS, p.Switches)
+	}
 	t.Notef("perf's from one more run under 'perf stat -e task-clock,context-switches,cpu-migrations' (%.4f migrations a round trip), its fork and start-up included; ours from the cost phase of turn 1 (%s round trips counted apart from the timed ones), both processes and all their threads, CPU time from /proc in 10 ms ticks. A pipe round trip needs 2 switches and 4 system calls (a write and a read each side).", p.Migrations, base.Count(int64(oc.Messages)))
 }
