@@ -198,7 +198,7 @@ func runProcs(ctx context.Context, cfg Config, res *Result) error {
 	chunks0 := p.Chunks()
 	// This process is counted with inherit: a worker started to replace a
 	// killed one is counted too.
-	ctr, err := cost.Start(append(p.PIDs(), os.Getpid())...)
+	ctr, err := cost.StartWith(costOptions, append(p.PIDs(), os.Getpid())...)
 	if err != nil {
 		return fmt.Errorf("factor: %w", err)
 	}
@@ -239,6 +239,13 @@ func runProcs(ctx context.Context, cfg Config, res *Result) error {
 	return errors.Join(err, killErr, p.Close())
 }
 
+// costOptions also counts nanosleep(2), which in a Go program is mostly
+// the runtime's sysmon thread (one per process) waking to look around:
+// every 20 µs for a while after its process wakes from idle, backing off
+// to every 10 ms when nothing happens. Each of its wakes is two context
+// switches, and on a busy machine it preempts the work.
+var costOptions = cost.Options{ByName: []string{"nanosleep"}}
+
 // span is a chunk of the goroutines' input: n in [lo, hi).
 type span struct{ lo, hi uint64 }
 
@@ -253,7 +260,7 @@ func runGoroutines(ctx context.Context, cfg Config, res *Result) error {
 		cfg.ChunkSize = GoroutineChunk(cfg.UpTo, cfg.Workers)
 	}
 	res.Chunks = (cfg.UpTo + uint64(cfg.ChunkSize) - 1) / uint64(cfg.ChunkSize)
-	ctr, cerr := cost.Start(os.Getpid())
+	ctr, cerr := cost.StartWith(costOptions, os.Getpid())
 	if cerr != nil {
 		return fmt.Errorf("factor: %w", cerr)
 	}
