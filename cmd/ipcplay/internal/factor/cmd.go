@@ -37,7 +37,7 @@ Examples:
 	out := base.AddOutputFlags(f)
 	upto := base.IntFlag(f, "upto", DefaultUpTo, 1, MaxSieve, "factorize every n in 1..N")
 	workers := base.ProcsFlag(f, runtime.NumCPU())
-	chunk := base.IntFlag(f, "chunksize", 0, 0, 1_000_000, "tasks per message; 0 lets the pool choose: chunks a worker runs in about 5 ms (it measures), at most N/(8 x workers), so every worker gets several")
+	chunk := base.IntFlag(f, "chunksize", 0, 0, 1_000_000, "tasks per message; 0 lets the pool choose: chunks a worker runs in about 10 ms (it measures), at most N/(8 x workers), so every worker gets several")
 	sweep := f.Bool("sweep", false, "run chunk sizes "+strings.Trim(fmt.Sprint(sweepSizes), "[]")+" instead of --chunksize")
 	kill := f.Bool("kill-worker", false, "SIGKILL one pool worker half way through each pool run")
 	kills := base.IntFlag(f, "kill", 0, 0, MaxKills, "after the runs, time the recovery from this many SIGKILLs of a busy worker (0: none)")

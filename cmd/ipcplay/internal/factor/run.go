@@ -50,7 +50,7 @@ type Config struct {
 	UpTo    uint64 // factorize every n in 1..UpTo
 	Workers int    // processes or goroutines
 	// ChunkSize is the number of tasks per message. Zero lets the pool
-	// choose (see procs/pool: chunks a worker runs in about 5 ms, at most
+	// choose (see procs/pool: chunks a worker runs in about 10 ms, at most
 	// N / (8 x workers)); goroutines then get chunks of GoroutineChunk.
 	ChunkSize int
 	// SpawnBaseline, if not zero, is how many bare re-execs of this binary
