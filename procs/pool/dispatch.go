@@ -443,7 +443,10 @@ func (d *dispatch) result(w *worker, res *resultMsg) error {
 	}
 	d.p.completed.Add(int64(c.n))
 	d.p.chunks.Add(1)
-	return d.onChunk(c.first, c.n, res.Results, errs)
+	err := d.onChunk(c.first, c.n, res.Results, errs)
+	// Nothing onChunk gave out refers to Results: every decoder copies.
+	w.reuse(res)
+	return err
 }
 
 // maxStartFailures is how many workers in a row may die before they start
