@@ -201,7 +201,7 @@ func (l *lab) report() *report.Report {
 		t.Row(chunkOf(run), string(run.Mode), run.Elapsed, run.CPU, run.TasksPerSecond(), int64(run.Chunks),
 			run.Setup, run.SumOfFactors, run.SumOfFactors == l.want, deaths)
 	}
-	t.Notef("the sieve says the sum is %d (%s).", l.want, base.Human(l.sieve))
+	t.Notef("the sieve says the sum is %d (%s). The pool's parent dispatches on one processor (GOMAXPROCS=1: its map is one goroutine, and a second only woke threads); the goroutines run on %d.", l.want, base.Human(l.sieve), runtime.GOMAXPROCS(0))
 
 	vs := r.Table("procs_vs_goroutines", "processes against goroutines",
 		report.Col("chunk", "chunk", report.Int),
