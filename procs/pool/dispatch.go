@@ -12,7 +12,7 @@ import (
 )
 
 // dispatch is the state of one map, owned by the goroutine running it. The
-// map encodes its tasks one by one into the chunk being built (enc, begin,
+// map encodes its tasks one by one into the chunk being built (enc, adding,
 // added); a full chunk is sent as soon as a worker has room, and until
 // then the map handles the workers' messages, delivering results through
 // onChunk and onFail. So the input is read only as fast as workers free up.
