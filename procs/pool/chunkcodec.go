@@ -59,9 +59,8 @@ func (r *reader[V]) next(v *V) error {
 	var err error
 	switch p := any(v).(type) {
 	case *uint64:
-		if w := &r.w; w.pos < len(w.b) && w.b[w.pos] <= 0x7f { // a small number: inline
-			*p = uint64(w.b[w.pos])
-			w.pos++
+		if x, ok := r.w.smallUint(); ok { // up to 32 bits: inline
+			*p = x
 			return nil
 		}
 		var x int64

@@ -59,6 +59,31 @@ func (w *wire) be(n int) (uint64, error) {
 	return x, nil
 }
 
+// smallUint reads an unsigned integer of up to 32 bits, the commonest
+// tasks and results, if that is what comes next (else ok is false and
+// nothing is read).
+func (w *wire) smallUint() (x uint64, ok bool) {
+	b := w.b[w.pos:]
+	if len(b) == 0 {
+		return 0, false
+	}
+	switch c := b[0]; {
+	case c <= 0x7f:
+		w.pos++
+		return uint64(c), true
+	case c == 0xcc && len(b) >= 2:
+		w.pos += 2
+		return uint64(b[1]), true
+	case c == 0xcd && len(b) >= 3:
+		w.pos += 3
+		return uint64(binary.BigEndian.Uint16(b[1:3])), true
+	case c == 0xce && len(b) >= 5:
+		w.pos += 5
+		return uint64(binary.BigEndian.Uint32(b[1:5])), true
+	}
+	return 0, false
+}
+
 // int reads any msgpack integer (or nil, as 0) as an int64; unsigned
 // values above MaxInt64 wrap, as msgpack's DecodeInt64 does.
 func (w *wire) int() (int64, error) {
