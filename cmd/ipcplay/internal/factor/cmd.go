@@ -212,7 +212,7 @@ func (l *lab) report() *report.Report {
 	for _, pg := range l.pairs() {
 		vs.Row(chunkOf(pg[0]), ratio(pg[0].Elapsed, pg[1].Elapsed), ratio(pg[0].CPU, pg[1].CPU), overhead(pg[0], pg[1]))
 	}
-	vs.Notef("* (procs time - goroutines time) x workers / tasks: what a task cost a worker beyond the work itself. At chunk size 1 that is a message round trip; larger chunks share it among their tasks. CPU is user+system time of ipcplay and its workers: on a busy machine it is the steadier comparison.")
+	vs.Notef("* (procs time - goroutines time) x workers / tasks: what a task cost a worker beyond the work itself. At chunk size 1 that is a message round trip; larger chunks share it among their tasks. CPU is user+system time of ipcplay and its workers over the same window as TIME (the cost table's USER + KERNEL): on a busy machine it is the steadier comparison.")
 
 	if first := l.runs[0]; first.Mode == Procs && first.Startups.N > 0 {
 		st := r.Table("startup", "start-up, apart from the steady state",

@@ -88,9 +88,12 @@ type Result struct {
 	// SumOfFactors is the sum of every prime factor of every n, with
 	// multiplicity.
 	SumOfFactors uint64
-	// CPU is the processor time the run used, user and system, in this
-	// process and in the workers it reaped: unlike Elapsed, it hardly
-	// changes when other programs compete for the machine.
+	// CPU is the processor time of the steady state, user and system, in
+	// this process and the workers: Cost's, when it was measured (a live
+	// worker's in 10 ms ticks), else getrusage's over the whole run, which
+	// counts the workers' start-up too (it was a third of the processes'
+	// CPU at 1,000,000 tasks). Unlike Elapsed, it hardly changes when
+	// other programs compete for the machine.
 	CPU time.Duration
 	// Killed is the pid SIGKILLed by KillWorker, 0 if none.
 	Killed int
@@ -126,6 +129,9 @@ func Run(ctx context.Context, mode Mode, cfg Config) (Result, error) {
 		err = fmt.Errorf("factor: unknown mode %q", mode)
 	}
 	res.CPU = cpuTime() - cpu0
+	if c := res.Cost.UserNS + res.Cost.SysNS; c > 0 {
+		res.CPU = time.Duration(c)
+	}
 	return res, err
 }
 
