@@ -38,6 +38,12 @@ type dispatch struct {
 	enc   *msgpack.Encoder
 	count int // tasks in buf
 	last  int // where the last of them starts in buf
+	// offs is where each task of buf starts, kept only when a task may
+	// encode as other than one msgpack value (a custom encoder may write
+	// two, as msgpack's EncodeMulti example does), which walking the
+	// chunk's values cannot split: for any type without a fast path.
+	offs     []int
+	keepOffs bool
 
 	pending     *chunk      // a full chunk waiting for a worker with room
 	retry       []*chunk    // chunks to send again, before anything new
@@ -50,7 +56,9 @@ type dispatch struct {
 // chunk is a group of tasks sent as one message: tasks first..first+n-1,
 // encoded back to back in data. Where each task starts is found only for
 // a chunk to be split (index), which is rare: a slice of n ints per chunk
-// was a sixth of what a map allocated.
+// was a sixth of what a map allocated. Only tasks of the fast path, one
+// msgpack value each, are found so; the map records the others' starts
+// (see dispatch.offs).
 type chunk struct {
 	id    uint64
 	gen   uint64
@@ -138,6 +146,9 @@ func (d *dispatch) end() {
 func (d *dispatch) adding() {
 	d.last = d.buf.Len()
 	d.count++
+	if d.keepOffs {
+		d.offs = append(d.offs, d.last)
+	}
 }
 
 // added is called after the map encoded a task to enc; a full chunk is
@@ -159,6 +170,9 @@ func (d *dispatch) tooLarge() error {
 	}
 	d.buf.Truncate(start)
 	d.count--
+	if d.keepOffs {
+		d.offs = d.offs[:len(d.offs)-1]
+	}
 	if err := d.submit(); err != nil {
 		return err
 	}
@@ -178,6 +192,9 @@ func (d *dispatch) submit() error {
 		first: d.nextIndex,
 		n:     d.count,
 		data:  bytes.Clone(d.buf.Bytes()),
+	}
+	if d.keepOffs {
+		c.offs, d.offs = d.offs, make([]int, 0, min(d.sizer.size, 1<<16))
 	}
 	d.nextIndex += c.n
 	d.buf.Reset()

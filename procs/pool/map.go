@@ -122,6 +122,7 @@ func MapUnorderedWith[T, R any](ctx context.Context, p *Pool, tasks iter.Seq[T],
 	}
 	defer d.end()
 	w := newWriter[T](&d.buf, d.enc)
+	d.keepOffs = !w.fast
 	for t := range tasks {
 		d.adding()
 		if err := w.put(t); err != nil {
