@@ -150,9 +150,18 @@ func (w *worker) reused() *resultMsg {
 	}
 }
 
+// maxReuse bounds the Results array of an answer kept for reuse: a
+// worker's reader keeps up to InFlight+1 for the pool's life, and one
+// answer may take a whole frame (16 MiB).
+const maxReuse = maxChunkBytes
+
 // reuse hands res back to w's reader once nothing refers to it or to its
-// Results any more. It never blocks: a spare too many is dropped.
+// Results any more. It never blocks: a spare too many, or too large, is
+// dropped.
 func (w *worker) reuse(res *resultMsg) {
+	if cap(res.Results) > maxReuse {
+		return
+	}
 	select {
 	case w.spare <- res:
 	default:

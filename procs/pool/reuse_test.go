@@ -55,3 +55,20 @@ func TestResultsOutliveTheirChunk(t *testing.T) {
 		}
 	}
 }
+
+// TestReuseKeepsNoLargeAnswer: an answer handed back for reuse keeps its
+// Results array for the worker's reader, up to three per worker (InFlight
+// spares and the one being received into) for the pool's life. An answer
+// of one large chunk (up to the 16 MiB frame) was kept too: a pool that
+// once returned large results held tens of MiB per worker until Close.
+func TestReuseKeepsNoLargeAnswer(t *testing.T) {
+	w := &worker{spare: make(chan *resultMsg, 2)}
+	w.reuse(&resultMsg{Results: make([]byte, 8<<20)})
+	if len(w.spare) != 0 {
+		t.Errorf("an answer of 8 MiB kept for reuse")
+	}
+	w.reuse(&resultMsg{Results: make([]byte, 64<<10)})
+	if len(w.spare) != 1 {
+		t.Errorf("an answer of 64 KiB not kept for reuse")
+	}
+}
