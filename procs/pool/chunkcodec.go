@@ -33,7 +33,7 @@ func newReader[V any]() *reader[V] {
 // no nested values).
 func (r *reader[V]) reset(data []byte) error {
 	if r.fast {
-		r.w.b = data
+		r.w.reset(data)
 		return nil
 	}
 	r.in.Reset(nil)
@@ -46,16 +46,21 @@ func (r *reader[V]) reset(data []byte) error {
 }
 
 // next decodes the next value into v; msgpack nil decodes to V's zero.
+// Nothing v held before is reused: the fast path overwrites all of v, and
+// the slow one zeroes it first, so that msgpack's Decoder does not decode
+// into a slice or map the caller was given. (Zeroing in every case cost a
+// second write barrier per value while the GC marks.)
 func (r *reader[V]) next(v *V) error {
 	if !r.fast {
+		var zero V
+		*v = zero
 		return decodeValue(r.dec, v)
 	}
 	var err error
 	switch p := any(v).(type) {
 	case *uint64:
-		if len(r.w.b) > 0 && r.w.b[0] <= 0x7f { // a small number: inline
-			*p = uint64(r.w.b[0])
-			r.w.b = r.w.b[1:]
+		if x, ok := r.w.smallUint(); ok { // up to 32 bits: inline
+			*p = x
 			return nil
 		}
 		var x int64

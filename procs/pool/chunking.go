@@ -20,12 +20,16 @@ const maxValueBytes = ipc.DefaultMaxFrame - maxChunkBytes - 4096
 // Chunk sizes the pool chooses itself (MapOptions.ChunkSize zero).
 const (
 	// chunkTarget is how long a worker should take over one chunk. A
-	// chunk costs c in messages and wakeups (40-100 µs of CPU measured on
-	// a loaded 2-core VM: BenchmarkPool/chunk=1), and the last chunks
-	// leave workers unevenly busy for about half a chunk: for a run of R
-	// per worker the sum c/T + T/2R is least at T = sqrt(2cR), 3-7 ms for
-	// runs of a tenth to half a second.
-	chunkTarget = 5 * time.Millisecond
+	// chunk costs c in messages and wakeups, and the last chunks leave
+	// workers unevenly busy for about half a chunk: for a run of R per
+	// worker the sum c/T + T/2R is least at T = sqrt(2cR). On a 2-core VM
+	// c measured 40-100 µs of CPU with a task per chunk
+	// (BenchmarkPool/chunk=1), but 165 µs in the factor lab's steady
+	// state (its CPU per task at 1,000 tasks a chunk against 10,000, at
+	// load 7), where each answer also wakes the parent from idle and,
+	// with it, the Go runtime's sysmon thread for a while: T is then
+	// 6-13 ms for runs of a tenth to half a second.
+	chunkTarget = 10 * time.Millisecond
 	// perWorkerChunks is the fewest chunks each worker gets when the
 	// input's length is known, so that the load balances.
 	perWorkerChunks = 8
@@ -40,8 +44,10 @@ const (
 // hand the last worker 2^(2 x workers) tasks of unknown cost before it
 // knows any); from then on the size is what a
 // worker runs in about chunkTarget, from the time it took over the chunks
-// answered so far (a running average, so one slow chunk does not swing
-// it), growing at most twofold per chunk. When the input's length is
+// answered so far (a running average weighted by their tasks, so that
+// one slow chunk does not swing it, and the first chunks of a task or
+// two, whose time is mostly the round trip, are soon outweighed),
+// growing at most twofold per chunk. When the input's length is
 // known, the size is also at most length / (workers x perWorkerChunks).
 type sizer struct {
 	size    int  // tasks in the next chunk
@@ -51,6 +57,8 @@ type sizer struct {
 	blind   int  // chunks submitted before the first answer
 
 	perTask time.Duration // running estimate of one task's time on a worker
+	took    float64       // decayed sum of the answered chunks' times, in ns
+	tasks   float64       // decayed sum of their tasks
 }
 
 func newSizer(o MapOptions, workers int) sizer {
@@ -84,12 +92,11 @@ func (s *sizer) answered(n int, d time.Duration) {
 	if s.fixed || n <= 0 || d <= 0 {
 		return
 	}
-	t := d / time.Duration(n)
-	if s.perTask == 0 {
-		s.perTask = max(t, 1)
-	} else {
-		s.perTask = max((3*s.perTask+t)/4, 1)
-	}
+	// Each answer weighs as many tasks as it had, and the older ones
+	// fade by a quarter per answer.
+	s.took = 0.75*s.took + float64(d)
+	s.tasks = 0.75*s.tasks + float64(n)
+	s.perTask = max(time.Duration(s.took/s.tasks), 1)
 	// The chunk being built was sized before this answer: no larger than
 	// the target now.
 	s.size = max(1, min(s.size, int(chunkTarget/s.perTask)+1))

@@ -1,6 +1,9 @@
 package pool
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // TestSizerBeforeFirstAnswer: before any answer the dispatcher fills
 // every worker at once, Workers x InFlight chunks plus one pending,
@@ -43,5 +46,24 @@ func TestSizerBeforeFirstAnswer(t *testing.T) {
 	}
 	if s.size < 900 {
 		t.Errorf("size %d after 20 chunks of tasks of %v, want about %d", s.size, chunkTarget/1000, 1000)
+	}
+}
+
+// TestSizerOutgrowsTheRoundTrip: the first chunks hold a task or two, and
+// their time is mostly the round trip (a millisecond, where a task takes a
+// microsecond). An average per chunk kept that in the estimate for dozens
+// of answers, at chunks a tenth of the target; weighted by tasks, it fades
+// as soon as larger chunks come back.
+func TestSizerOutgrowsTheRoundTrip(t *testing.T) {
+	const task, roundTrip = time.Microsecond, time.Millisecond
+	want := int(chunkTarget / task)
+	s := newSizer(MapOptions{}, 2)
+	answers := 0
+	for n := s.size; s.size < want/2; n = s.size {
+		s.submitted(n)
+		s.answered(n, roundTrip+time.Duration(n)*task)
+		if answers++; answers > 20 {
+			t.Fatalf("size %d after %d answers, want about %d", s.size, answers, want)
+		}
 	}
 }

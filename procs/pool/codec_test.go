@@ -110,8 +110,8 @@ func fastRoundTrip[V any](t *testing.T, v V) {
 		if err := r.next(&got); err != nil || !reflect.DeepEqual(got, v) {
 			t.Errorf("fast read of %#v: %#v, %v", v, got, err)
 		}
-		if len(r.w.b) != 0 {
-			t.Errorf("fast read of %#v left %d bytes", v, len(r.w.b))
+		if r.w.left() != 0 {
+			t.Errorf("fast read of %#v left %d bytes", v, r.w.left())
 		}
 	}
 }

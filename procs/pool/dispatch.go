@@ -12,7 +12,7 @@ import (
 )
 
 // dispatch is the state of one map, owned by the goroutine running it. The
-// map encodes its tasks one by one into the chunk being built (enc, offs,
+// map encodes its tasks one by one into the chunk being built (enc, adding,
 // added); a full chunk is sent as soon as a worker has room, and until
 // then the map handles the workers' messages, delivering results through
 // onChunk and onFail. So the input is read only as fast as workers free up.
@@ -34,9 +34,16 @@ type dispatch struct {
 	// worker too often, or ran past the timeout.
 	onFail func(te *TaskError) error
 
-	buf  bytes.Buffer // the chunk being built
-	enc  *msgpack.Encoder
-	offs []int // where each of its tasks starts in buf
+	buf   bytes.Buffer // the chunk being built
+	enc   *msgpack.Encoder
+	count int // tasks in buf
+	last  int // where the last of them starts in buf
+	// offs is where each task of buf starts, kept only when a task may
+	// encode as other than one msgpack value (a custom encoder may write
+	// two, as msgpack's EncodeMulti example does), which walking the
+	// chunk's values cannot split: for any type without a fast path.
+	offs     []int
+	keepOffs bool
 
 	pending     *chunk      // a full chunk waiting for a worker with room
 	retry       []*chunk    // chunks to send again, before anything new
@@ -47,14 +54,35 @@ type dispatch struct {
 }
 
 // chunk is a group of tasks sent as one message: tasks first..first+n-1,
-// encoded back to back in data, task i starting at offs[i].
+// encoded back to back in data. Where each task starts is found only for
+// a chunk to be split (index), which is rare: a slice of n ints per chunk
+// was a sixth of what a map allocated. Only tasks of the fast path, one
+// msgpack value each, are found so; the map records the others' starts
+// (see dispatch.offs).
 type chunk struct {
 	id    uint64
 	gen   uint64
 	first int
 	n     int
 	data  []byte
-	offs  []int
+	offs  []int // task i starts at offs[i], once index has run
+}
+
+// index finds where each of c's tasks starts, for slice.
+func (c *chunk) index() error {
+	if c.offs != nil || c.n == 0 {
+		return nil
+	}
+	offs := make([]int, 0, c.n)
+	err := walk(c.data, func(pos int) { offs = append(offs, pos) })
+	if err == nil && len(offs) != c.n {
+		err = fmt.Errorf("%w: %d values where %d tasks belong", errWire, len(offs), c.n)
+	}
+	if err != nil {
+		return fmt.Errorf("pool: index chunk of tasks %d..%d: %w", c.first, c.first+c.n-1, err)
+	}
+	c.offs = offs
+	return nil
 }
 
 // indexes lists the input indexes of c's tasks.
@@ -66,7 +94,7 @@ func (c *chunk) indexes() []int {
 	return idx
 }
 
-// slice returns a chunk of c's tasks i..j-1.
+// slice returns a chunk of c's tasks i..j-1; c was indexed.
 func (c *chunk) slice(i, j int) *chunk {
 	if i >= j {
 		return &chunk{gen: c.gen, first: c.first + i}
@@ -114,10 +142,19 @@ func (d *dispatch) end() {
 	d.p.mu.Unlock()
 }
 
-// added is called after the map encoded a task to enc, its start appended
-// to offs; a full chunk is submitted.
+// adding is called before the map encodes a task to enc.
+func (d *dispatch) adding() {
+	d.last = d.buf.Len()
+	d.count++
+	if d.keepOffs {
+		d.offs = append(d.offs, d.last)
+	}
+}
+
+// added is called after the map encoded a task to enc; a full chunk is
+// submitted.
 func (d *dispatch) added() error {
-	if len(d.offs) < d.sizer.size && d.buf.Len() < maxChunkBytes {
+	if d.count < d.sizer.size && d.buf.Len() < maxChunkBytes {
 		return nil
 	}
 	return d.submit()
@@ -126,13 +163,16 @@ func (d *dispatch) added() error {
 // tooLarge fails the task just encoded if it could not be sent: the chunk
 // before it is submitted without it, and it fails in its place.
 func (d *dispatch) tooLarge() error {
-	start := d.offs[len(d.offs)-1]
+	start := d.last
 	size := d.buf.Len() - start
 	if size <= maxValueBytes {
 		return nil
 	}
 	d.buf.Truncate(start)
-	d.offs = d.offs[:len(d.offs)-1]
+	d.count--
+	if d.keepOffs {
+		d.offs = d.offs[:len(d.offs)-1]
+	}
 	if err := d.submit(); err != nil {
 		return err
 	}
@@ -144,20 +184,22 @@ func (d *dispatch) tooLarge() error {
 
 // submit closes the chunk being built and waits until a worker takes it.
 func (d *dispatch) submit() error {
-	if len(d.offs) == 0 {
+	if d.count == 0 {
 		return nil
 	}
 	c := &chunk{
 		gen:   d.gen,
 		first: d.nextIndex,
-		n:     len(d.offs),
+		n:     d.count,
 		data:  bytes.Clone(d.buf.Bytes()),
-		offs:  d.offs,
+	}
+	if d.keepOffs {
+		c.offs, d.offs = d.offs, make([]int, 0, min(d.sizer.size, 1<<16))
 	}
 	d.nextIndex += c.n
 	d.buf.Reset()
+	d.count = 0
 	d.sizer.submitted(c.n)
-	d.offs = make([]int, 0, min(d.sizer.size, 1<<16))
 	d.outstanding++
 	d.pending = c
 	for {
@@ -401,6 +443,10 @@ func (d *dispatch) result(w *worker, res *resultMsg) error {
 	}
 	d.outstanding--
 	d.sizer.answered(c.n, served)
+	// w has room again: send it its next chunk before the results are
+	// delivered, which may take a while (decoding, the caller's f), so
+	// that a worker done with the chunks it holds does not wait for that.
+	d.fill()
 	var errs []error
 	for i, msg := range res.Errs {
 		if msg == "" {
@@ -414,7 +460,10 @@ func (d *dispatch) result(w *worker, res *resultMsg) error {
 	}
 	d.p.completed.Add(int64(c.n))
 	d.p.chunks.Add(1)
-	return d.onChunk(c.first, c.n, res.Results, errs)
+	err := d.onChunk(c.first, c.n, res.Results, errs)
+	// Nothing onChunk gave out refers to Results: every decoder copies.
+	w.reuse(res)
+	return err
 }
 
 // maxStartFailures is how many workers in a row may die before they start
@@ -427,6 +476,13 @@ const maxStartFailures = 3
 // blames nothing.
 func (d *dispatch) death(m message) error {
 	p, w := d.p, m.w
+	if len(w.inflight) > 0 {
+		// The chunk it was working on may be split below.
+		if err := w.inflight[0].index(); err != nil {
+			p.stop() // a bug: the map's own encoding does not parse
+			return err
+		}
+	}
 	w.dead = true
 	w.held.Store(0)
 	w.closeSend()

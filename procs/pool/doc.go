@@ -25,10 +25,10 @@
 // A chunk size of zero lets the pool choose. The first chunk of each
 // worker holds one task, and each next round of chunks twice as many,
 // until the first answer comes back;
-// from then on a chunk holds what a worker runs in about 5 ms, from a
-// running average of the time workers took per task, so that a chunk's
-// messages cost about 1% of its work whatever the tasks are, while the last
-// chunks still end close together. When the
+// from then on a chunk holds what a worker runs in about 10 ms, from a
+// running average of the time workers took per task (weighted by tasks),
+// so that a chunk's messages and wake-ups cost 1-2% of its work whatever
+// the tasks are, while the last chunks still end close together. When the
 // input's length is known (Map, MapWith, or MapOptions.Len), a chunk also
 // holds at most length / (8 x workers) tasks, so that every worker gets
 // several and the last ones end close together. A chunk is also sent once

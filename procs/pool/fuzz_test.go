@@ -20,7 +20,7 @@ func fuzzRead[V any](t *testing.T, data []byte) {
 	}
 	slow := msgpack.NewDecoder(bytes.NewReader(data))
 	for range len(data) + 1 {
-		if rd.fast && len(rd.w.b) == 0 {
+		if rd.fast && rd.w.left() == 0 {
 			return
 		}
 		var v, w V

@@ -93,17 +93,20 @@ func MapUnorderedWith[T, R any](ctx context.Context, p *Pool, tasks iter.Seq[T],
 			return fmt.Errorf("pool: results of tasks %d..%d: %w", first, first+n-1, err)
 		}
 		for i := range n {
-			*r = zero // so that the decoder reuses nothing f was given
-			var err error
 			if errs != nil && errs[i] != nil {
-				err = errs[i]
 				if derr := rd.skip(); derr != nil {
 					return fmt.Errorf("pool: results of tasks %d..%d: %w", first, first+n-1, derr)
 				}
-			} else if derr := rd.next(r); derr != nil {
+				if err := f(first+i, zero, errs[i]); err != nil {
+					return err
+				}
+				continue
+			}
+			// next leaves in r nothing of what f was given before.
+			if derr := rd.next(r); derr != nil {
 				return fmt.Errorf("pool: decode result of task %d: %w", first+i, derr)
 			}
-			if err := f(first+i, *r, err); err != nil {
+			if err := f(first+i, *r, nil); err != nil {
 				return err
 			}
 		}
@@ -119,10 +122,11 @@ func MapUnorderedWith[T, R any](ctx context.Context, p *Pool, tasks iter.Seq[T],
 	}
 	defer d.end()
 	w := newWriter[T](&d.buf, d.enc)
+	d.keepOffs = !w.fast
 	for t := range tasks {
-		d.offs = append(d.offs, d.buf.Len())
+		d.adding()
 		if err := w.put(t); err != nil {
-			return fmt.Errorf("pool: encode task %d: %w", d.nextIndex+len(d.offs)-1, err)
+			return fmt.Errorf("pool: encode task %d: %w", d.nextIndex+d.count-1, err)
 		}
 		if err := d.tooLarge(); err != nil {
 			return err

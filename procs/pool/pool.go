@@ -111,14 +111,15 @@ type worker struct {
 	slot     int
 	cmd      *procs.Cmd
 	conn     *ipc.Conn
-	sendq    chan chunkMsg // to its writer goroutine; never full (see send)
-	closed   bool          // sendq is closed
-	inflight []*chunk      // in the order sent: [0] is the one it works on
-	dead     bool          // its death was handled
-	broken   bool          // it broke the protocol or overran; it has been killed
-	ready    bool          // it said hello: it is serving
-	spawned  time.Time     // just before Start
-	held     atomic.Int32  // len(inflight), for Busy
+	sendq    chan chunkMsg   // to its writer goroutine; never full (see send)
+	spare    chan *resultMsg // answers the map is done with, to receive into again
+	closed   bool            // sendq is closed
+	inflight []*chunk        // in the order sent: [0] is the one it works on
+	dead     bool            // its death was handled
+	broken   bool            // it broke the protocol or overran; it has been killed
+	ready    bool            // it said hello: it is serving
+	spawned  time.Time       // just before Start
+	held     atomic.Int32    // len(inflight), for Busy
 
 	// headSince is when inflight[0] became the chunk it works on (when it
 	// was sent to an idle worker, or when the one before was answered).
@@ -133,6 +134,38 @@ type worker struct {
 	// overdue is set when the parent killed it for holding inflight[0]
 	// past the chunk's deadline.
 	overdue bool
+}
+
+// reused returns an empty resultMsg for w's reader to receive into: one
+// the map is done with, whose Results keeps its array for msgpack to
+// decode into (a chunk's results are tens of KiB, and were a seventh of
+// what a map allocated), or a new one.
+func (w *worker) reused() *resultMsg {
+	select {
+	case res := <-w.spare:
+		*res = resultMsg{Results: res.Results[:0]}
+		return res
+	default:
+		return new(resultMsg)
+	}
+}
+
+// maxReuse bounds the Results array of an answer kept for reuse: a
+// worker's reader keeps up to InFlight+1 for the pool's life, and one
+// answer may take a whole frame (16 MiB).
+const maxReuse = maxChunkBytes
+
+// reuse hands res back to w's reader once nothing refers to it or to its
+// Results any more. It never blocks: a spare too many, or too large, is
+// dropped.
+func (w *worker) reuse(res *resultMsg) {
+	if cap(res.Results) > maxReuse {
+		return
+	}
+	select {
+	case w.spare <- res:
+	default:
+	}
 }
 
 // closeSend ends w's writer goroutine once it has sent what is queued.
@@ -205,6 +238,7 @@ func (p *Pool) start(slot int) (*worker, error) {
 	// InFlight, and every chunk in sendq is held: sendq never fills, and
 	// the dispatcher never blocks on a worker.
 	w.sendq = make(chan chunkMsg, p.cfg.InFlight)
+	w.spare = make(chan *resultMsg, p.cfg.InFlight)
 	p.wg.Go(func() { p.read(w) })
 	p.wg.Go(func() { p.write(w) })
 	return w, nil
@@ -232,7 +266,7 @@ func (p *Pool) write(w *worker) {
 func (p *Pool) read(w *worker) {
 	var recvErr error
 	for {
-		res := new(resultMsg)
+		res := w.reused()
 		if err := w.conn.Recv(res); err != nil {
 			recvErr = err
 			break

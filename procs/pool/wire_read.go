@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -11,25 +12,38 @@ var errWire = errors.New("malformed value")
 
 // wire reads msgpack values from a chunk's bytes. The bytes come from
 // another process: every length is checked against what is left.
+//
+// It moves through b by an index, not by slicing b: a wire lives in a
+// reader on the heap, where storing a re-sliced b stores a pointer, and
+// while the GC marks (most of a map's time, in a parent that allocates a
+// slice per result) every such store goes through the write barrier:
+// that was a third of decoding a chunk of factor results.
 type wire struct {
-	b []byte
+	b   []byte
+	pos int // b[pos:] is what is left
 }
 
+// reset starts reading b.
+func (w *wire) reset(b []byte) { w.b, w.pos = b, 0 }
+
+// left returns how many bytes are left.
+func (w *wire) left() int { return len(w.b) - w.pos }
+
 func (w *wire) byte() (byte, error) {
-	if len(w.b) == 0 {
+	if w.pos >= len(w.b) {
 		return 0, io.ErrUnexpectedEOF
 	}
-	c := w.b[0]
-	w.b = w.b[1:]
+	c := w.b[w.pos]
+	w.pos++
 	return c, nil
 }
 
 func (w *wire) take(n int) ([]byte, error) {
-	if n < 0 || n > len(w.b) {
+	if n < 0 || n > w.left() {
 		return nil, io.ErrUnexpectedEOF
 	}
-	p := w.b[:n:n]
-	w.b = w.b[n:]
+	p := w.b[w.pos : w.pos+n : w.pos+n]
+	w.pos += n
 	return p, nil
 }
 
@@ -43,6 +57,31 @@ func (w *wire) be(n int) (uint64, error) {
 		x = x<<8 | uint64(c)
 	}
 	return x, nil
+}
+
+// smallUint reads an unsigned integer of up to 32 bits, the commonest
+// tasks and results, if that is what comes next (else ok is false and
+// nothing is read).
+func (w *wire) smallUint() (x uint64, ok bool) {
+	b := w.b[w.pos:]
+	if len(b) == 0 {
+		return 0, false
+	}
+	switch c := b[0]; {
+	case c <= 0x7f:
+		w.pos++
+		return uint64(c), true
+	case c == 0xcc && len(b) >= 2:
+		w.pos += 2
+		return uint64(b[1]), true
+	case c == 0xcd && len(b) >= 3:
+		w.pos += 3
+		return uint64(binary.BigEndian.Uint16(b[1:3])), true
+	case c == 0xce && len(b) >= 5:
+		w.pos += 5
+		return uint64(binary.BigEndian.Uint32(b[1:5])), true
+	}
+	return 0, false
 }
 
 // int reads any msgpack integer (or nil, as 0) as an int64; unsigned
@@ -104,7 +143,7 @@ func (w *wire) str() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if n > uint64(len(w.b)) {
+	if n > uint64(w.left()) {
 		return "", io.ErrUnexpectedEOF
 	}
 	p, _ := w.take(int(n))
@@ -134,7 +173,7 @@ func (w *wire) arrayLen() (int, error) {
 		return 0, err
 	}
 	// Every element takes a byte at least: a longer header lies.
-	if n > uint64(len(w.b)) {
+	if n > uint64(w.left()) {
 		return 0, io.ErrUnexpectedEOF
 	}
 	return int(n), nil
@@ -174,25 +213,46 @@ func (a *arena[E]) slice(n int) []E {
 }
 
 // readInts reads a msgpack array of integers into a slice from a, with
-// the one-byte integers (most factors, most small numbers) read inline.
+// the unsigned integers up to 32 bits (most factors, most numbers) read
+// inline.
 func readInts[E int | int64 | uint64](w *wire, a *arena[E]) ([]E, error) {
 	n, err := w.arrayLen()
 	if err != nil || n < 0 {
 		return nil, err
 	}
 	s := a.slice(n)
+	b := w.b[w.pos:]
 	for i := range s {
-		if len(w.b) > 0 && w.b[0] <= 0x7f {
-			s[i] = E(w.b[0])
-			w.b = w.b[1:]
+		if len(b) == 0 {
+			return nil, io.ErrUnexpectedEOF
+		}
+		switch c := b[0]; {
+		case c <= 0x7f:
+			s[i] = E(c)
+			b = b[1:]
+			continue
+		case c == 0xcc && len(b) >= 2:
+			s[i] = E(b[1])
+			b = b[2:]
+			continue
+		case c == 0xcd && len(b) >= 3:
+			s[i] = E(binary.BigEndian.Uint16(b[1:3]))
+			b = b[3:]
+			continue
+		case c == 0xce && len(b) >= 5:
+			s[i] = E(binary.BigEndian.Uint32(b[1:5]))
+			b = b[5:]
 			continue
 		}
+		w.pos = len(w.b) - len(b)
 		x, err := w.int()
 		if err != nil {
 			return nil, err
 		}
+		b = w.b[w.pos:]
 		s[i] = E(x)
 	}
+	w.pos = len(w.b) - len(b)
 	return s, nil
 }
 
@@ -219,9 +279,16 @@ const maxDepth = 10000
 // checkDepth walks the msgpack values in b without decoding them, and
 // refuses one nested more than maxDepth deep, or cut short. Lengths are
 // checked against what is left, as wire's readers do.
-func checkDepth(b []byte) error {
+func checkDepth(b []byte) error { return walk(b, nil) }
+
+// walk is checkDepth that also calls top, if not nil, with the position
+// of each value of b that is not inside another.
+func walk(b []byte, top func(pos int)) error {
 	var open []int // values still to read in each open array or map
 	for pos := 0; pos < len(b); {
+		if top != nil && len(open) == 0 {
+			top(pos)
+		}
 		c := b[pos]
 		pos++
 		var skip, lenBytes int

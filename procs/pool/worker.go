@@ -84,7 +84,6 @@ func Typed[T, R any](f func(ctx context.Context, task T) (R, error)) Handler {
 func (h *typed[T, R]) run(ctx context.Context, data []byte, n int, out *bytes.Buffer, enc *msgpack.Encoder, wd *watchdog) ([]string, error) {
 	var (
 		errs []string
-		zero T
 		t    = new(T) // one for the chunk: a variable per task escapes
 		w    = newWriter[R](out, enc)
 	)
@@ -92,8 +91,7 @@ func (h *typed[T, R]) run(ctx context.Context, data []byte, n int, out *bytes.Bu
 		return nil, fmt.Errorf("decode tasks: %w", err)
 	}
 	for i := range n {
-		*t = zero // so that nothing decoded before is reused
-		if err := h.rd.next(t); err != nil {
+		if err := h.rd.next(t); err != nil { // reuses nothing decoded before
 			return nil, fmt.Errorf("decode task %d of %d: %w", i, n, err)
 		}
 		if wd != nil {

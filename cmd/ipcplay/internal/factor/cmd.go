@@ -37,7 +37,7 @@ Examples:
 	out := base.AddOutputFlags(f)
 	upto := base.IntFlag(f, "upto", DefaultUpTo, 1, MaxSieve, "factorize every n in 1..N")
 	workers := base.ProcsFlag(f, runtime.NumCPU())
-	chunk := base.IntFlag(f, "chunksize", 0, 0, 1_000_000, "tasks per message; 0 lets the pool choose: chunks a worker runs in about 2 ms, at most N/(8 x workers), so every worker gets several")
+	chunk := base.IntFlag(f, "chunksize", 0, 0, 1_000_000, "tasks per message; 0 lets the pool choose: chunks a worker runs in about 10 ms (it measures), at most N/(8 x workers), so every worker gets several")
 	sweep := f.Bool("sweep", false, "run chunk sizes "+strings.Trim(fmt.Sprint(sweepSizes), "[]")+" instead of --chunksize")
 	kill := f.Bool("kill-worker", false, "SIGKILL one pool worker half way through each pool run")
 	kills := base.IntFlag(f, "kill", 0, 0, MaxKills, "after the runs, time the recovery from this many SIGKILLs of a busy worker (0: none)")
@@ -201,7 +201,7 @@ func (l *lab) report() *report.Report {
 		t.Row(chunkOf(run), string(run.Mode), run.Elapsed, run.CPU, run.TasksPerSecond(), int64(run.Chunks),
 			run.Setup, run.SumOfFactors, run.SumOfFactors == l.want, deaths)
 	}
-	t.Notef("the sieve says the sum is %d (%s).", l.want, base.Human(l.sieve))
+	t.Notef("the sieve says the sum is %d (%s). The pool's parent dispatches on one processor (GOMAXPROCS=1: its map is one goroutine, and a second only woke threads); the goroutines run on %d.", l.want, base.Human(l.sieve), runtime.GOMAXPROCS(0))
 
 	vs := r.Table("procs_vs_goroutines", "processes against goroutines",
 		report.Col("chunk", "chunk", report.Int),
@@ -212,7 +212,7 @@ func (l *lab) report() *report.Report {
 	for _, pg := range l.pairs() {
 		vs.Row(chunkOf(pg[0]), ratio(pg[0].Elapsed, pg[1].Elapsed), ratio(pg[0].CPU, pg[1].CPU), overhead(pg[0], pg[1]))
 	}
-	vs.Notef("* (procs time - goroutines time) x workers / tasks: what a task cost a worker beyond the work itself. At chunk size 1 that is a message round trip; larger chunks share it among their tasks. CPU is user+system time of ipcplay and its workers: on a busy machine it is the steadier comparison.")
+	vs.Notef("* (procs time - goroutines time) x workers / tasks: what a task cost a worker beyond the work itself. At chunk size 1 that is a message round trip; larger chunks share it among their tasks. CPU is user+system time of ipcplay and its workers over the same window as TIME (the cost table's USER + KERNEL): on a busy machine it is the steadier comparison.")
 
 	if first := l.runs[0]; first.Mode == Procs && first.Startups.N > 0 {
 		st := r.Table("startup", "start-up, apart from the steady state",
@@ -235,6 +235,7 @@ func (l *lab) report() *report.Report {
 		ct.Add(fmt.Sprintf("%s, chunk %d", run.Mode, chunkOf(run)), run.Cost.Per(run.Tasks))
 	}
 	dominant := ct.Finish()
+	l.switches(r)
 
 	var events int
 	for _, run := range l.runs {
@@ -273,7 +274,83 @@ func (l *lab) report() *report.Report {
 	if dominant != "" {
 		r.Verdictf("the pool, per task: %s", dominant)
 	}
+	if k := l.kernelVerdict(); k != "" {
+		r.Verdictf("%s", k)
+	}
 	return r
+}
+
+// kernelCost is what a pair's processes spent in the kernel beyond the
+// goroutines, per task, and the context switches that came with it.
+type kernelCost struct {
+	extraNS  float64 // kernel ns per task, processes minus goroutines
+	procsCS  float64 // context switches per 1,000 tasks
+	gorCS    float64
+	procsNap float64 // nanosleep calls (sysmon wakes) per 1,000 tasks
+	gorNap   float64
+	perCS    float64 // extraNS over the extra switches per task, in µs; 0 if none
+}
+
+func kernelOf(pg [2]Result) kernelCost {
+	p, g := pg[0].Cost.Per(pg[0].Tasks), pg[1].Cost.Per(pg[1].Tasks)
+	k := kernelCost{
+		extraNS:  p.SysNS - g.SysNS,
+		procsCS:  1000 * (p.VolCS + p.InvolCS),
+		gorCS:    1000 * (g.VolCS + g.InvolCS),
+		procsNap: 1000 * p.ByName["nanosleep"],
+		gorNap:   1000 * g.ByName["nanosleep"],
+	}
+	if d := (k.procsCS - k.gorCS) / 1000; d > 0 && k.extraNS > 0 {
+		k.perCS = k.extraNS / d / 1000
+	}
+	return k
+}
+
+// switches adds the table that sets the processes' extra kernel time
+// beside their extra context switches.
+func (l *lab) switches(r *report.Report) {
+	t := r.Table("switches", "kernel time against context switches",
+		report.Col("chunk", "chunk", report.Int),
+		report.Col("extra_kernel_ns", "extra kernel/task", report.Nanos),
+		report.Col("procs_cs_per_1k", "cs/1k tasks procs", report.Float),
+		report.Col("goroutines_cs_per_1k", "gor", report.Float),
+		report.Opt("procs_nanosleep_per_1k", "sysmon/1k procs", report.Float, 1),
+		report.Opt("goroutines_nanosleep_per_1k", "gor", report.Float, 1),
+		report.Col("per_extra_cs_us", "per extra cs µs", report.Float),
+	)
+	for _, pg := range l.pairs() {
+		k := kernelOf(pg)
+		var per any
+		if k.perCS > 0 {
+			per = k.perCS
+		}
+		t.Row(chunkOf(pg[0]), time.Duration(k.extraNS+0.5), k.procsCS, k.gorCS, k.procsNap, k.gorNap, per)
+	}
+	t.Notef("EXTRA KERNEL/TASK is the processes' kernel CPU per task minus the goroutines'. CS are context switches (voluntary and involuntary) of every process involved, per 1,000 tasks. SYSMON counts nanosleep calls, nearly all of them the Go runtime's sysmon thread, one per process, which wakes every 20 µs for a while each time its process wakes from idle. PER EXTRA CS is the extra kernel time over the extra switches: what each would cost if they were all of it (a switch between processes, with the wake-up that causes it, costs several µs on a virtual machine, where `perf bench sched pipe` measures the floor).")
+}
+
+// kernelVerdict says what the processes' extra kernel time came with, at
+// the chunk size where the ratio was best, when there was some.
+func (l *lab) kernelVerdict() string {
+	if !l.verified() {
+		return ""
+	}
+	best := l.pairs()[0]
+	for _, pg := range l.pairs()[1:] {
+		if float64(pg[0].Elapsed)/float64(max(pg[1].Elapsed, 1)) < float64(best[0].Elapsed)/float64(max(best[1].Elapsed, 1)) {
+			best = pg
+		}
+	}
+	k := kernelOf(best)
+	if k.extraNS <= 0 || k.perCS == 0 {
+		return ""
+	}
+	s := fmt.Sprintf("the processes' extra kernel time, %.0f ns per task, comes with %.1f context switches per 1,000 tasks against %.1f for goroutines (%.0f µs per extra switch)",
+		k.extraNS, k.procsCS, k.gorCS, k.perCS)
+	if k.procsNap > 0 {
+		s += fmt.Sprintf("; %.1f per 1,000 tasks are the Go runtime's sysmon threads waking (%.1f with goroutines): one per process, polling every 20 µs after each wake-up of its process", k.procsNap, k.gorNap)
+	}
+	return s
 }
 
 // taskList shows a list of task indexes as ranges, shortened.

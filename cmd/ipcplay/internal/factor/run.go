@@ -8,6 +8,7 @@ import (
 	"ipcplay/procs/cost"
 	"iter"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -50,7 +51,7 @@ type Config struct {
 	UpTo    uint64 // factorize every n in 1..UpTo
 	Workers int    // processes or goroutines
 	// ChunkSize is the number of tasks per message. Zero lets the pool
-	// choose (see procs/pool: chunks a worker runs in about 5 ms, at most
+	// choose (see procs/pool: chunks a worker runs in about 10 ms, at most
 	// N / (8 x workers)); goroutines then get chunks of GoroutineChunk.
 	ChunkSize int
 	// SpawnBaseline, if not zero, is how many bare re-execs of this binary
@@ -87,9 +88,12 @@ type Result struct {
 	// SumOfFactors is the sum of every prime factor of every n, with
 	// multiplicity.
 	SumOfFactors uint64
-	// CPU is the processor time the run used, user and system, in this
-	// process and in the workers it reaped: unlike Elapsed, it hardly
-	// changes when other programs compete for the machine.
+	// CPU is the processor time of the steady state, user and system, in
+	// this process and the workers: Cost's, when it was measured (a live
+	// worker's in 10 ms ticks), else getrusage's over the whole run, which
+	// counts the workers' start-up too (it was a third of the processes'
+	// CPU at 1,000,000 tasks). Unlike Elapsed, it hardly changes when
+	// other programs compete for the machine.
 	CPU time.Duration
 	// Killed is the pid SIGKILLed by KillWorker, 0 if none.
 	Killed int
@@ -125,6 +129,9 @@ func Run(ctx context.Context, mode Mode, cfg Config) (Result, error) {
 		err = fmt.Errorf("factor: unknown mode %q", mode)
 	}
 	res.CPU = cpuTime() - cpu0
+	if c := res.Cost.UserNS + res.Cost.SysNS; c > 0 {
+		res.CPU = time.Duration(c)
+	}
 	return res, err
 }
 
@@ -196,9 +203,17 @@ func runProcs(ctx context.Context, cfg Config, res *Result) error {
 	res.Setup = time.Since(start)
 	res.Startups = procs.NewSpawnStats(p.Startups())
 	chunks0 := p.Chunks()
+	// This process's side of the pool is one goroutine that dispatches,
+	// and a reader and a writer per worker, which wait on sockets. With a
+	// second processor, each answer made the runtime wake a second thread
+	// that found nothing to do, or moved the dispatcher to the other CPU,
+	// away from a worker: a third more context switches in this process
+	// and a fifth more of its CPU time (measured at load 6, 4 pairs). The
+	// workers have every processor; the goroutines' run gets them back.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	// This process is counted with inherit: a worker started to replace a
 	// killed one is counted too.
-	ctr, err := cost.Start(append(p.PIDs(), os.Getpid())...)
+	ctr, err := cost.StartWith(costOptions, append(p.PIDs(), os.Getpid())...)
 	if err != nil {
 		return fmt.Errorf("factor: %w", err)
 	}
@@ -239,6 +254,13 @@ func runProcs(ctx context.Context, cfg Config, res *Result) error {
 	return errors.Join(err, killErr, p.Close())
 }
 
+// costOptions also counts nanosleep(2), which in a Go program is mostly
+// the runtime's sysmon thread (one per process) waking to look around:
+// every 20 µs for a while after its process wakes from idle, backing off
+// to every 10 ms when nothing happens. Each of its wakes is two context
+// switches, and on a busy machine it preempts the work.
+var costOptions = cost.Options{ByName: []string{"nanosleep"}}
+
 // span is a chunk of the goroutines' input: n in [lo, hi).
 type span struct{ lo, hi uint64 }
 
@@ -253,7 +275,7 @@ func runGoroutines(ctx context.Context, cfg Config, res *Result) error {
 		cfg.ChunkSize = GoroutineChunk(cfg.UpTo, cfg.Workers)
 	}
 	res.Chunks = (cfg.UpTo + uint64(cfg.ChunkSize) - 1) / uint64(cfg.ChunkSize)
-	ctr, cerr := cost.Start(os.Getpid())
+	ctr, cerr := cost.StartWith(costOptions, os.Getpid())
 	if cerr != nil {
 		return fmt.Errorf("factor: %w", cerr)
 	}
