@@ -79,10 +79,14 @@ func TestWatchdogChunkBoundary(t *testing.T) {
 	if err := p.Ready(ctx); err != nil {
 		t.Fatal(err)
 	}
-	const limit = time.Second
+	// Each task takes 0.55 of the limit, so that each has 0.9 s to spare
+	// on a loaded machine (with 0.6 and 0.8 of one second, a task late by
+	// 0.2 s failed under -race with both cores busy), and the two together
+	// still go over it, which the old watchdog counted as one.
+	const limit = 2 * time.Second
 	tasks := []slowTask{
-		{N: 0, Run: int64(limit * 6 / 10)},
-		{N: 1, Decode: int64(limit * 8 / 10)},
+		{N: 0, Run: int64(limit * 55 / 100)},
+		{N: 1, Decode: int64(limit * 55 / 100)},
 	}
 	got, err := MapWith[slowTask, int](ctx, p, tasks, MapOptions{ChunkSize: 1, TaskTimeout: limit})
 	if err != nil {
