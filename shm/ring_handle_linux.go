@@ -36,6 +36,7 @@ func (r *Ring) Producer(opt RingOptions) (*RingProducer, error) {
 		return nil, err
 	}
 	p.e = e
+	r.prefault()
 	p.head = r.head.Load()
 	p.tail = r.tail.Load()
 	if r.h.Mode == SPSC {
@@ -154,6 +155,7 @@ func (r *Ring) Consumer(opt RingOptions) (*RingConsumer, error) {
 		return nil, err
 	}
 	c.e = e
+	r.prefault()
 	c.head = r.head.Load()
 	return c, nil
 }
