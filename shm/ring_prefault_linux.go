@@ -19,7 +19,8 @@ func (r *Ring) prefault() {
 	start := uintptr(r.slots) &^ (page - 1)
 	end := (uintptr(unsafe.Pointer(unsafe.SliceData(r.mem))) + uintptr(len(r.mem)) + page - 1) &^ (page - 1)
 	// The pages holding the ring's first and last bytes are mapped, so
-	// the rounded range lies inside the mapping that holds the ring.
-	b := unsafe.Slice((*byte)(unsafe.Add(r.slots, -int(uintptr(r.slots)-start))), end-start)
-	_ = unix.Madvise(b, unix.MADV_POPULATE_WRITE)
+	// the rounded range lies inside the mapping that holds the ring. The
+	// call takes addresses, not a slice: the rounded range may reach past
+	// the ring's bytes, into memory no Go value covers.
+	unix.Syscall(unix.SYS_MADVISE, start, end-start, unix.MADV_POPULATE_WRITE)
 }
