@@ -39,18 +39,9 @@ func (r *Ring) Producer(opt RingOptions) (*RingProducer, error) {
 	r.prefault()
 	p.head = r.head.Load()
 	p.tail = r.tail.Load()
-	if r.h.Mode == SPSC {
-		// A dead predecessor may have published messages past the tail
-		// it stored last, and the consumer may have read them already:
-		// continue after them.
-		if int64(p.tail-p.head) < 0 {
-			p.tail = p.head
-		}
-		for p.tail-p.head <= r.mask && uint32(r.word(p.tail).Load()) == uint32(p.tail+1) {
-			p.tail++
-		}
-		r.tail.Store(p.tail)
-	}
+	// SPSC: a dead predecessor published everything before tail and
+	// nothing after it (what it wrote past tail was never in the ring):
+	// continue at tail.
 	p.published = p.tail
 	return p, nil
 }
@@ -89,10 +80,11 @@ func (p *RingProducer) SendBatch(ctx context.Context, msgs [][]byte) (int, error
 	return len(msgs), nil
 }
 
-// Write puts msg into the ring. In an SPSC ring a consumer that polls sees
-// it at once, but a sleeping consumer is woken only by the next Flush or
-// Send, or once RingOptions.Batch messages are pending, or when the ring
-// is full; in an MPMC ring Write is Send.
+// Write puts msg into the ring. In an SPSC ring the consumer sees it only
+// once it is published: by the next Flush or Send, once
+// RingOptions.Batch messages are pending, at the end of a SendBatch, or
+// when the ring is full; a producer that dies first never delivers it. In
+// an MPMC ring Write is Send.
 func (p *RingProducer) Write(ctx context.Context, msg []byte) error {
 	if len(msg) > int(p.r.max) {
 		return fmt.Errorf("send message: %d bytes, the ring takes at most %d", len(msg), p.r.max)
@@ -136,8 +128,9 @@ type RingConsumer struct {
 	c     RingCounters
 	words [maxClaim]uint64
 
-	// SPSC: the next position to read.
-	head uint64
+	// SPSC: the next position to read, and the producer's tail as last
+	// read.
+	head, tail uint64
 }
 
 // Consumer attaches this process to r as a consumer. It fails with an
@@ -157,6 +150,7 @@ func (r *Ring) Consumer(opt RingOptions) (*RingConsumer, error) {
 	c.e = e
 	r.prefault()
 	c.head = r.head.Load()
+	c.tail = c.head
 	return c, nil
 }
 
