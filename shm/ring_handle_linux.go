@@ -39,9 +39,24 @@ func (r *Ring) Producer(opt RingOptions) (*RingProducer, error) {
 	r.prefault()
 	p.head = r.head.Load()
 	p.tail = r.tail.Load()
-	// SPSC: a dead predecessor published everything before tail and
-	// nothing after it (what it wrote past tail was never in the ring):
-	// continue at tail.
+	if r.h.Mode == SPSC {
+		// A dead predecessor published everything before tail, and
+		// perhaps one message more by its slot word (a Send that died
+		// before its store of tail), which the consumer may have read
+		// already: continue after it. What it wrote and never published
+		// was never in the ring.
+		if int64(p.tail-p.head) < 0 {
+			p.tail = p.head
+		}
+		for p.tail-p.head <= r.mask {
+			w := r.word(p.tail).Load()
+			if uint32(w) != uint32(p.tail+1) || w&slotPending != 0 {
+				break
+			}
+			p.tail++
+		}
+		r.tail.Store(p.tail)
+	}
 	p.published = p.tail
 	return p, nil
 }
@@ -51,6 +66,15 @@ func (r *Ring) Producer(opt RingOptions) (*RingProducer, error) {
 // waiting when every consumer that attached is gone, and with ctx's error
 // when ctx is done.
 func (p *RingProducer) Send(ctx context.Context, msg []byte) error {
+	if p.r.h.Mode == SPSC && len(msg) <= int(p.r.max) {
+		// Published at once by its slot word when nothing is pending
+		// (see writeSPSC), then by tail.
+		if err := p.writeSPSC(ctx, msg, true); err != nil {
+			return err
+		}
+		p.Flush()
+		return nil
+	}
 	if err := p.Write(ctx, msg); err != nil {
 		return err
 	}
@@ -71,7 +95,7 @@ func (p *RingProducer) SendBatch(ctx context.Context, msgs [][]byte) (int, error
 		return p.sendMPMC(ctx, msgs)
 	}
 	for i, m := range msgs {
-		if err := p.writeSPSC(ctx, m); err != nil {
+		if err := p.writeSPSC(ctx, m, false); err != nil {
 			p.Flush()
 			return i, err
 		}
@@ -93,7 +117,7 @@ func (p *RingProducer) Write(ctx context.Context, msg []byte) error {
 		_, err := p.sendMPMC(ctx, [][]byte{msg})
 		return err
 	}
-	return p.writeSPSC(ctx, msg)
+	return p.writeSPSC(ctx, msg, false)
 }
 
 // Flush publishes what Write left pending.

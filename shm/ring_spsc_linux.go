@@ -4,24 +4,36 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync/atomic"
 )
 
 // The SPSC fast path. The producer owns tail and the slots past head+Slots
 // it may fill; the consumer owns head and taken. The producer writes each
-// message's payload and then its slot word, (position+1, length), with
-// plain stores, and publishes every message before position t at once
-// with one atomic store of tail = t: once per batch (RingOptions.Batch,
-// the end of a SendBatch, a Flush, or a full ring), as the bare ring does.
-// The consumer reads tail only when it has read all it last saw, reads
-// the messages before it, and stores taken and head once per batch. The
-// producer reads head only when its cached copy says the ring is full, and
-// makes the wake-up check once per batch, after its store of tail; the
-// consumer makes it after its store of head. So each side makes one
+// message's payload and then its slot word, (position+1, length), and
+// publishes every message before position t at once with one atomic store
+// of tail = t: once per batch (RingOptions.Batch, the end of a SendBatch,
+// a Flush, or a full ring), as the bare ring does. Such a slot word is
+// written with a plain store and marked slotPending: by itself it
+// publishes nothing. Send, when nothing is pending, publishes its message
+// by an atomic store of the slot word without the mark, and then stores
+// tail: a consumer waiting at head sees the message in the cache line it
+// arrives in, without a second miss on tail's line.
+//
+// The consumer, once it has read all it last saw, reads the slot word at
+// head, which may show a message Send published (before its store of
+// tail), and, if a message is written there, tail; it stores taken and head once per batch. The producer
+// reads head only when its cached copy says the ring is full, and makes
+// the wake-up check once per batch, after its store of tail; the consumer
+// makes it after its store of head. So in a stream each side makes one
 // locked store per batch, not one per message: a per-message store of the
 // slot word (an XCHG on amd64) stalled the producer on the cache line the
 // consumer had just read, 95% of its time in the profile.
 
-func (p *RingProducer) writeSPSC(ctx context.Context, msg []byte) error {
+// slotPending marks, in an SPSC slot word, a message published only by
+// tail, not by the word: bit 31 of the length, above any slot size.
+const slotPending = uint64(1) << 63
+
+func (p *RingProducer) writeSPSC(ctx context.Context, msg []byte, now bool) error {
 	r := p.r
 	if p.tail-p.head > r.mask {
 		p.head = r.head.Load()
@@ -32,11 +44,22 @@ func (p *RingProducer) writeSPSC(ctx context.Context, msg []byte) error {
 			}
 		}
 	}
-	s := r.slot(p.tail)
-	copy(unsafeBytes(s, slotWordSize, len(msg)), msg)
-	// A plain store: the store of tail that publishes it comes after, and
-	// no other process reads or writes this slot until then.
-	*(*uint64)(s) = slotWord(uint32(p.tail+1), uint32(len(msg)))
+	// The copy and the store written as below, not through one slot
+	// pointer: that form measured 900 ns against 600 per spinning round
+	// trip of 8 bytes (an in-process ping-pong, interleaved, 4 runs), for
+	// the same loads and stores.
+	copy(r.payload(p.tail, uint32(len(msg))), msg)
+	w := slotWord(uint32(p.tail+1), uint32(len(msg)))
+	if now && p.published == p.tail {
+		// Published by this store: tail is at its position, and the
+		// store of tail that follows (Flush) makes it p.tail+1.
+		r.word(p.tail).Store(w)
+	} else {
+		// A plain store: the store of tail that publishes it comes
+		// after, and no other process reads the slot as a message
+		// until then.
+		*(*uint64)(r.slot(p.tail)) = w | slotPending
+	}
 	p.tail++
 	p.c.Messages++
 	if p.tail-p.published >= uint64(p.opt.Batch) {
@@ -109,8 +132,8 @@ func (c *RingConsumer) recvSPSC(ctx context.Context, max int, fn func([]byte), t
 	got := 0
 	for p := c.head; p != end; p++ {
 		s := r.slot(p)
-		w := *(*uint64)(s)
-		seq, l := uint32(w), uint32(w>>32)
+		w := (*atomic.Uint64)(s).Load()
+		seq, l := uint32(w), uint32((w&^slotPending)>>32)
 		if seq != uint32(p+1) || l > r.max {
 			err = &RingError{What: fmt.Sprintf("slot word at position %d", p), Want: fmt.Sprintf("sequence %d, length at most %d", uint32(p+1), r.max), Got: fmt.Sprintf("sequence %d, length %d", seq, l)}
 			continue
@@ -128,11 +151,31 @@ func (c *RingConsumer) recvSPSC(ctx context.Context, max int, fn func([]byte), t
 	return got, err
 }
 
-// seeTail reads the producer's tail and reports whether it is past what
-// the consumer has read.
+// seeTail reports whether a message past what the consumer has read is
+// published: the slot word at head says Send published it, or it says a
+// message is written there and tail has moved past head (or holds what
+// no producer stores, which recvSPSC reports). The word comes first: after
+// a Send, the producer's store of tail follows that of the word, and a
+// consumer polling tail too would make that store wait for tail's cache
+// line, on the round trip's path. While the word at head is not written,
+// tail cannot have passed head: the producer writes a word before the
+// store of tail that covers it. tail may lag head by one: the consumer
+// read a message its slot word published before the producer's store of
+// tail landed.
 func (c *RingConsumer) seeTail() bool {
-	c.tail = c.r.tail.Load()
-	return c.tail != c.head
+	w := c.r.word(c.head).Load()
+	if uint32(w) != uint32(c.head+1) {
+		return false
+	}
+	if w&slotPending == 0 {
+		c.tail = c.head + 1
+		return true
+	}
+	if t := c.r.tail.Load(); t != c.head && t != c.head-1 {
+		c.tail = t
+		return true
+	}
+	return false
 }
 
 func (c *RingConsumer) waitData(ctx context.Context) error {
