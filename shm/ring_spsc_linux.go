@@ -55,10 +55,10 @@ func (p *RingProducer) writeSPSC(ctx context.Context, msg []byte, now bool) erro
 		// store of tail that follows (Flush) makes it p.tail+1.
 		r.word(p.tail).Store(w)
 	} else {
-		// A plain store: the store of tail that publishes it comes
-		// after, and no other process reads the slot as a message
-		// until then.
-		*(*uint64)(r.slot(p.tail)) = w | slotPending
+		// A plain store where it cannot tear (storePending): the store
+		// of tail that publishes it comes after, and no other process
+		// reads the slot as a message until then.
+		storePending(r.slot(p.tail), w|slotPending)
 	}
 	p.tail++
 	p.c.Messages++
