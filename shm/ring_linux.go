@@ -21,13 +21,17 @@ import (
 // position p lives in slot p mod Slots, and each slot starts with a slot
 // word: the low 32 bits of a position (its sequence) and a length. In an
 // SPSC ring the producer copies a message into the slot of position p,
-// writes the word (p+1, length) beside it, and publishes every message
-// before position t with one atomic store of tail = t, once per batch; the
-// consumer reads tail when it has read all it saw before, reads up to a
-// batch of the messages before tail (a slot word that does not hold its
-// position+1 is corruption), stores taken (what it hands to its caller)
-// and, once the caller is done, releases the slots with one store of head.
-// The producer reads head only when its cached copy says the ring is full.
+// writes the word (p+1, length, marked pending) beside it, and publishes
+// every message before position t with one atomic store of tail = t, once
+// per batch; a Send with nothing pending instead publishes its message by
+// an atomic store of the unmarked word, and then stores tail. The
+// consumer, when it has read all it saw before, looks at the word at head
+// (an unmarked word publishes that one message) and, once a word is
+// written there, at tail; it reads up to a batch of the messages before
+// what it saw (a slot word that does not hold its position+1 is
+// corruption), stores taken (what it hands to its caller) and, once the
+// caller is done, releases the slots with one store of head. The producer
+// reads head only when its cached copy says the ring is full.
 // An MPMC ring is Dmitry Vyukov's bounded MPMC queue: each slot word holds
 // a 32-bit sequence (the low bits of a position) and the message length.
 // A producer claims positions [t, t+n) with one compare-and-swap of tail
@@ -40,12 +44,14 @@ import (
 // # Invariants
 //
 //  1. A message is visible to a consumer only after its whole payload is
-//     written: it is published by a single atomic store of tail (SPSC:
-//     it follows the copies and slot words of the whole batch it
-//     publishes) or compare-and-swap of its slot word (MPMC) that follows
-//     the copy. A producer killed at any moment therefore never delivers
-//     a torn message. An SPSC producer that takes over from a dead one
-//     starts at tail, over what the dead one wrote and never published.
+//     written: it is published by a single atomic store that follows the
+//     copy: of tail (SPSC: after the copies and slot words of the whole
+//     batch it publishes), of its unmarked slot word (an SPSC Send with
+//     nothing pending), or a compare-and-swap of its slot word (MPMC). A
+//     producer killed at any moment therefore never delivers a torn
+//     message. An SPSC producer that takes over from a dead one starts at
+//     tail, or after the one message past it an unmarked word published,
+//     over what the dead one wrote and never published.
 //  2. Only the winner of the compare-and-swap on tail writes a claimed
 //     slot's payload, and only the winner of the one on head reads it; a
 //     slot word changes only from free to published (its producer, or a
