@@ -44,17 +44,9 @@ func (r *Ring) Producer(opt RingOptions) (*RingProducer, error) {
 		// perhaps one message more by its slot word (a Send that died
 		// before its store of tail), which the consumer may have read
 		// already: continue after it. What it wrote and never published
-		// was never in the ring.
-		if int64(p.tail-p.head) < 0 {
-			p.tail = p.head
-		}
-		for p.tail-p.head <= r.mask {
-			w := r.word(p.tail).Load()
-			if uint32(w) != uint32(p.tail+1) || w&slotPending != 0 {
-				break
-			}
-			p.tail++
-		}
+		// was never in the ring: it is counted lost.
+		p.tail = r.resumeSPSC(p.head, p.tail)
+		r.dropPending(p.tail)
 		r.tail.Store(p.tail)
 	}
 	p.published = p.tail
@@ -107,8 +99,8 @@ func (p *RingProducer) SendBatch(ctx context.Context, msgs [][]byte) (int, error
 // Write puts msg into the ring. In an SPSC ring the consumer sees it only
 // once it is published: by the next Flush or Send, once
 // RingOptions.Batch messages are pending, at the end of a SendBatch, or
-// when the ring is full; a producer that dies first never delivers it. In
-// an MPMC ring Write is Send.
+// when the ring is full; a producer that dies first never delivers it (it
+// is counted in RingStats.LostByProducers). In an MPMC ring Write is Send.
 func (p *RingProducer) Write(ctx context.Context, msg []byte) error {
 	if len(msg) > int(p.r.max) {
 		return fmt.Errorf("send message: %d bytes, the ring takes at most %d", len(msg), p.r.max)

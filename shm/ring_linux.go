@@ -51,7 +51,7 @@ import (
 //     producer killed at any moment therefore never delivers a torn
 //     message. An SPSC producer that takes over from a dead one starts at
 //     tail, or after the one message past it an unmarked word published,
-//     over what the dead one wrote and never published.
+//     over what the dead one wrote and never published (counted lost).
 //  2. Only the winner of the compare-and-swap on tail writes a claimed
 //     slot's payload, and only the winner of the one on head reads it; a
 //     slot word changes only from free to published (its producer, or a
@@ -91,10 +91,11 @@ import (
 //     stalls for 2^31 positions while others run could misread a slot;
 //     nothing else depends on the counters' magnitude.
 //   - "Lost" is what the ring knows: an MPMC claim a dead producer never
-//     published, or messages a dead consumer had taken (whether or not its
-//     caller had handled them). Messages an SPSC producer wrote but had not
-//     published when it died (up to RingOptions.Batch of them) were never
-//     in the ring and are not counted.
+//     published, messages an SPSC producer wrote and had not published
+//     when it died (up to RingOptions.Batch-1 that Write left pending, and
+//     what the call it died in wrote; counted by the producer that takes
+//     over, or by a reaper), or messages a dead consumer had taken (whether
+//     or not its caller had handled them).
 //   - Dead processes are found by the processes waiting on them, once per
 //     20 ms wait slice (or by [Ring.Reap]); a dead sleeper leaves the
 //     waiter count up until the next wake-up, which costs one spare
@@ -265,7 +266,7 @@ func unsafeBytes(p unsafe.Pointer, off, n int) []byte {
 
 // RingStats are a ring's shared counters, summed over every process.
 type RingStats struct {
-	LostByProducers uint64 // messages claimed by producers that died before publishing them
+	LostByProducers uint64 // messages claimed (MPMC) or written (SPSC) by producers that died before publishing them
 	LostByConsumers uint64 // messages taken by consumers that died before releasing them
 	DeadProducers   uint64 // producer entries found dead and dropped
 	DeadConsumers   uint64 // consumer entries found dead and dropped

@@ -99,6 +99,49 @@ func (p *RingProducer) waitSpace(ctx context.Context) error {
 	return nil
 }
 
+// resumeSPSC returns where an SPSC producer taking over continues, from
+// head and tail as it read them: at tail (at head if tail lags it: the
+// consumer read a message its slot word published before the store of
+// tail landed), after a message its unmarked slot word published.
+func (r *Ring) resumeSPSC(h, t uint64) uint64 {
+	if int64(t-h) < 0 {
+		t = h
+	}
+	for t-h <= r.mask {
+		w := r.word(t).Load()
+		if uint32(w) != uint32(t+1) || w&slotPending != 0 {
+			break
+		}
+		t++
+	}
+	return t
+}
+
+// dropPending counts as lost what a dead SPSC producer wrote from position
+// t on and never published (slot words written for their position and
+// marked slotPending), and clears those words to what no message has, so
+// that whoever comes next counts them no more. t is where its successor
+// starts (resumeSPSC). Only a process that holds the producer's entry
+// calls it: the producer taking it over, or a reaper.
+func (r *Ring) dropPending(t uint64) {
+	h := r.head.Load()
+	for ; t-h <= r.mask; t++ {
+		w := r.word(t).Load()
+		if uint32(w) != uint32(t+1) || w&slotPending == 0 {
+			return
+		}
+		if r.word(t).CompareAndSwap(w, slotWord(uint32(t), 0)) {
+			r.cnt.lostP.Add(1)
+		}
+	}
+}
+
+// dropDeadProducer is what a reaper does for a dead SPSC producer's entry.
+func (r *Ring) dropDeadProducer(*ringEntry) {
+	h := r.head.Load()
+	r.dropPending(r.resumeSPSC(h, r.tail.Load()))
+}
+
 // dropTaken moves head up to taken after an SPSC consumer died, counting
 // what it had taken as lost. Only a new consumer or a producer that found
 // the old one dead calls it; the compare-and-swap makes it count once.
@@ -183,7 +226,7 @@ func (c *RingConsumer) waitData(ctx context.Context) error {
 	prods := r.producers()
 	err := block(ctx, c.s.waitFor, c.opt.Spin, &c.c, c.seeTail, func(slow bool) error {
 		if slow {
-			prods.reap(nil)
+			prods.reap(r.dropDeadProducer)
 		}
 		if prods.gone() && !c.seeTail() {
 			return io.EOF

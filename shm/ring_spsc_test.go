@@ -226,3 +226,66 @@ func TestRingSPSCSendPublishesByWord(t *testing.T) {
 		})
 	}
 }
+
+// TestRingSPSCUnpublishedCountedLost: messages a producer wrote and never
+// published before it died (Write leaves up to Batch-1 pending) are never
+// delivered, and the producer that takes over counts them lost, once,
+// whoever takes over after it.
+func TestRingSPSCUnpublishedCountedLost(t *testing.T) {
+	for _, start := range []uint64{0, math.MaxUint64 - 1, math.MaxUint32} {
+		t.Run(fmt.Sprintf("start=%#x", start), func(t *testing.T) {
+			ctx := context.Background()
+			r := newLocalRing(t, RingConfig{Slots: 8, MaxMessage: 16, Start: start})
+			c, err := r.Consumer(RingOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			var got []string
+			recv := func(want string) {
+				t.Helper()
+				if _, err := c.TryRecvBatch(10, func(m []byte) { got = append(got, string(m)) }); err != nil {
+					t.Fatalf("TryRecvBatch: %v", err)
+				}
+				if fmt.Sprint(got) != "["+want+"]" {
+					t.Fatalf("got %q, want %s", got, want)
+				}
+			}
+			p, err := r.Producer(RingOptions{Batch: 32})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Send(ctx, []byte("m0")); err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range []string{"w1", "w2", "w3"} {
+				if err := p.Write(ctx, []byte(m)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p.s.detach(p.e) // as Reap drops a dead producer
+			recv("m0")
+			for range 2 {
+				// A second producer that takes over counts nothing more.
+				p2, err := r.Producer(RingOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st := r.Stats(); st.LostByProducers != 3 {
+					t.Errorf("LostByProducers = %d, want 3 (the messages written and never published)", st.LostByProducers)
+				}
+				p2.s.detach(p2.e)
+			}
+			p3, err := r.Producer(RingOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p3.Close()
+			if err := p3.Send(ctx, []byte("m1")); err != nil {
+				t.Fatal(err)
+			}
+			recv("m0 m1")
+			recv("m0 m1")
+		})
+	}
+}
