@@ -26,11 +26,14 @@ import (
 //	        (see Ring), each table rounded up to whole lines
 //	then    slots: Slots entries of SlotSize bytes, each an 8-byte slot
 //	        word (sequence in the low 32 bits, length in the high 32)
-//	        followed by the payload
+//	        followed by the payload. SPSC (version 3 on): a slot word is
+//	        written before the store of tail that publishes it and read
+//	        after the load of tail that shows it; MPMC: each slot word is
+//	        the slot's hand-over
 const (
 	ringLine       = 64
 	ringMagic      = 0x72637069 // "ipcr" little-endian
-	RingVersion    = 2          // the layout version written into and checked in a ring's header
+	RingVersion    = 3          // the layout and protocol version written into and checked in a ring's header (3: SPSC publishes by tail)
 	ringHeaderSize = ringLine
 
 	ringOffTail    = 1 * ringLine

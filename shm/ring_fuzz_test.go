@@ -45,7 +45,10 @@ func FuzzRingHeader(f *testing.F) {
 		}
 		// Garbage indices and slot words: reading must stay in range.
 		fillFromSeed(mem[ringHeaderSize:], b)
-		c := &RingConsumer{r: r, e: new(ringEntry), s: r.consumers(), opt: RingOptions{}.withDefaults(), head: r.head.Load()}
+		// As Consumer starts one: at head, with nothing seen past it, so
+		// that the first read looks at the slot word at head and tail.
+		h0 := r.head.Load()
+		c := &RingConsumer{r: r, e: new(ringEntry), s: r.consumers(), opt: RingOptions{}.withDefaults(), head: h0, tail: h0}
 		for range 4 {
 			if _, err := c.TryRecvBatch(8, func(m []byte) {
 				if len(m) > r.MaxMessage() {

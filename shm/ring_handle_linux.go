@@ -36,18 +36,17 @@ func (r *Ring) Producer(opt RingOptions) (*RingProducer, error) {
 		return nil, err
 	}
 	p.e = e
+	r.prefault()
 	p.head = r.head.Load()
 	p.tail = r.tail.Load()
 	if r.h.Mode == SPSC {
-		// A dead predecessor may have published messages past the tail
-		// it stored last, and the consumer may have read them already:
-		// continue after them.
-		if int64(p.tail-p.head) < 0 {
-			p.tail = p.head
-		}
-		for p.tail-p.head <= r.mask && uint32(r.word(p.tail).Load()) == uint32(p.tail+1) {
-			p.tail++
-		}
+		// A dead predecessor published everything before tail, and
+		// perhaps one message more by its slot word (a Send that died
+		// before its store of tail), which the consumer may have read
+		// already: continue after it. What it wrote and never published
+		// was never in the ring: it is counted lost.
+		p.tail = r.resumeSPSC(p.head, p.tail)
+		r.dropPending(p.tail)
 		r.tail.Store(p.tail)
 	}
 	p.published = p.tail
@@ -59,6 +58,15 @@ func (r *Ring) Producer(opt RingOptions) (*RingProducer, error) {
 // waiting when every consumer that attached is gone, and with ctx's error
 // when ctx is done.
 func (p *RingProducer) Send(ctx context.Context, msg []byte) error {
+	if p.r.h.Mode == SPSC && len(msg) <= int(p.r.max) {
+		// Published at once by its slot word when nothing is pending
+		// (see writeSPSC), then by tail.
+		if err := p.writeSPSC(ctx, msg, true); err != nil {
+			return err
+		}
+		p.Flush()
+		return nil
+	}
 	if err := p.Write(ctx, msg); err != nil {
 		return err
 	}
@@ -79,7 +87,7 @@ func (p *RingProducer) SendBatch(ctx context.Context, msgs [][]byte) (int, error
 		return p.sendMPMC(ctx, msgs)
 	}
 	for i, m := range msgs {
-		if err := p.writeSPSC(ctx, m); err != nil {
+		if err := p.writeSPSC(ctx, m, false); err != nil {
 			p.Flush()
 			return i, err
 		}
@@ -88,10 +96,11 @@ func (p *RingProducer) SendBatch(ctx context.Context, msgs [][]byte) (int, error
 	return len(msgs), nil
 }
 
-// Write puts msg into the ring. In an SPSC ring a consumer that polls sees
-// it at once, but a sleeping consumer is woken only by the next Flush or
-// Send, or once RingOptions.Batch messages are pending, or when the ring
-// is full; in an MPMC ring Write is Send.
+// Write puts msg into the ring. In an SPSC ring the consumer sees it only
+// once it is published: by the next Flush or Send, once
+// RingOptions.Batch messages are pending, at the end of a SendBatch, or
+// when the ring is full; a producer that dies first never delivers it (it
+// is counted in RingStats.LostByProducers). In an MPMC ring Write is Send.
 func (p *RingProducer) Write(ctx context.Context, msg []byte) error {
 	if len(msg) > int(p.r.max) {
 		return fmt.Errorf("send message: %d bytes, the ring takes at most %d", len(msg), p.r.max)
@@ -100,7 +109,7 @@ func (p *RingProducer) Write(ctx context.Context, msg []byte) error {
 		_, err := p.sendMPMC(ctx, [][]byte{msg})
 		return err
 	}
-	return p.writeSPSC(ctx, msg)
+	return p.writeSPSC(ctx, msg, false)
 }
 
 // Flush publishes what Write left pending.
@@ -135,8 +144,9 @@ type RingConsumer struct {
 	c     RingCounters
 	words [maxClaim]uint64
 
-	// SPSC: the next position to read.
-	head uint64
+	// SPSC: the next position to read, and the producer's tail as last
+	// read.
+	head, tail uint64
 }
 
 // Consumer attaches this process to r as a consumer. It fails with an
@@ -154,7 +164,9 @@ func (r *Ring) Consumer(opt RingOptions) (*RingConsumer, error) {
 		return nil, err
 	}
 	c.e = e
+	r.prefault()
 	c.head = r.head.Load()
+	c.tail = c.head
 	return c, nil
 }
 

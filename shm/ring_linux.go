@@ -20,12 +20,18 @@ import (
 // Positions are uint64 counters that only grow (and wrap around past 2^64);
 // position p lives in slot p mod Slots, and each slot starts with a slot
 // word: the low 32 bits of a position (its sequence) and a length. In an
-// SPSC ring the producer copies a message into the slot of position p and
-// publishes it by storing the word (p+1, length); the consumer polls the
-// word at head, reads up to a batch of published messages, stores taken
-// (what it hands to its caller) and, once the caller is done, releases the
-// slots with one store of head. The producer reads head only when its
-// cached copy says the ring is full, and stores tail once per batch.
+// SPSC ring the producer copies a message into the slot of position p,
+// writes the word (p+1, length, marked pending) beside it, and publishes
+// every message before position t with one atomic store of tail = t, once
+// per batch; a Send with nothing pending instead publishes its message by
+// an atomic store of the unmarked word, and then stores tail. The
+// consumer, when it has read all it saw before, looks at the word at head
+// (an unmarked word publishes that one message) and, once a word is
+// written there, at tail; it reads up to a batch of the messages before
+// what it saw (a slot word that does not hold its position+1 is
+// corruption), stores taken (what it hands to its caller) and, once the
+// caller is done, releases the slots with one store of head. The producer
+// reads head only when its cached copy says the ring is full.
 // An MPMC ring is Dmitry Vyukov's bounded MPMC queue: each slot word holds
 // a 32-bit sequence (the low bits of a position) and the message length.
 // A producer claims positions [t, t+n) with one compare-and-swap of tail
@@ -38,11 +44,14 @@ import (
 // # Invariants
 //
 //  1. A message is visible to a consumer only after its whole payload is
-//     written: it is published by a single atomic store (SPSC) or
-//     compare-and-swap (MPMC) of its slot word that follows the copy. A
+//     written: it is published by a single atomic store that follows the
+//     copy: of tail (SPSC: after the copies and slot words of the whole
+//     batch it publishes), of its unmarked slot word (an SPSC Send with
+//     nothing pending), or a compare-and-swap of its slot word (MPMC). A
 //     producer killed at any moment therefore never delivers a torn
-//     message. An SPSC producer that takes over from a dead one starts
-//     after the last message published, whatever tail says.
+//     message. An SPSC producer that takes over from a dead one starts at
+//     tail, or after the one message past it an unmarked word published,
+//     over what the dead one wrote and never published (counted lost).
 //  2. Only the winner of the compare-and-swap on tail writes a claimed
 //     slot's payload, and only the winner of the one on head reads it; a
 //     slot word changes only from free to published (its producer, or a
@@ -82,9 +91,11 @@ import (
 //     stalls for 2^31 positions while others run could misread a slot;
 //     nothing else depends on the counters' magnitude.
 //   - "Lost" is what the ring knows: an MPMC claim a dead producer never
-//     published, or messages a dead consumer had taken (whether or not its
-//     caller had handled them). Messages an SPSC producer wrote but had not
-//     published when it died were never in the ring and are not counted.
+//     published, messages an SPSC producer wrote and had not published
+//     when it died (up to RingOptions.Batch-1 that Write left pending, and
+//     what the call it died in wrote; counted by the producer that takes
+//     over, or by a reaper), or messages a dead consumer had taken (whether
+//     or not its caller had handled them).
 //   - Dead processes are found by the processes waiting on them, once per
 //     20 ms wait slice (or by [Ring.Reap]); a dead sleeper leaves the
 //     waiter count up until the next wake-up, which costs one spare
@@ -245,12 +256,17 @@ func (r *Ring) slot(p uint64) unsafe.Pointer {
 func (r *Ring) word(p uint64) *atomic.Uint64 { return (*atomic.Uint64)(r.slot(p)) }
 
 func (r *Ring) payload(p uint64, n uint32) []byte {
-	return unsafe.Slice((*byte)(unsafe.Add(r.slot(p), slotWordSize)), n)
+	return unsafeBytes(r.slot(p), slotWordSize, int(n))
+}
+
+// unsafeBytes returns the n bytes at offset off from p.
+func unsafeBytes(p unsafe.Pointer, off, n int) []byte {
+	return unsafe.Slice((*byte)(unsafe.Add(p, off)), n)
 }
 
 // RingStats are a ring's shared counters, summed over every process.
 type RingStats struct {
-	LostByProducers uint64 // messages claimed by producers that died before publishing them
+	LostByProducers uint64 // messages claimed (MPMC) or written (SPSC) by producers that died before publishing them
 	LostByConsumers uint64 // messages taken by consumers that died before releasing them
 	DeadProducers   uint64 // producer entries found dead and dropped
 	DeadConsumers   uint64 // consumer entries found dead and dropped

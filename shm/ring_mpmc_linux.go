@@ -232,15 +232,17 @@ func (r *Ring) tombstoneDead(h uint64) {
 
 // Reap looks for dead producers and consumers at once, instead of waiting
 // for a producer or consumer to find them while it waits: it drops their
-// entries, marks what dead producers claimed and never published as lost
-// (MPMC), and releases what dead consumers had taken (counted lost). It
+// entries, marks what dead producers claimed (MPMC) or wrote (SPSC) and
+// never published as lost, and releases what dead consumers had taken
+// (counted lost). It
 // returns the ring's counters afterwards.
 func (r *Ring) Reap() RingStats {
-	r.producers().reap(nil)
 	if r.h.Mode == SPSC {
+		r.producers().reap(r.dropDeadProducer)
 		r.consumers().reap(func(*ringEntry) { r.dropTaken() })
 		return r.Stats()
 	}
+	r.producers().reap(nil)
 	r.consumers().reap(nil)
 	r.tombstoneDead(r.head.Load())
 	r.releaseDead(r.tail.Load())

@@ -90,9 +90,9 @@ type RingOptions struct {
 	Spin int
 
 	// Batch (SPSC producer) is how many messages Write leaves pending at
-	// most; zero means 32. A written message is visible at once to a
-	// consumer that polls, but tail is stored and a sleeping consumer
-	// woken only when the batch is published: by Send, Flush, SendBatch,
+	// most; zero means 32. A written message reaches the consumer when
+	// its batch is published, by one store of tail (and a sleeping
+	// consumer is woken then): by Send, Flush, the end of SendBatch,
 	// every Batch messages, or when the ring is full.
 	Batch int
 }
