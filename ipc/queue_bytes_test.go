@@ -210,7 +210,8 @@ type bytesRun struct {
 	producers, consumers, n int // n values per producer
 	size, capacity          int
 	putWindow, getWindow    int
-	batch                   int // values per PutBatch and GetBatch; 0: PutBytes and GetBytes
+	batch                   int  // values per PutBatch and GetBatch; 0: PutBytes and GetBytes
+	lanes                   bool // Queue.EnableLanes
 }
 
 // bytesResult is what the consumers of a bytesRun reported.
@@ -221,6 +222,7 @@ type bytesResult struct {
 	// CPU time (user and system) of the producers, the consumers and this
 	// process, which runs the hub.
 	prodCPU, consCPU, hubCPU time.Duration
+	stats                    QueueStats // the hub's, once every child ended
 }
 
 func (r bytesRun) run(ctx context.Context, tb testing.TB) bytesResult {
@@ -232,6 +234,9 @@ func (r bytesRun) run(ctx context.Context, tb testing.TB) bytesResult {
 		tb.Fatal(err)
 	}
 	defer q.Shutdown()
+	if r.lanes {
+		q.EnableLanes()
+	}
 	var cmds []*procs.Cmd
 	defer func() {
 		cancel()
@@ -282,7 +287,7 @@ func (r bytesRun) run(ctx context.Context, tb testing.TB) bytesResult {
 		tb.Fatal(err)
 	}
 	words := (r.n + 63) / 64
-	res := bytesResult{bits: make([][]uint64, r.producers), hubCPU: cpuTime() - cpu0}
+	res := bytesResult{bits: make([][]uint64, r.producers), hubCPU: cpuTime() - cpu0, stats: q.Stats()}
 	for i, out := range pouts {
 		if out.Len() != 8 {
 			tb.Fatalf("producer %d wrote %d bytes, want 8", i, out.Len())

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"golang.org/x/sys/unix"
 )
 
 // QueueOptions configure one endpoint of a Queue. They are fixed when the
@@ -92,6 +93,8 @@ type QueueClient struct {
 	tdTimer  *time.Timer
 	asking   bool // an ask was ever sent: Close must withdraw and give back
 
+	lane producerLane // under wmu
+
 	closing atomic.Bool   // Close has begun: no more asks
 	revSig  chan struct{} // signalled by every qRevoked, for Close
 
@@ -120,6 +123,13 @@ type QueueClient struct {
 	joinSeq uint64
 	joins   map[uint64]chan struct{}
 	avail   chan struct{} // signalled when the reader changed any of these
+
+	// Lanes this endpoint reads, under mu (queue_lane_client_linux.go).
+	fdr      *fdReader // the reader's: sockets received from the hub
+	clanes   map[uint32]*consumerLane
+	deferred []laneEvent   // hub events waiting behind a lane
+	laneStop bool          // Close or the hub gone: lanes are closed
+	laneSig  chan struct{} // signalled when a lane ends
 }
 
 // OpenQueue returns the queue endpoint on f, a file from Queue.Attach
@@ -143,8 +153,9 @@ func OpenQueue(f *os.File, opt QueueOptions) (*QueueClient, error) {
 		nc: uc, putWindow: max(1, opt.PutWindow), getWindow: max(1, opt.GetWindow),
 		done: make(chan struct{}), kick: make(chan struct{}, 1), putRoom: make(chan struct{}, 1),
 		getFree: make(chan struct{}, 1), joins: make(map[uint64]chan struct{}),
-		avail: make(chan struct{}, 1), revSig: make(chan struct{}, 1),
+		avail: make(chan struct{}, 1), revSig: make(chan struct{}, 1), laneSig: make(chan struct{}, 1),
 	}
+	qc.fdr = &fdReader{nc: uc, oob: make([]byte, unix.CmsgSpace(4*4))}
 	qc.enc = msgpack.NewEncoder(&qc.encBuf)
 	// Buffers sized for a full window of small values, so that they do
 	// not grow (and fault in fresh pages) while values stream.
@@ -155,6 +166,7 @@ func OpenQueue(f *os.File, opt QueueOptions) (*QueueClient, error) {
 	if qc.getWindow > 1 {
 		size := min(qc.getWindow, 1<<14) * 80
 		qc.in, qc.cur = make([]byte, 0, size), make([]byte, 0, size)
+		qc.out.addEmpty(qLaneOK) // goes with the first ask
 	}
 	qc.tdTimer = time.AfterFunc(time.Hour, func() {
 		qc.wmu.Lock()
@@ -177,7 +189,7 @@ func signal(ch chan struct{}) {
 
 // readLoop handles the hub's replies until the connection ends.
 func (qc *QueueClient) readLoop() {
-	fr := newFrameReader(qc.nc, readBuf)
+	fr := newFrameReader(qc.fdr, readBuf)
 	var err error
 	for err == nil {
 		var op byte
@@ -193,6 +205,8 @@ func (qc *QueueClient) readLoop() {
 	qc.mu.Lock()
 	qc.err = err
 	qc.mu.Unlock()
+	qc.fdr.closeAll()
+	qc.stopLanes()
 	close(qc.done)
 }
 
@@ -219,15 +233,25 @@ func (qc *QueueClient) handle(op byte, p []byte) error {
 			return err
 		}
 		qc.mu.Lock()
-		qc.in = append(qc.in, recs...)
-		qc.inN += n
+		if qc.waiting() {
+			qc.laneEvent(laneEvent{op: op, k: n, recs: append([]byte(nil), recs...)})
+		} else {
+			qc.in = append(qc.in, recs...)
+			qc.inN += n
+		}
 		qc.mu.Unlock()
 		signal(qc.avail)
 	case qEOF:
 		qc.mu.Lock()
-		qc.eof = true
+		if qc.waiting() {
+			qc.laneEvent(laneEvent{op: op})
+		} else {
+			qc.eof = true
+		}
 		qc.mu.Unlock()
 		signal(qc.avail)
+	case qLaneOpenP, qLaneOpenC, qLaneCredit, qLaneNo, qLaneEnd, qLaneItems, qLaneClosed:
+		return qc.handleLane(op, p)
 	case qRevoked:
 		n, err := parseCount(p)
 		if err != nil {
@@ -287,7 +311,14 @@ func (qc *QueueClient) flushLocked() {
 		return
 	}
 	qc.writing = true
-	for qc.out.len() > 0 && qc.werr == nil {
+	for qc.werr == nil {
+		if qc.out.len() == 0 {
+			if !qc.laneWork() {
+				break
+			}
+			qc.laneFlushLocked()
+			continue
+		}
 		b := qc.out.take(qc.spare)
 		qc.tdArmed = false
 		if qc.putWait > 0 {
@@ -364,7 +395,7 @@ func (qc *QueueClient) PutBytes(ctx context.Context, v []byte) error {
 		qc.wmu.Unlock()
 		return err
 	}
-	qc.out.addRecord(qPuts, v)
+	qc.addPutLocked(v)
 	qc.inflight++
 	if qc.putWindow > 1 {
 		if qc.putWait > 0 && qc.inflight < qc.putWindow {
@@ -420,7 +451,7 @@ func (qc *QueueClient) waitRoomLocked(ctx context.Context) error {
 		if qc.sticky != nil {
 			return qc.sticky
 		}
-		if qc.inflight < qc.putWindow && qc.out.len() < maxOut {
+		if qc.inflight < qc.putWindow && qc.out.len() < maxOut && qc.laneRoom() {
 			return nil
 		}
 		qc.kickLocked() // what is gathered must go, or no answer frees the window
@@ -465,11 +496,11 @@ func (qc *QueueClient) PutBatch(ctx context.Context, vs [][]byte) (int, error) {
 		if err := qc.waitRoomLocked(ctx); err != nil {
 			return n, err
 		}
-		for ; n < len(vs) && qc.inflight < qc.putWindow && qc.out.len() < maxOut; n++ {
+		for ; n < len(vs) && qc.inflight < qc.putWindow && qc.out.len() < maxOut && qc.laneRoom(); n++ {
 			if len(vs[n]) > MaxQueueValue {
 				return n, fmt.Errorf("queue put: value of %d bytes is over the %d-byte maximum", len(vs[n]), MaxQueueValue)
 			}
-			qc.out.addRecord(qPuts, vs[n])
+			qc.addPutLocked(vs[n])
 			qc.inflight++
 		}
 		qc.kickLocked()
@@ -602,6 +633,10 @@ func (qc *QueueClient) close() error {
 	}
 	var err error
 	qc.wmu.Lock()
+	if qc.lane.mode == laneOn {
+		qc.lane.end = true // what the credit allows goes, then the lane ends
+		qc.flushLocked()
+	}
 	if bye {
 		qc.out.addEmpty(qBye)
 	}
@@ -617,6 +652,7 @@ func (qc *QueueClient) close() error {
 	if cerr := qc.nc.Close(); err == nil {
 		err = cerr
 	}
+	qc.stopLanes()
 	qc.wg.Wait()
 	return err
 }
