@@ -130,6 +130,8 @@ type QueueClient struct {
 	deferred []laneEvent   // hub events waiting behind a lane
 	laneStop bool          // Close or the hub gone: lanes are closed
 	laneSig  chan struct{} // signalled when a lane ends
+
+	laneUntold atomic.Bool // values read from a lane, not yet told to the hub
 }
 
 // OpenQueue returns the queue endpoint on f, a file from Queue.Attach
@@ -557,6 +559,7 @@ func (qc *QueueClient) TaskDone() error {
 	if err := qc.connErr("task done"); err != nil {
 		return err
 	}
+	qc.tellLanesLocked()
 	qc.out.addCount(qTaskDone, 1, true)
 	if !qc.tdArmed && !qc.writing {
 		qc.tdArmed = true

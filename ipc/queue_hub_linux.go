@@ -482,8 +482,8 @@ func (q *Queue) handle(hc *hubConn, op byte, p []byte, t *touched) error {
 		q.unwait(hc)
 	case qLaneAsk, qLaneStarved, qLaneWrote, qLaneDone:
 		return q.laneProducer(hc, op, p, t)
-	case qLaneRead:
-		return q.laneConsumer(hc, p, t)
+	case qLaneRead, qLaneReadEnd:
+		return q.laneConsumer(hc, op, p, t)
 	case qLaneOK:
 		hc.laneOK = true
 	default:

@@ -38,6 +38,7 @@ type consumerLane struct {
 	conn    *net.UnixConn
 	owed    int  // asks delegated to the lane
 	got     int  // values read from it
+	told    int  // of those, reported to the hub
 	drained bool // read to its end
 }
 
@@ -101,6 +102,9 @@ func (qc *QueueClient) laneFlushLocked() {
 		conn := pl.conn
 		qc.wmu.Unlock()
 		w, wsize, err := laneWrite(conn, take[:size], k)
+		if testHookLaneWrote != nil {
+			testHookLaneWrote(conn, pl.written+w)
+		}
 		qc.wmu.Lock()
 		pl.written += w
 		if w > 0 {
@@ -343,14 +347,15 @@ func (qc *QueueClient) laneRead(l *consumerLane) {
 		qc.inN += n
 		l.got += n
 		qc.mu.Unlock()
+		qc.laneUntold.Store(true)
 		signal(qc.avail)
 	}
 	l.conn.Close()
-	qc.mu.Lock()
-	got := l.got
-	qc.mu.Unlock()
 	qc.wmu.Lock()
-	qc.out.addSeq(qLaneRead, uint64(l.id)<<32|uint64(got))
+	qc.mu.Lock()
+	l.told = l.got
+	qc.out.addSeq(qLaneReadEnd, uint64(l.id)<<32|uint64(l.got))
+	qc.mu.Unlock()
 	qc.kickLocked()
 	qc.wmu.Unlock()
 	qc.mu.Lock()
@@ -359,6 +364,23 @@ func (qc *QueueClient) laneRead(l *consumerLane) {
 	qc.mu.Unlock()
 	signal(qc.avail)
 	signal(qc.laneSig)
+}
+
+// tellLanesLocked reports the values read from lanes and not yet told to
+// the hub, so that TaskDones for them never arrive before the hub counts
+// them (their producer may not have told it yet, or ever); qc.wmu is held.
+func (qc *QueueClient) tellLanesLocked() {
+	if !qc.laneUntold.Swap(false) {
+		return
+	}
+	qc.mu.Lock()
+	for _, l := range qc.clanes {
+		if l.got > l.told {
+			l.told = l.got
+			qc.out.addSeq(qLaneRead, uint64(l.id)<<32|uint64(l.got))
+		}
+	}
+	qc.mu.Unlock()
 }
 
 // waitLanes waits until every lane is read to its end and closed by its
@@ -401,6 +423,10 @@ func (qc *QueueClient) stopLanes() {
 	}
 	qc.wmu.Unlock()
 }
+
+// testHookLaneWrote, if set (by tests only), is called after each lane
+// write with the values written in all, before the hub is told.
+var testHookLaneWrote func(conn *net.UnixConn, total int)
 
 // laneGiveBackWait is how long Close waits for lanes to end before it
 // gives up giving values back.

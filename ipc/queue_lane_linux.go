@@ -93,6 +93,7 @@ type hubLane struct {
 	counted  int      // values counted (the larger of the two reports)
 	pAcked   int      // of the producer's reported total, acknowledged
 	pDone    bool     // the producer closed it (or was dropped)
+	cDone    bool     // the consumer read it to its end
 	ending   bool     // qLaneEnd was sent
 	starved  bool     // the producer has values and no credit
 }
@@ -118,12 +119,26 @@ func (q *Queue) laneAsk(hc *hubConn, t *touched) error {
 		q.reply(hc, t, func(o *outBuf) { o.addCount(qLaneNo, 1, false) })
 		return nil
 	}
-	if q.closed || q.buf.n != 0 || len(q.gets) == 0 {
+	if q.closed {
 		no()
 		return nil
 	}
-	c := q.gets[0].hc
-	if c == hc || !c.laneOK || c.clanes > 0 {
+	// The consumer: the first one asking, or else any that reads lanes
+	// and has none. Values of hc still in the buffer or waiting for room
+	// are handed out before the lane gets any ask (delegate runs only
+	// with the buffer empty), so they come before the lane's values.
+	var c *hubConn
+	if len(q.gets) > 0 {
+		c = q.gets[0].hc
+	} else {
+		for o := range q.conns {
+			if o != hc && o.laneOK && o.clanes == 0 {
+				c = o
+				break
+			}
+		}
+	}
+	if c == nil || c == hc || !c.laneOK || c.clanes > 0 {
 		no()
 		return nil
 	}
@@ -151,7 +166,7 @@ func (q *Queue) laneAsk(hc *hubConn, t *touched) error {
 // held.
 func (q *Queue) delegate(l *hubLane, t *touched) {
 	c := l.c
-	if c == nil || l.pDone || l.ending || c.grant == 0 {
+	if c == nil || l.pDone || l.ending || c.grant == 0 || q.buf.n != 0 {
 		return
 	}
 	k := c.grant
@@ -246,26 +261,33 @@ func (q *Queue) laneProducerGone(l *hubLane, t *touched) {
 	if l.c != nil {
 		q.reply(l.c, t, func(o *outBuf) { o.addCount(qLaneClosed, int(l.id), false) })
 		l.c.clanes--
-		l.c.cread = append(l.c.cread, l)
+		if !l.cDone {
+			l.c.cread = append(l.c.cread, l)
+		}
 	}
 	q.pump(t)
 }
 
-// laneConsumer handles a consumer's final report on a lane; q.mu is held.
-func (q *Queue) laneConsumer(hc *hubConn, p []byte, t *touched) error {
+// laneConsumer handles a consumer's report on a lane (qLaneRead before
+// its TaskDones, qLaneReadEnd at the lane's end); q.mu is held.
+func (q *Queue) laneConsumer(hc *hubConn, op byte, p []byte, t *touched) error {
 	v, err := parseSeq(p)
 	if err != nil {
 		return err
 	}
 	id, total := uint32(v>>32), int(uint32(v))
 	for _, l := range q.lanes {
-		if l.id == id && l.c == hc {
+		if l.id == id && l.c == hc && !l.cDone {
+			l.cDone = op == qLaneReadEnd
 			return q.laneCount(l, total, t)
 		}
 	}
 	for i, l := range hc.cread {
 		if l.id == id {
-			hc.cread = slices.Delete(hc.cread, i, i+1)
+			if op == qLaneReadEnd {
+				l.cDone = true
+				hc.cread = slices.Delete(hc.cread, i, i+1)
+			}
 			return q.laneCount(l, total, t)
 		}
 	}

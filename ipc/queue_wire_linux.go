@@ -36,8 +36,9 @@ const (
 	qLaneStarved = 11 // empty: a lane producer has values and no credit
 	qLaneWrote   = 12 // count: a lane producer's values written on its lane, in all
 	qLaneDone    = 13 // count: the same, and the producer closed its end of the lane
-	qLaneRead    = 14 // id, count: a consumer read that many values from lane id, in all, and its end
+	qLaneRead    = 14 // id, count: a consumer read that many values from lane id, in all
 	qLaneOK      = 15 // empty: a consumer that can read lanes
+	qLaneReadEnd = 16 // id, count: the same, and it read the lane to its end
 
 	// Hub to client.
 	qAck       = 20 // count: that many more puts taken, oldest first
