@@ -80,8 +80,9 @@ type QueueClient struct {
 	wmu      sync.Mutex
 	out      outBuf
 	spare    []byte
-	writing  bool // someone is in flushLocked's write loop
-	kicked   bool // the writer goroutine has a kick pending
+	writing  bool       // someone is in flushLocked's write loop
+	flushed  *sync.Cond // on wmu: broadcast when a flushLocked write loop ends
+	kicked   bool       // the writer goroutine has a kick pending
 	kick     chan struct{}
 	werr     error // the first write error
 	inflight int   // puts sent (or buffered) and not yet answered
@@ -158,6 +159,7 @@ func OpenQueue(f *os.File, opt QueueOptions) (*QueueClient, error) {
 		avail: make(chan struct{}, 1), revSig: make(chan struct{}, 1), laneSig: make(chan struct{}, 1),
 	}
 	qc.fdr = &fdReader{nc: uc, oob: make([]byte, unix.CmsgSpace(4*4))}
+	qc.flushed = sync.NewCond(&qc.wmu)
 	qc.enc = msgpack.NewEncoder(&qc.encBuf)
 	// Buffers sized for a full window of small values, so that they do
 	// not grow (and fault in fresh pages) while values stream.
@@ -338,6 +340,7 @@ func (qc *QueueClient) flushLocked() {
 		qc.out.take(qc.out.b)
 	}
 	qc.writing = false
+	qc.flushed.Broadcast()
 }
 
 // kickLocked gets the writer goroutine to send what is gathered; qc.wmu is
@@ -643,7 +646,13 @@ func (qc *QueueClient) close() error {
 	if bye {
 		qc.out.addEmpty(qBye)
 	}
-	qc.flushLocked()
+	// Another goroutine may be writing: the goodbye must be out before the
+	// socket closes, or the hub counts what it handed here as stranded.
+	for qc.flushLocked(); qc.writing || qc.out.len() > 0 && qc.werr == nil; qc.flushLocked() {
+		if qc.writing {
+			qc.flushed.Wait()
+		}
+	}
 	if err == nil && qc.werr != nil {
 		select {
 		case <-qc.done: // the hub was gone already: nothing to report

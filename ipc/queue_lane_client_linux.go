@@ -36,10 +36,11 @@ type producerLane struct {
 type consumerLane struct {
 	id      uint32
 	conn    *net.UnixConn
-	owed    int  // asks delegated to the lane
-	got     int  // values read from it
-	told    int  // of those, reported to the hub
-	drained bool // read to its end
+	owed    int           // asks delegated to the lane
+	got     int           // values read from it
+	told    int           // of those, reported to the hub
+	drained bool          // read to its end
+	more    chan struct{} // signalled when owed grows
 }
 
 // laneEvent is something from the hub stream that waits behind a lane not
@@ -287,7 +288,7 @@ func (qc *QueueClient) advance() {
 		ev := &qc.deferred[0]
 		switch ev.op {
 		case qLaneOpenC:
-			l := &consumerLane{id: ev.id, conn: ev.conn}
+			l := &consumerLane{id: ev.id, conn: ev.conn, more: make(chan struct{}, 1)}
 			if qc.clanes == nil {
 				qc.clanes = make(map[uint32]*consumerLane)
 			}
@@ -299,6 +300,7 @@ func (qc *QueueClient) advance() {
 		case qLaneItems:
 			if l := qc.clanes[ev.id]; l != nil {
 				l.owed += ev.k
+				signal(l.more)
 			}
 		case qLaneClosed:
 			l := qc.clanes[ev.id]
@@ -342,13 +344,9 @@ func (qc *QueueClient) laneRead(l *consumerLane) {
 		if op != qItems || err != nil {
 			break
 		}
-		qc.mu.Lock()
-		qc.in = append(qc.in, recs...)
-		qc.inN += n
-		l.got += n
-		qc.mu.Unlock()
-		qc.laneUntold.Store(true)
-		signal(qc.avail)
+		if !qc.laneTake(l, recs, n) {
+			break
+		}
 	}
 	l.conn.Close()
 	qc.wmu.Lock()
@@ -364,6 +362,43 @@ func (qc *QueueClient) laneRead(l *consumerLane) {
 	qc.mu.Unlock()
 	signal(qc.avail)
 	signal(qc.laneSig)
+}
+
+// laneTake moves n values read from lane l into in, but only as far as the
+// asks delegated to the lane in the hub stream handled so far: a value
+// relayed before the delegation may still be on its way in that stream,
+// and must come first. It reports false when the client stops.
+func (qc *QueueClient) laneTake(l *consumerLane, recs []byte, n int) bool {
+	for n > 0 {
+		qc.mu.Lock()
+		k := min(n, l.owed-l.got)
+		stop := qc.laneStop
+		if k > 0 && !stop {
+			size := len(recs)
+			if k < n {
+				size, _ = recsPrefix(recs, k)
+			}
+			qc.in = append(qc.in, recs[:size]...)
+			qc.inN += k
+			l.got += k
+			recs, n = recs[size:], n-k
+		}
+		qc.mu.Unlock()
+		if stop {
+			return false
+		}
+		if k > 0 {
+			qc.laneUntold.Store(true)
+			signal(qc.avail)
+			continue
+		}
+		select {
+		case <-l.more:
+		case <-qc.done:
+			return false
+		}
+	}
+	return true
 }
 
 // tellLanesLocked reports the values read from lanes and not yet told to
@@ -410,6 +445,7 @@ func (qc *QueueClient) stopLanes() {
 	qc.laneStop = true
 	for _, l := range qc.clanes {
 		l.conn.Close()
+		signal(l.more)
 	}
 	for _, ev := range qc.deferred {
 		if ev.conn != nil {

@@ -24,12 +24,15 @@ package ipc
 //     put to the hub until it is answered: its later puts wait in its own
 //     buffer. So when the hub handles qLaneAsk, every value that producer
 //     sent before is already handled.
-//  2. The hub grants a lane only if the buffer is empty (so every value of
-//     that producer was handed out already, none can be handed after the
-//     lane's values), the first endpoint asking is a consumer that said it
-//     can read lanes (qLaneOK: GetWindow > 1), is not the producer itself,
-//     and has no other lane, and the producer is not closed. Otherwise it
-//     answers qLaneNo, and the producer sends what it kept as puts.
+//  2. The hub opens a lane (unless lanes are off, which the answer says
+//     once for all, or the queue is closed) to the first endpoint asking
+//     for values, or if none asks to any endpoint that said it reads
+//     lanes (qLaneOK: GetWindow > 1, withdrawn by its revoke), is not the
+//     producer and has no open lane. Otherwise it answers qLaneNo and the
+//     producer sends what it kept as puts and relays laneRetry values
+//     before it asks again. Values of this producer still in the buffer
+//     or waiting for room are fine: asks are delegated only while the
+//     buffer is empty (step 3), so they are handed out first.
 //  3. Delegation: the hub takes all of that consumer's asks out of the
 //     queue of asks and tells the consumer, in order in its own hub
 //     stream, qLaneItems(id, k): "k of your asks will be met by lane id",
@@ -44,9 +47,12 @@ package ipc
 //     put (Join waits for them) and handed to the consumer (lost with it
 //     if it dies, QueueStats.Stranded), and the hub acknowledges them with
 //     qAck, so Flush and PutWindow work as for relayed puts. The consumer
-//     reports the total it read when the lane ends (qLaneRead): a producer
-//     killed after writing values it had not reported is accounted from
-//     that side. The hub counts the larger of the two totals.
+//     reports the total it read too: before any TaskDone that follows new
+//     lane values (qLaneRead; else a TaskDone could reach the hub before
+//     the producer's report, or, if the producer was killed, instead of
+//     it) and when the lane ends (qLaneReadEnd). The hub counts the larger
+//     of the two totals, and drops an endpoint that claims more than the
+//     lane was given.
 //  5. End: the hub sends qLaneEnd (Close, the consumer's revoke or death,
 //     another consumer starving); the producer writes what its credit
 //     allows, closes its end, sends qLaneDone(total) and goes back to
@@ -353,6 +359,7 @@ func (q *Queue) laneDrop(hc *hubConn, t *touched) {
 // laneRevoke ends the lanes of a consumer that withdrew its asks; q.mu is
 // held.
 func (q *Queue) laneRevoke(hc *hubConn, t *touched) {
+	hc.laneOK = false // it is closing: no new lane
 	for _, l := range q.lanes {
 		if l.c == hc {
 			q.endLane(l, t)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
+	"io"
 	"os"
 	"strconv"
 	"testing"
@@ -60,6 +62,8 @@ func TestQueueLaneProducerKilled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	const n, dieAfter = 1_000_000, 20_000
+	ctx, cancel = context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
 	q := newTestQueue(t, 4096)
 	q.EnableLanes()
 	out := new(bytes.Buffer)
@@ -69,6 +73,8 @@ func TestQueueLaneProducerKilled(t *testing.T) {
 		"-window", "4096", "-batch", "100", "-die-after", strconv.Itoa(dieAfter))
 	if err := prod.Wait(); err == nil {
 		t.Fatal("the producer that kills itself exited 0")
+	} else if ctx.Err() != nil {
+		t.Fatalf("producer: %v; hub: %+v; consumer: %v", err, q.Stats(), cons.Wait())
 	}
 	q.Close()
 	if err := cons.Wait(); err != nil {
@@ -97,4 +103,224 @@ func TestQueueLaneProducerKilled(t *testing.T) {
 		t.Fatalf("join after the run: %v", err)
 	}
 	t.Logf("consumer got %d values, %d on lanes", got, st.LaneValues)
+}
+
+// openFDs counts this process's open files.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	es, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(es)
+}
+
+// laneVals returns n values of 16 bytes numbered from 0.
+func laneVals(n int) [][]byte {
+	vs := make([][]byte, n)
+	for i := range vs {
+		vs[i] = make([]byte, 16)
+		binary.LittleEndian.PutUint64(vs[i], uint64(i))
+	}
+	return vs
+}
+
+// warmUp moves one value from p to c, so that the hub knows c reads lanes
+// before p asks for one.
+func warmUp(t *testing.T, ctx context.Context, p, c *QueueClient) {
+	t.Helper()
+	if err := p.PutBytes(ctx, []byte("warm up")); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := c.GetBytes(ctx, nil); err != nil || string(v) != "warm up" {
+		t.Fatalf("warm-up value: %q, %v", v, err)
+	}
+}
+
+// laneSetup returns a queue with lanes on, a producer and a consumer of
+// its own that have moved 1,000 values (in order) with a lane open.
+func laneSetup(t *testing.T, ctx context.Context) (*Queue, *QueueClient, *QueueClient) {
+	t.Helper()
+	q, err := NewQueue(4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.EnableLanes()
+	p, err := q.Client(QueueOptions{PutWindow: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := q.Client(QueueOptions{GetWindow: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	warmUp(t, ctx, p, c)
+	if _, err := p.PutBatch(ctx, laneVals(1000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1000 {
+		v, err := c.GetBytes(ctx, nil)
+		if err != nil || binary.LittleEndian.Uint64(v) != uint64(i) {
+			t.Fatalf("get %d: %x, %v", i, v, err)
+		}
+	}
+	if st := q.Stats(); st.OpenLanes != 1 || st.LaneValues == 0 {
+		t.Fatalf("no lane open: %+v", st)
+	}
+	return q, p, c
+}
+
+// Close while a producer holds credit on a lane and puts nothing: the hub
+// ends the lane, the consumer gets io.EOF, a later put fails with
+// ErrQueueClosed, and no file is left open.
+func TestQueueLaneCloseWhileDelegated(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	fds := openFDs(t)
+	q, p, c := laneSetup(t, ctx)
+	q.Close()
+	if _, err := c.GetBytes(ctx, nil); err != io.EOF {
+		t.Fatalf("get after close: %v, want io.EOF", err)
+	}
+	if err := p.PutBytes(ctx, make([]byte, 16)); err != nil && !errors.Is(err, ErrQueueClosed) {
+		t.Fatalf("put after close: %v", err)
+	}
+	if err := p.Flush(ctx); !errors.Is(err, ErrQueueClosed) {
+		t.Fatalf("flush after close: %v, want ErrQueueClosed", err)
+	}
+	if st := q.Stats(); st.OpenLanes != 0 || st.Unfinished != 1001 || st.Len != 0 {
+		t.Fatalf("after close: %+v", st)
+	}
+	p.Close()
+	c.Close()
+	q.Shutdown()
+	if n := openFDs(t); n != fds {
+		t.Fatalf("%d files open, %d before", n, fds)
+	}
+}
+
+// Shutdown with a lane open: both endpoints fail with ErrQueueGone, and no
+// file is left open.
+func TestQueueLaneShutdown(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	fds := openFDs(t)
+	q, p, c := laneSetup(t, ctx)
+	q.Shutdown()
+	if _, err := c.GetBytes(ctx, nil); !errors.Is(err, ErrQueueGone) {
+		t.Fatalf("get after shutdown: %v, want ErrQueueGone", err)
+	}
+	var err error
+	for err == nil {
+		err = p.PutBytes(ctx, make([]byte, 16))
+	}
+	if !errors.Is(err, ErrQueueGone) {
+		t.Fatalf("put after shutdown: %v, want ErrQueueGone", err)
+	}
+	p.Close()
+	c.Close()
+	if n := openFDs(t); n != fds {
+		t.Fatalf("%d files open, %d before", n, fds)
+	}
+}
+
+// A lane consumer that stops taking values holds up only its lane: the
+// producer goes back to the hub and another consumer gets values. When the
+// stuck one closes, it gives back what it holds (relayed or from the lane),
+// and every value arrives exactly once.
+func TestQueueLaneStuckConsumerGivesBack(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	const n = 20_000
+	fds := openFDs(t)
+	q, err := NewQueue(4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Shutdown()
+	q.EnableLanes()
+	p, err := q.Client(QueueOptions{PutWindow: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stuck, err := q.Client(QueueOptions{GetWindow: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := q.Client(QueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	warmUp(t, ctx, p, stuck)
+	seen := make([]bool, n)
+	got := 0
+	note := func(who string, v []byte) {
+		s := binary.LittleEndian.Uint64(v)
+		if s >= n || seen[s] {
+			t.Fatalf("%s: value %d twice or never put", who, s)
+		}
+		seen[s] = true
+		got++
+	}
+	perr := make(chan error, 1)
+	go func() {
+		_, err := p.PutBatch(ctx, laneVals(n))
+		if err == nil {
+			err = p.Flush(ctx)
+		}
+		perr <- err
+	}()
+	for range 10 {
+		v, err := stuck.GetBytes(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		note("stuck", v)
+	}
+	waitStats(t, ctx, q, func(st QueueStats) bool { return st.LaneValues > 0 })
+	// The other consumer gets far more than the stuck one holds.
+	for got < n/2 {
+		v, err := other.GetBytes(ctx, nil)
+		if err != nil {
+			t.Fatalf("other consumer after %d values: %v; %+v", got, err, q.Stats())
+		}
+		note("other", v)
+	}
+	if err := stuck.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for got < n {
+		v, err := other.GetBytes(ctx, nil)
+		if err != nil {
+			t.Fatalf("other consumer after %d values: %v; %+v", got, err, q.Stats())
+		}
+		note("other", v)
+	}
+	if err := <-perr; err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+	for {
+		v, err := other.GetBytes(ctx, nil)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("other consumer after %d values: %v", got, err)
+		}
+		note("other", v)
+	}
+	st := q.Stats()
+	if got != n || st.Stranded != 0 || st.LaneValues == 0 {
+		t.Fatalf("%d of %d values arrived; %+v", got, n, st)
+	}
+	p.Close()
+	other.Close()
+	q.Shutdown()
+	if k := openFDs(t); k != fds {
+		t.Fatalf("%d files open, %d before", k, fds)
+	}
 }
