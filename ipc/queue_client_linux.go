@@ -193,7 +193,13 @@ func signal(ch chan struct{}) {
 
 // readLoop handles the hub's replies until the connection ends.
 func (qc *QueueClient) readLoop() {
-	fr := newFrameReader(qc.fdr, readBuf)
+	// Only an endpoint with a window can be given a lane's socket: the
+	// others read with read(2), not recvmsg.
+	var r io.Reader = qc.nc
+	if qc.putWindow > 1 || qc.getWindow > 1 {
+		r = qc.fdr
+	}
+	fr := newFrameReader(r, readBuf)
 	var err error
 	for err == nil {
 		var op byte

@@ -357,6 +357,12 @@ func (q *Queue) readLoop(hc *hubConn) {
 func (q *Queue) drop(hc *hubConn, t *touched) {
 	hc.nc.Close()
 	close(hc.done)
+	hc.outMu.Lock()
+	for _, f := range hc.outFiles {
+		f.Close() // lane sockets that never went out
+	}
+	hc.outFiles = nil
+	hc.outMu.Unlock()
 	q.mu.Lock()
 	delete(q.conns, hc)
 	q.puts = slices.DeleteFunc(q.puts, func(p pendingPut) bool { return p.hc == hc })
