@@ -344,6 +344,9 @@ func (qc *QueueClient) laneRead(l *consumerLane) {
 		if op != qItems || err != nil {
 			break
 		}
+		if testHookLaneRead != nil {
+			testHookLaneRead()
+		}
 		if !qc.laneTake(l, recs, n) {
 			break
 		}
@@ -463,6 +466,10 @@ func (qc *QueueClient) stopLanes() {
 // testHookLaneWrote, if set (by tests only), is called after each lane
 // write with the values written in all, before the hub is told.
 var testHookLaneWrote func(conn *net.UnixConn, total int)
+
+// testHookLaneRead, if set (by tests only), is called before a consumer
+// takes a frame it read from a lane.
+var testHookLaneRead func()
 
 // laneGiveBackWait is how long Close waits for lanes to end before it
 // gives up giving values back.
