@@ -465,6 +465,7 @@ func (qc *QueueClient) waitRoomLocked(ctx context.Context) error {
 		if qc.inflight < qc.putWindow && qc.out.len() < maxOut && qc.laneRoom() {
 			return nil
 		}
+		qc.laneReportLocked()
 		qc.kickLocked() // what is gathered must go, or no answer frees the window
 		qc.putWait++
 		qc.wmu.Unlock()
@@ -527,13 +528,15 @@ func (qc *QueueClient) PutBatch(ctx context.Context, vs [][]byte) (int, error) {
 func (qc *QueueClient) Flush(ctx context.Context) error {
 	qc.wmu.Lock()
 	defer qc.wmu.Unlock()
-	qc.flushLocked()
-	qc.putWait++
+	qc.putWait++ // from here on, lane writes are reported at once
 	defer func() {
 		if qc.putWait--; qc.putWait > 0 {
 			signal(qc.putRoom) // pass the wake-up on
 		}
 	}()
+	qc.flushLocked()
+	qc.laneReportLocked()
+	qc.flushLocked()
 	for qc.inflight > 0 {
 		if err := qc.connErr("flush"); err != nil {
 			return err

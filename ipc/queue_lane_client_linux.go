@@ -26,6 +26,7 @@ type producerLane struct {
 	n       int
 	spare   []byte
 	written int  // values written on the lane, in all
+	told    int  // of those, reported to the hub
 	starved bool // qLaneStarved sent since the last credit
 	end     bool // the hub asked to end the lane
 	wait    int  // puts to relay before asking again
@@ -108,8 +109,10 @@ func (qc *QueueClient) laneFlushLocked() {
 		}
 		qc.wmu.Lock()
 		pl.written += w
-		if w > 0 {
-			qc.out.addCount(qLaneWrote, pl.written, false)
+		// Reports go in bulk: a quarter of the window, or at once when a
+		// Put or Flush waits for the hub's acknowledgements.
+		if pl.written-pl.told >= max(1, qc.putWindow/4) || qc.putWait > 0 {
+			qc.laneReportLocked()
 		}
 		if err != nil {
 			// The consumer is gone: what was not written goes to the hub,
@@ -138,6 +141,7 @@ func (qc *QueueClient) laneEndLocked() {
 		pl.conn = nil
 	}
 	qc.out.addCount(qLaneDone, pl.written, false)
+	pl.told = pl.written
 	qc.laneRelayLocked()
 }
 
@@ -151,8 +155,18 @@ func (qc *QueueClient) laneRelayLocked() {
 		off = next
 	}
 	pl.recs, pl.n = pl.recs[:0], 0
-	pl.mode, pl.credit, pl.written, pl.starved, pl.end = laneRelay, 0, 0, false, false
+	pl.mode, pl.credit, pl.written, pl.told, pl.starved, pl.end = laneRelay, 0, 0, 0, false, false
 	pl.wait = laneRetry
+}
+
+// laneReportLocked tells the hub the values written on the lane so far,
+// if it has not been told; qc.wmu is held.
+func (qc *QueueClient) laneReportLocked() {
+	pl := &qc.lane
+	if pl.mode == laneOn && pl.written > pl.told {
+		qc.out.addCount(qLaneWrote, pl.written, false)
+		pl.told = pl.written
+	}
 }
 
 // laneWrite writes the k records of recs on conn as frames, and returns
