@@ -42,8 +42,10 @@ package ipc
 //     values and no credit it says qLaneStarved once, and the hub ends the
 //     lane if another consumer is waiting (a stuck consumer holds up its
 //     lane's producer only until someone else wants values).
-//  4. Counting: the producer reports the total it wrote (qLaneWrote, with
-//     each lane write) and the hub counts values when reported: they are
+//  4. Counting: the producer reports the total it wrote (qLaneWrote, in
+//     bulk: once a quarter of its PutWindow is unreported, at once while a
+//     Put or Flush waits, and at the lane's end) and the hub counts values
+//     when reported: they are
 //     put (Join waits for them) and handed to the consumer (lost with it
 //     if it dies, QueueStats.Stranded), and the hub acknowledges them with
 //     qAck, so Flush and PutWindow work as for relayed puts. The consumer
