@@ -6,8 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -404,4 +406,103 @@ func TestQueueLaneRelayAfterLaneWaits(t *testing.T) {
 		t.Fatalf("c got %d values and d %d, want %d in all", len(cg.seq), len(dg.seq), n)
 	}
 	t.Logf("c got %d values, d %d; %+v", len(cg.seq), len(dg.seq), q.Stats())
+}
+
+// Close while the lane's producer has written values it has not reported
+// and holds more (its writer is held up here, after a lane write): the
+// consumer's later asks wait in the hub, and it gets io.EOF only after
+// the producer closed the lane, so every value written comes first.
+func TestQueueLaneNoEOFWhileLaneOpen(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	wrote, hold := make(chan struct{}), make(chan struct{})
+	var armed atomic.Bool
+	var held bool
+	testHookLaneWrote = func(*net.UnixConn, int) {
+		if armed.CompareAndSwap(true, false) {
+			close(wrote)
+			<-hold
+		}
+	}
+	defer func() { testHookLaneWrote = nil }() // after the clients closed
+	q, p, c := laneSetup(t, ctx)
+	defer q.Shutdown()
+	defer c.Close()
+	defer p.Close()
+	armed.Store(true)
+	release := func() {
+		if !held {
+			held = true
+			close(hold)
+		}
+	}
+	defer release()
+	const n = 500
+	vals := laneVals(1000 + 2*n)[1000:]
+	perr := make(chan error, 1)
+	go func() {
+		_, err := p.PutBatch(ctx, vals[:n])
+		perr <- err
+	}()
+	select {
+	case <-wrote:
+	case <-ctx.Done():
+		t.Fatal("no lane write")
+	}
+	if err := <-perr; err != nil {
+		t.Fatal(err)
+	}
+	// These wait in the producer's lane buffer: its writer is held up.
+	if _, err := p.PutBatch(ctx, vals[n:]); err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+	type got struct {
+		v   uint64
+		err error
+	}
+	gets := make(chan got, 2*n+1)
+	go func() {
+		for {
+			v, err := c.GetBytes(ctx, nil)
+			if err != nil {
+				gets <- got{err: err}
+				return
+			}
+			gets <- got{v: binary.LittleEndian.Uint64(v)}
+		}
+	}()
+	next := uint64(1000)
+	for next < 1000+n {
+		g := <-gets
+		if g.err != nil || g.v != next {
+			t.Fatalf("get %d: %d, %v", next, g.v, g.err)
+		}
+		next++
+	}
+	// The consumer asks again and the hub keeps the asks: the queue is
+	// closed and empty, but the lane is open.
+	for {
+		st := q.Stats()
+		if st.PendingGets > 0 {
+			break
+		}
+		select {
+		case g := <-gets:
+			t.Fatalf("value %d got while the lane was held: %d, %v (%+v)", next, g.v, g.err, q.Stats())
+		case <-ctx.Done():
+			t.Fatalf("the consumer's asks never waited in the hub: %+v", st)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	release()
+	for ; next < 1000+2*n; next++ {
+		g := <-gets
+		if g.err != nil || g.v != next {
+			t.Fatalf("get %d: %d, %v", next, g.v, g.err)
+		}
+	}
+	if g := <-gets; g.err != io.EOF {
+		t.Fatalf("after the values: %d, %v, want io.EOF", g.v, g.err)
+	}
 }
