@@ -94,7 +94,8 @@ type QueueClient struct {
 	tdTimer  *time.Timer
 	asking   bool // an ask was ever sent: Close must withdraw and give back
 
-	lane producerLane // under wmu
+	lane    producerLane // under wmu
+	closeBy time.Time    // under wmu: set by Close, the deadline of every later write
 
 	closing atomic.Bool   // Close has begun: no more asks
 	revSig  chan struct{} // signalled by every qRevoked, for Close
@@ -648,6 +649,15 @@ func (qc *QueueClient) close() error {
 	}
 	var err error
 	qc.wmu.Lock()
+	// Writes in progress are waited for below, but not forever: a hub or
+	// a lane consumer that is alive and reads nothing (stopped) fails
+	// them after closeWriteWait. What a lane write could not send goes to
+	// the hub instead, which has as long again.
+	qc.closeBy = time.Now().Add(closeWriteWait)
+	qc.nc.SetWriteDeadline(qc.closeBy.Add(closeWriteWait))
+	if qc.lane.conn != nil {
+		qc.lane.conn.SetWriteDeadline(qc.closeBy)
+	}
 	if qc.lane.mode == laneOn {
 		qc.lane.end = true // what the credit allows goes, then the lane ends
 		qc.flushLocked()

@@ -230,6 +230,9 @@ func (qc *QueueClient) handleLane(op byte, p []byte) error {
 			return fmt.Errorf("lane %d not asked for: %w", id, errBadFrame)
 		}
 		qc.lane.mode, qc.lane.conn = laneOn, conn
+		if !qc.closeBy.IsZero() {
+			conn.SetWriteDeadline(qc.closeBy) // Close waits for its writes
+		}
 		qc.kickLocked()
 	case qLaneCredit, qLaneNo:
 		n, err := parseCount(p)
@@ -484,6 +487,10 @@ var testHookLaneWrote func(conn *net.UnixConn, total int)
 // testHookLaneRead, if set (by tests only), is called before a consumer
 // takes a frame it read from a lane.
 var testHookLaneRead func()
+
+// closeWriteWait is how long Close waits for writes to the hub and on a
+// lane, in all (a peer that is alive and reads nothing).
+const closeWriteWait = 5 * time.Second
 
 // laneGiveBackWait is how long Close waits for lanes to end before it
 // gives up giving values back.

@@ -506,3 +506,78 @@ func TestQueueLaneNoEOFWhileLaneOpen(t *testing.T) {
 		t.Fatalf("after the values: %d, %v, want io.EOF", g.v, g.err)
 	}
 }
+
+// A lane consumer that stops reading (held up here, as if stopped) while
+// its producer writes more than the lane's socket holds: the producer's
+// Close still returns (it gives up on the lane), and once the consumer
+// reads again it gets every value exactly once, in order, then io.EOF.
+func TestQueueLaneCloseStuckConsumer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	hold, stuck := make(chan struct{}), make(chan struct{})
+	var armed atomic.Bool
+	testHookLaneRead = func() {
+		if armed.CompareAndSwap(true, false) {
+			close(stuck)
+			<-hold
+		}
+	}
+	defer func() { testHookLaneRead = nil }() // after the clients closed
+	var held bool
+	release := func() {
+		if !held {
+			held = true
+			close(hold)
+		}
+	}
+	defer release()
+	q, p, c := laneSetup(t, ctx)
+	defer q.Shutdown()
+	defer c.Close()
+	defer p.Close()
+	armed.Store(true)
+	const n = 4000
+	vals := make([][]byte, n)
+	for i := range vals {
+		vals[i] = make([]byte, 1024)
+		binary.LittleEndian.PutUint64(vals[i], uint64(1000+i))
+	}
+	// The puts fill the lane's socket and then wait for room (the lane
+	// write never ends); Close makes them fail.
+	go p.PutBatch(ctx, vals)
+	select {
+	case <-stuck:
+	case <-ctx.Done():
+		t.Fatal("the consumer read nothing from the lane")
+	}
+	cerr := make(chan error, 1)
+	go func() { cerr <- p.Close() }()
+	select {
+	case err := <-cerr:
+		t.Logf("close: %v", err)
+	case <-ctx.Done():
+		release()
+		t.Fatalf("the producer's Close did not return while its lane's consumer was stuck: %+v", q.Stats())
+	}
+	release()
+	q.Close()
+	next := uint64(1000)
+	for {
+		v, err := c.GetBytes(ctx, nil)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("get %d: %v", next, err)
+		}
+		if got := binary.LittleEndian.Uint64(v); got != next {
+			t.Fatalf("got %d, want %d", got, next)
+		}
+		next++
+	}
+	st := q.Stats()
+	t.Logf("consumer got %d values after the producer closed; %+v", next-1000, st)
+	if st.Unfinished != 1+int(next) || st.OpenLanes != 0 || st.Len != 0 { // 1: the warm-up value
+		t.Fatalf("got up to %d: %+v", next, st)
+	}
+}
