@@ -230,7 +230,12 @@ func TestQueueLaneChaos(t *testing.T) {
 	}
 	t.Logf("seed %d (IPCPLAY_SEED=%d replays the kill schedule)", seed, seed)
 	kills := 0
-	for r := range rounds {
+	from := 0 // IPCPLAY_ROUND=r replays round r of the seed alone
+	if s := os.Getenv("IPCPLAY_ROUND"); s != "" {
+		from, _ = strconv.Atoi(s)
+		rounds = from + 1
+	}
+	for r := from; r < rounds; r++ {
 		kills += queueChaosRound(t, rand.New(rand.NewPCG(seed, uint64(r))), r, n, true)
 		if t.Failed() {
 			return

@@ -357,13 +357,15 @@ func (q *Queue) readLoop(hc *hubConn) {
 func (q *Queue) drop(hc *hubConn, t *touched) {
 	hc.nc.Close()
 	close(hc.done)
+	q.mu.Lock()
+	// Lane sockets that never went out; none is added once hc is gone
+	// from conns and gets (under q.mu), but one may have been until now.
 	hc.outMu.Lock()
 	for _, f := range hc.outFiles {
-		f.Close() // lane sockets that never went out
+		f.Close()
 	}
 	hc.outFiles = nil
 	hc.outMu.Unlock()
-	q.mu.Lock()
 	delete(q.conns, hc)
 	q.puts = slices.DeleteFunc(q.puts, func(p pendingPut) bool { return p.hc == hc })
 	q.unwait(hc)
