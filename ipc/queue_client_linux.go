@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
-	"golang.org/x/sys/unix"
 )
 
 // QueueOptions configure one endpoint of a Queue. They are fixed when the
@@ -159,7 +158,7 @@ func OpenQueue(f *os.File, opt QueueOptions) (*QueueClient, error) {
 		getFree: make(chan struct{}, 1), joins: make(map[uint64]chan struct{}),
 		avail: make(chan struct{}, 1), revSig: make(chan struct{}, 1), laneSig: make(chan struct{}, 1),
 	}
-	qc.fdr = &fdReader{nc: uc, oob: make([]byte, unix.CmsgSpace(4*4))}
+	qc.fdr = newFdReader(uc)
 	qc.flushed = sync.NewCond(&qc.wmu)
 	qc.enc = msgpack.NewEncoder(&qc.encBuf)
 	// Buffers sized for a full window of small values, so that they do

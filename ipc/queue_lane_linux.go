@@ -412,10 +412,22 @@ type fdReader struct {
 	files []*os.File
 }
 
+// maxRights is the most files one sendmsg can carry (the kernel's
+// SCM_MAX_FD): the hub sends every lane socket queued for an endpoint with
+// one write, and files that do not fit in the reader's room would be lost.
+const maxRights = 253
+
+func newFdReader(nc *net.UnixConn) *fdReader {
+	return &fdReader{nc: nc, oob: make([]byte, unix.CmsgSpace(4*maxRights))}
+}
+
 func (r *fdReader) Read(b []byte) (int, error) {
-	n, oobn, _, _, err := r.nc.ReadMsgUnix(b, r.oob)
+	n, oobn, flags, _, err := r.nc.ReadMsgUnix(b, r.oob)
 	if n < 0 {
 		n = 0
+	}
+	if flags&unix.MSG_CTRUNC != 0 && err == nil {
+		err = fmt.Errorf("read hub socket: lane sockets lost (control data truncated): %w", errBadFrame)
 	}
 	if oobn > 0 {
 		msgs, perr := unix.ParseSocketControlMessage(r.oob[:oobn])

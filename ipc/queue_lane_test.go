@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestQueueLanes moves values from 2 producer to 2 consumer processes with
@@ -579,5 +581,49 @@ func TestQueueLaneCloseStuckConsumer(t *testing.T) {
 	t.Logf("consumer got %d values after the producer closed; %+v", next-1000, st)
 	if st.Unfinished != 1+int(next) || st.OpenLanes != 0 || st.Len != 0 { // 1: the warm-up value
 		t.Fatalf("got up to %d: %+v", next, st)
+	}
+}
+
+// Several lane sockets can go to an endpoint with one write (lanes opened
+// and ended while its hub socket was full): the reader keeps them all, in
+// order.
+func TestQueueLaneManyFilesOneWrite(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := func(fd int) *net.UnixConn {
+		f := os.NewFile(uintptr(fd), "pair")
+		defer f.Close()
+		c, err := net.FileConn(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.(*net.UnixConn)
+	}
+	a, b := conn(fds[0]), conn(fds[1])
+	defer a.Close()
+	defer b.Close()
+	const k = 8
+	var files []int
+	for range k {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		defer w.Close()
+		files = append(files, int(r.Fd()))
+	}
+	if _, _, err := a.WriteMsgUnix([]byte("x"), unix.UnixRights(files...), nil); err != nil {
+		t.Fatal(err)
+	}
+	r := newFdReader(b)
+	defer r.closeAll()
+	if _, err := r.Read(make([]byte, 16)); err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if len(r.files) != k {
+		t.Fatalf("%d files received, %d sent", len(r.files), k)
 	}
 }
