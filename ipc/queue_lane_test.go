@@ -627,3 +627,28 @@ func TestQueueLaneManyFilesOneWrite(t *testing.T) {
 		t.Fatalf("%d files received, %d sent", len(r.files), k)
 	}
 }
+
+// A lane producer that goes idle holding credit (all of its consumer's
+// asks): a value another producer puts still reaches that consumer.
+func TestQueueLaneIdleProducerHoldsNoValue(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	q, p, c := laneSetup(t, ctx)
+	defer q.Shutdown()
+	defer c.Close()
+	defer p.Close()
+	b, err := q.Client(QueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.PutBytes(ctx, []byte("from b")); err != nil {
+		t.Fatal(err)
+	}
+	gctx, gcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer gcancel()
+	v, err := c.GetBytes(gctx, nil)
+	if err != nil || string(v) != "from b" {
+		t.Fatalf("get: %q, %v, want b's value (%+v)", v, err, q.Stats())
+	}
+}
