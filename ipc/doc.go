@@ -118,4 +118,28 @@
 // of other replies, beyond which the hub stops reading that endpoint. A
 // peer that breaks the protocol (a malformed frame, a give-back of values
 // it was not handed, more puts or Joins waiting than allowed) is dropped.
+//
+// # Queue lanes
+//
+// With [Queue.EnableLanes] (off by default), values may skip the hub: a
+// lane is a socket pair between one producer and one consumer, made by the
+// hub and passed to both over their hub sockets (SCM_RIGHTS). A value on a
+// lane crosses one socket instead of two. The hub stays the authority: it
+// opens and ends lanes, gives the producer credit only out of that
+// consumer's asks (so capacity and backpressure hold), counts lane values
+// as put (Join) and as handed to the consumer (Stranded if it dies),
+// acknowledges them to the producer (Flush), and sends EOF only after every
+// lane is closed. Topology: a lane is asked for only by a producer with a
+// PutWindow that has at least 256 puts in flight (a lone value never
+// waits), and opened to the first consumer asking (or, if none asks, any
+// consumer with a GetWindow and no lane); each producer writes at most
+// one lane and each consumer reads at most one open lane at a time; every
+// other value is relayed. Per-producer order holds: a producer sends no
+// put to the hub between its ask and the answer, the hub delegates asks
+// only while its buffer is empty, and a consumer takes nothing that
+// follows a lane's end in its hub stream before it has read that lane to
+// its end. A lane producer's Put counts as taken when written to the lane,
+// so puts it wrote before it learned of Close are delivered, not refused.
+// The full protocol is in queue_lane_linux.go.
+// [QueueStats] counts values relayed and on lanes.
 package ipc

@@ -31,14 +31,18 @@ func BenchmarkQueue64(b *testing.B) {
 	for _, tc := range []struct {
 		p, c  int
 		batch int
-	}{{1, 1, 0}, {1, 1, benchBatch}, {2, 2, benchBatch}} {
+		lanes bool
+	}{{1, 1, 0, false}, {1, 1, benchBatch, false}, {2, 2, benchBatch, false}, {1, 1, benchBatch, true}, {2, 2, benchBatch, true}} {
 		api := "api=single"
 		if tc.batch > 0 {
 			api = "api=batch"
 		}
+		if tc.lanes {
+			api += "/lanes=on"
+		}
 		b.Run("impl=process/topo="+strconv.Itoa(tc.p)+"to"+strconv.Itoa(tc.c)+"/"+api, func(b *testing.B) {
 			r := bytesRun{producers: tc.p, consumers: tc.c, n: max(1, b.N/tc.p), size: 64, batch: tc.batch,
-				capacity: benchCapacity, putWindow: benchPutWindow, getWindow: benchGetWindow}
+				capacity: benchCapacity, putWindow: benchPutWindow, getWindow: benchGetWindow, lanes: tc.lanes}
 			res := r.run(b.Context(), b)
 			b.StopTimer()
 			r.checkAll(b, res)

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strconv"
 	"sync"
@@ -34,8 +35,22 @@ func bytesProducerMain(ctx context.Context, args []string) error {
 	size := fs.Int("size", 64, "value size, at least 12")
 	window := fs.Int("window", 1, "put window")
 	batch := fs.Int("batch", 0, "put this many values per PutBatch; 0: PutBytes")
+	flushEvery := fs.Int("flush-every", 0, "PutBytes: Flush after every this many values (0: only at the end)")
+	dieAfter := fs.Int("die-after", 0, "after a lane write that brings the values written on lanes to this many, write half a frame on the lane and die (SIGKILL) before the hub is told")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *dieAfter > 0 {
+		testHookLaneWrote = func(conn *net.UnixConn, total int) {
+			if total >= *dieAfter {
+				// A frame header for 2 values of 16 bytes, and one value.
+				torn := []byte{41, 0, 0, 0, qItems, 2, 0, 0, 0, 16, 0, 0, 0}
+				torn = append(torn, make([]byte, 16)...)
+				conn.Write(torn)
+				unix.Kill(os.Getpid(), unix.SIGKILL)
+				select {}
+			}
+		}
 	}
 	f, err := procs.ChildFile(procs.FDControl, procs.Socket, "queue")
 	if err != nil {
@@ -67,6 +82,11 @@ func bytesProducerMain(ctx context.Context, args []string) error {
 			binary.LittleEndian.PutUint64(v[4:], uint64(i))
 			if err := qc.PutBytes(ctx, v); err != nil {
 				return fmt.Errorf("put %d: %w", i, err)
+			}
+			if *flushEvery > 0 && (i+1)%*flushEvery == 0 {
+				if err := qc.Flush(ctx); err != nil {
+					return fmt.Errorf("flush at %d: %w", i, err)
+				}
 			}
 		}
 	}
@@ -210,7 +230,8 @@ type bytesRun struct {
 	producers, consumers, n int // n values per producer
 	size, capacity          int
 	putWindow, getWindow    int
-	batch                   int // values per PutBatch and GetBatch; 0: PutBytes and GetBytes
+	batch                   int  // values per PutBatch and GetBatch; 0: PutBytes and GetBytes
+	lanes                   bool // Queue.EnableLanes
 }
 
 // bytesResult is what the consumers of a bytesRun reported.
@@ -221,6 +242,7 @@ type bytesResult struct {
 	// CPU time (user and system) of the producers, the consumers and this
 	// process, which runs the hub.
 	prodCPU, consCPU, hubCPU time.Duration
+	stats                    QueueStats // the hub's, once every child ended
 }
 
 func (r bytesRun) run(ctx context.Context, tb testing.TB) bytesResult {
@@ -232,6 +254,9 @@ func (r bytesRun) run(ctx context.Context, tb testing.TB) bytesResult {
 		tb.Fatal(err)
 	}
 	defer q.Shutdown()
+	if r.lanes {
+		q.EnableLanes()
+	}
 	var cmds []*procs.Cmd
 	defer func() {
 		cancel()
@@ -282,7 +307,7 @@ func (r bytesRun) run(ctx context.Context, tb testing.TB) bytesResult {
 		tb.Fatal(err)
 	}
 	words := (r.n + 63) / 64
-	res := bytesResult{bits: make([][]uint64, r.producers), hubCPU: cpuTime() - cpu0}
+	res := bytesResult{bits: make([][]uint64, r.producers), hubCPU: cpuTime() - cpu0, stats: q.Stats()}
 	for i, out := range pouts {
 		if out.Len() != 8 {
 			tb.Fatalf("producer %d wrote %d bytes, want 8", i, out.Len())
@@ -392,27 +417,44 @@ func (w *watchWriter) bytes() []byte {
 // Nothing else is lost, nothing arrives twice (not even a value the dead
 // consumer reported before it died), the survivor still gets each
 // producer's values in order, and Join does not wait for the lost ones.
-func TestQueueConsumerKilled(t *testing.T) {
+func TestQueueConsumerKilled(t *testing.T) { consumerKilled(t, false) }
+
+// consumerKilled is TestQueueConsumerKilled, with lanes on or off; with
+// lanes, the consumer is killed while it reads one.
+func consumerKilled(t *testing.T, lanes bool) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	const producers, n = 2, 100_000
 	q := newTestQueue(t, 256)
+	pargs := []string{"-size", "16", "-window", "128"}
+	var cargs []string
+	if lanes {
+		// Lanes open while the buffer is empty: the producers wait for
+		// the hub every 1,000 values, and the consumers take values in
+		// batches.
+		q.EnableLanes()
+		pargs = []string{"-size", "16", "-window", "4096", "-flush-every", "1000"}
+		cargs = []string{"-batch", "100"}
+	}
 	victimOut := newWatchWriter(8 * 4096)
 	survivorOut := new(bytes.Buffer)
 	consumer := func(out io.Writer) *procs.Cmd {
-		return startQueueChild(t, ctx, q, out, bytesConsumerRole, "-window", "512", "-records", "-taskdone",
-			"-producers", strconv.Itoa(producers), "-n", strconv.Itoa(n))
+		return startQueueChild(t, ctx, q, out, bytesConsumerRole, append([]string{"-window", "512", "-records", "-taskdone",
+			"-producers", strconv.Itoa(producers), "-n", strconv.Itoa(n)}, cargs...)...)
 	}
 	victim := consumer(victimOut)
 	var prods []*procs.Cmd
 	for i := range producers {
 		prods = append(prods, startQueueChild(t, ctx, q, nil, bytesProducerRole,
-			"-id", strconv.Itoa(i), "-n", strconv.Itoa(n), "-size", "16", "-window", "128"))
+			append([]string{"-id", strconv.Itoa(i), "-n", strconv.Itoa(n)}, pargs...)...))
 	}
 	select {
 	case <-victimOut.reached:
 	case <-ctx.Done():
 		t.Fatal("the consumer to kill never got going")
+	}
+	if lanes {
+		waitStats(t, ctx, q, func(st QueueStats) bool { return st.LaneValues > 0 && st.OpenLanes > 0 })
 	}
 	survivor := consumer(survivorOut)
 	if err := victim.Process().Kill(); err != nil {
@@ -463,12 +505,15 @@ func TestQueueConsumerKilled(t *testing.T) {
 		t.Fatalf("survivor got %d of %d values: %d missing; the hub reports %d stranded; the killed consumer had reported %d",
 			lived, producers*n, lost, st.Stranded, died)
 	}
-	if st.Unfinished != 0 || st.Len != 0 {
+	if st.Unfinished != 0 || st.Len != 0 || st.OpenLanes != 0 {
 		t.Fatalf("after the run: %+v", st)
+	}
+	if lanes && st.LaneValues == 0 {
+		t.Fatalf("no value went on a lane: %+v", st)
 	}
 	j := testClient(t, q)
 	if err := j.Join(ctx); err != nil {
 		t.Fatalf("join after the run: %v", err)
 	}
-	t.Logf("killed consumer: %d values stranded, %d of them reported before it died", st.Stranded, died)
+	t.Logf("killed consumer: %d values stranded, %d of them reported before it died; %+v", st.Stranded, died, st)
 }

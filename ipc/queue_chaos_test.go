@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -38,7 +39,7 @@ func TestQueueChaos(t *testing.T) {
 	t.Logf("seed %d (IPCPLAY_SEED=%d replays the kill schedule)", seed, seed)
 	kills := 0
 	for r := range rounds {
-		kills += queueChaosRound(t, rand.New(rand.NewPCG(seed, uint64(r))), r, n)
+		kills += queueChaosRound(t, rand.New(rand.NewPCG(seed, uint64(r))), r, n, false)
 		if t.Failed() {
 			return
 		}
@@ -46,27 +47,39 @@ func TestQueueChaos(t *testing.T) {
 	t.Logf("%d rounds, %d kills", rounds, kills)
 }
 
-func queueChaosRound(t *testing.T, rng *rand.Rand, round, n int) int {
+func queueChaosRound(t *testing.T, rng *rand.Rand, round, n int, lanes bool) int {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	const producers, consumers = 2, 3
+	producers, consumers := 2, 3
 	pick := func(xs ...int) string { return strconv.Itoa(xs[rng.IntN(len(xs))]) }
-	q, err := NewQueue([]int{1, 16, 256}[rng.IntN(3)])
+	capacities := []int{1, 16, 256}
+	pwin, cwin := []int{1, 16, 128}, []int{1, 64, 512}
+	if lanes {
+		// A lane needs a producer with 256 puts in flight and a consumer
+		// with a window.
+		consumers, capacities = 2, []int{16, 256, 4096}
+		pwin, cwin = []int{512, 4096}, []int{2, 64, 4096}
+	}
+	q, err := NewQueue(capacities[rng.IntN(len(capacities))])
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer q.Shutdown()
+	if lanes {
+		q.EnableLanes()
+	}
+	socks := openSockets()
 	outs := make([]*watchWriter, consumers)
 	cons := make([]*procs.Cmd, consumers)
 	for i := range consumers {
 		outs[i] = newWatchWriter(8 * 1024 * (1 + rng.IntN(6)))
-		cons[i] = startQueueChild(t, ctx, q, outs[i], bytesConsumerRole, "-window", pick(1, 64, 512), "-records", "-taskdone",
+		cons[i] = startQueueChild(t, ctx, q, outs[i], bytesConsumerRole, "-window", pick(cwin...), "-records", "-taskdone",
 			"-producers", strconv.Itoa(producers), "-n", strconv.Itoa(n))
 	}
 	prods := make([]*procs.Cmd, producers)
 	for i := range producers {
 		prods[i] = startQueueChild(t, ctx, q, nil, bytesProducerRole,
-			"-id", strconv.Itoa(i), "-n", strconv.Itoa(n), "-size", "16", "-window", pick(1, 16, 128))
+			"-id", strconv.Itoa(i), "-n", strconv.Itoa(n), "-size", "16", "-window", pick(pwin...))
 	}
 	// Consumer 0 always lives; each other is killed once it has reported
 	// some values, with probability 1/2; producer 1 is killed after a
@@ -171,8 +184,19 @@ func queueChaosRound(t *testing.T, rng *rand.Rand, round, n int) int {
 	case !anyProd && (lost != st.Stranded || died > st.Stranded):
 		t.Fatalf("round %d: %d values missing, %d stranded, killed consumers reported %d", round, lost, st.Stranded, died)
 	}
-	if st.Len != 0 || st.Unfinished != 0 {
+	if st.Len != 0 || st.Unfinished != 0 || st.OpenLanes != 0 {
 		t.Fatalf("round %d: after the run %+v", round, st)
+	}
+	if j, err := q.Client(QueueOptions{}); err != nil {
+		t.Fatal(err)
+	} else if err := j.Join(ctx); err != nil {
+		t.Fatalf("round %d: join: %v (%+v)", round, err, q.Stats())
+	} else {
+		j.Close()
+	}
+	waitStats(t, ctx, q, func(st QueueStats) bool { return st.Clients == 0 })
+	if got := openSockets(); got > socks {
+		t.Fatalf("round %d: %d sockets open in the hub's process after the run, %d before: %v", round, got, socks, fdNames())
 	}
 	k := 0
 	for _, x := range append(prodKilled, consKilled...) {
@@ -180,9 +204,66 @@ func queueChaosRound(t *testing.T, rng *rand.Rand, round, n int) int {
 			k++
 		}
 	}
-	t.Logf("round %d: capacity %d, killed %d (producers %v, consumers %v), stranded %d, lost %d",
-		round, q.Capacity(), k, prodKilled, consKilled, st.Stranded, lost)
+	t.Logf("round %d: capacity %d, killed %d (producers %v, consumers %v), stranded %d, lost %d, lanes %d (%d values)",
+		round, q.Capacity(), k, prodKilled, consKilled, st.Stranded, lost, st.Lanes, st.LaneValues)
 	return k
+}
+
+// TestQueueLaneChaos is TestQueueChaos with lanes on: 2 producers with
+// windows that ask for lanes and 2 consumers with windows, one consumer
+// and one producer SIGKILLed at random moments. IPCPLAY_LONG=1 runs 100
+// rounds instead of 3.
+func TestQueueLaneChaos(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("IPCPLAY_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rounds, n := 3, 20_000
+	if raceEnabled {
+		n = 5_000
+	}
+	if os.Getenv("IPCPLAY_LONG") == "1" {
+		rounds, n = 100, 50_000
+	}
+	t.Logf("seed %d (IPCPLAY_SEED=%d replays the kill schedule)", seed, seed)
+	kills := 0
+	from := 0 // IPCPLAY_ROUND=r replays round r of the seed alone
+	if s := os.Getenv("IPCPLAY_ROUND"); s != "" {
+		from, _ = strconv.Atoi(s)
+		rounds = from + 1
+	}
+	for r := from; r < rounds; r++ {
+		kills += queueChaosRound(t, rand.New(rand.NewPCG(seed, uint64(r))), r, n, true)
+		if t.Failed() {
+			return
+		}
+	}
+	t.Logf("%d rounds, %d kills", rounds, kills)
+}
+
+// fdNames lists what this process's open files are.
+func fdNames() []string {
+	es, _ := os.ReadDir("/proc/self/fd")
+	var names []string
+	for _, e := range es {
+		l, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		names = append(names, e.Name()+"="+l)
+	}
+	return names
+}
+
+// openSockets counts this process's open sockets.
+func openSockets() int {
+	n := 0
+	for _, s := range fdNames() {
+		if strings.Contains(s, "=socket:") {
+			n++
+		}
+	}
+	return n
 }
 
 // wasKilled reports whether c ended by SIGKILL.

@@ -79,8 +79,9 @@ type QueueClient struct {
 	wmu      sync.Mutex
 	out      outBuf
 	spare    []byte
-	writing  bool // someone is in flushLocked's write loop
-	kicked   bool // the writer goroutine has a kick pending
+	writing  bool       // someone is in flushLocked's write loop
+	flushed  *sync.Cond // on wmu: broadcast when a flushLocked write loop ends
+	kicked   bool       // the writer goroutine has a kick pending
 	kick     chan struct{}
 	werr     error // the first write error
 	inflight int   // puts sent (or buffered) and not yet answered
@@ -91,6 +92,9 @@ type QueueClient struct {
 	tdArmed  bool
 	tdTimer  *time.Timer
 	asking   bool // an ask was ever sent: Close must withdraw and give back
+
+	lane    producerLane // under wmu
+	closeBy time.Time    // under wmu: set by Close, the deadline of every later write
 
 	closing atomic.Bool   // Close has begun: no more asks
 	revSig  chan struct{} // signalled by every qRevoked, for Close
@@ -120,6 +124,15 @@ type QueueClient struct {
 	joinSeq uint64
 	joins   map[uint64]chan struct{}
 	avail   chan struct{} // signalled when the reader changed any of these
+
+	// Lanes this endpoint reads, under mu (queue_lane_client_linux.go).
+	fdr      *fdReader // the reader's: sockets received from the hub
+	clanes   map[uint32]*consumerLane
+	deferred []laneEvent   // hub events waiting behind a lane
+	laneStop bool          // Close or the hub gone: lanes are closed
+	laneSig  chan struct{} // signalled when a lane ends
+
+	laneUntold atomic.Bool // values read from a lane, not yet told to the hub
 }
 
 // OpenQueue returns the queue endpoint on f, a file from Queue.Attach
@@ -143,8 +156,10 @@ func OpenQueue(f *os.File, opt QueueOptions) (*QueueClient, error) {
 		nc: uc, putWindow: max(1, opt.PutWindow), getWindow: max(1, opt.GetWindow),
 		done: make(chan struct{}), kick: make(chan struct{}, 1), putRoom: make(chan struct{}, 1),
 		getFree: make(chan struct{}, 1), joins: make(map[uint64]chan struct{}),
-		avail: make(chan struct{}, 1), revSig: make(chan struct{}, 1),
+		avail: make(chan struct{}, 1), revSig: make(chan struct{}, 1), laneSig: make(chan struct{}, 1),
 	}
+	qc.fdr = newFdReader(uc)
+	qc.flushed = sync.NewCond(&qc.wmu)
 	qc.enc = msgpack.NewEncoder(&qc.encBuf)
 	// Buffers sized for a full window of small values, so that they do
 	// not grow (and fault in fresh pages) while values stream.
@@ -155,6 +170,7 @@ func OpenQueue(f *os.File, opt QueueOptions) (*QueueClient, error) {
 	if qc.getWindow > 1 {
 		size := min(qc.getWindow, 1<<14) * 80
 		qc.in, qc.cur = make([]byte, 0, size), make([]byte, 0, size)
+		qc.out.addEmpty(qLaneOK) // goes with the first ask
 	}
 	qc.tdTimer = time.AfterFunc(time.Hour, func() {
 		qc.wmu.Lock()
@@ -177,7 +193,13 @@ func signal(ch chan struct{}) {
 
 // readLoop handles the hub's replies until the connection ends.
 func (qc *QueueClient) readLoop() {
-	fr := newFrameReader(qc.nc, readBuf)
+	// Only an endpoint with a window can be given a lane's socket: the
+	// others read with read(2), not recvmsg.
+	var r io.Reader = qc.nc
+	if qc.putWindow > 1 || qc.getWindow > 1 {
+		r = qc.fdr
+	}
+	fr := newFrameReader(r, readBuf)
 	var err error
 	for err == nil {
 		var op byte
@@ -193,6 +215,8 @@ func (qc *QueueClient) readLoop() {
 	qc.mu.Lock()
 	qc.err = err
 	qc.mu.Unlock()
+	qc.fdr.closeAll()
+	qc.stopLanes()
 	close(qc.done)
 }
 
@@ -219,15 +243,25 @@ func (qc *QueueClient) handle(op byte, p []byte) error {
 			return err
 		}
 		qc.mu.Lock()
-		qc.in = append(qc.in, recs...)
-		qc.inN += n
+		if qc.waiting() {
+			qc.laneEvent(laneEvent{op: op, k: n, recs: append([]byte(nil), recs...)})
+		} else {
+			qc.in = append(qc.in, recs...)
+			qc.inN += n
+		}
 		qc.mu.Unlock()
 		signal(qc.avail)
 	case qEOF:
 		qc.mu.Lock()
-		qc.eof = true
+		if qc.waiting() {
+			qc.laneEvent(laneEvent{op: op})
+		} else {
+			qc.eof = true
+		}
 		qc.mu.Unlock()
 		signal(qc.avail)
+	case qLaneOpenP, qLaneOpenC, qLaneCredit, qLaneNo, qLaneEnd, qLaneItems, qLaneClosed:
+		return qc.handleLane(op, p)
 	case qRevoked:
 		n, err := parseCount(p)
 		if err != nil {
@@ -287,7 +321,14 @@ func (qc *QueueClient) flushLocked() {
 		return
 	}
 	qc.writing = true
-	for qc.out.len() > 0 && qc.werr == nil {
+	for qc.werr == nil {
+		if qc.out.len() == 0 {
+			if !qc.laneWork() {
+				break
+			}
+			qc.laneFlushLocked()
+			continue
+		}
 		b := qc.out.take(qc.spare)
 		qc.tdArmed = false
 		if qc.putWait > 0 {
@@ -305,6 +346,7 @@ func (qc *QueueClient) flushLocked() {
 		qc.out.take(qc.out.b)
 	}
 	qc.writing = false
+	qc.flushed.Broadcast()
 }
 
 // kickLocked gets the writer goroutine to send what is gathered; qc.wmu is
@@ -364,7 +406,7 @@ func (qc *QueueClient) PutBytes(ctx context.Context, v []byte) error {
 		qc.wmu.Unlock()
 		return err
 	}
-	qc.out.addRecord(qPuts, v)
+	qc.addPutLocked(v)
 	qc.inflight++
 	if qc.putWindow > 1 {
 		if qc.putWait > 0 && qc.inflight < qc.putWindow {
@@ -420,9 +462,10 @@ func (qc *QueueClient) waitRoomLocked(ctx context.Context) error {
 		if qc.sticky != nil {
 			return qc.sticky
 		}
-		if qc.inflight < qc.putWindow && qc.out.len() < maxOut {
+		if qc.inflight < qc.putWindow && qc.out.len() < maxOut && qc.laneRoom() {
 			return nil
 		}
+		qc.laneReportLocked()
 		qc.kickLocked() // what is gathered must go, or no answer frees the window
 		qc.putWait++
 		qc.wmu.Unlock()
@@ -465,11 +508,11 @@ func (qc *QueueClient) PutBatch(ctx context.Context, vs [][]byte) (int, error) {
 		if err := qc.waitRoomLocked(ctx); err != nil {
 			return n, err
 		}
-		for ; n < len(vs) && qc.inflight < qc.putWindow && qc.out.len() < maxOut; n++ {
+		for ; n < len(vs) && qc.inflight < qc.putWindow && qc.out.len() < maxOut && qc.laneRoom(); n++ {
 			if len(vs[n]) > MaxQueueValue {
 				return n, fmt.Errorf("queue put: value of %d bytes is over the %d-byte maximum", len(vs[n]), MaxQueueValue)
 			}
-			qc.out.addRecord(qPuts, vs[n])
+			qc.addPutLocked(vs[n])
 			qc.inflight++
 		}
 		qc.kickLocked()
@@ -485,13 +528,15 @@ func (qc *QueueClient) PutBatch(ctx context.Context, vs [][]byte) (int, error) {
 func (qc *QueueClient) Flush(ctx context.Context) error {
 	qc.wmu.Lock()
 	defer qc.wmu.Unlock()
-	qc.flushLocked()
-	qc.putWait++
+	qc.putWait++ // from here on, lane writes are reported at once
 	defer func() {
 		if qc.putWait--; qc.putWait > 0 {
 			signal(qc.putRoom) // pass the wake-up on
 		}
 	}()
+	qc.flushLocked()
+	qc.laneReportLocked()
+	qc.flushLocked()
 	for qc.inflight > 0 {
 		if err := qc.connErr("flush"); err != nil {
 			return err
@@ -526,6 +571,7 @@ func (qc *QueueClient) TaskDone() error {
 	if err := qc.connErr("task done"); err != nil {
 		return err
 	}
+	qc.tellLanesLocked()
 	qc.out.addCount(qTaskDone, 1, true)
 	if !qc.tdArmed && !qc.writing {
 		qc.tdArmed = true
@@ -602,10 +648,29 @@ func (qc *QueueClient) close() error {
 	}
 	var err error
 	qc.wmu.Lock()
+	// Writes in progress are waited for below, but not forever: a hub or
+	// a lane consumer that is alive and reads nothing (stopped) fails
+	// them after closeWriteWait. What a lane write could not send goes to
+	// the hub instead, which has as long again.
+	qc.closeBy = time.Now().Add(closeWriteWait)
+	qc.nc.SetWriteDeadline(qc.closeBy.Add(closeWriteWait))
+	if qc.lane.conn != nil {
+		qc.lane.conn.SetWriteDeadline(qc.closeBy)
+	}
+	if qc.lane.mode == laneOn {
+		qc.lane.end = true // what the credit allows goes, then the lane ends
+		qc.flushLocked()
+	}
 	if bye {
 		qc.out.addEmpty(qBye)
 	}
-	qc.flushLocked()
+	// Another goroutine may be writing: the goodbye must be out before the
+	// socket closes, or the hub counts what it handed here as stranded.
+	for qc.flushLocked(); qc.writing || qc.out.len() > 0 && qc.werr == nil; qc.flushLocked() {
+		if qc.writing {
+			qc.flushed.Wait()
+		}
+	}
 	if err == nil && qc.werr != nil {
 		select {
 		case <-qc.done: // the hub was gone already: nothing to report
@@ -617,6 +682,7 @@ func (qc *QueueClient) close() error {
 	if cerr := qc.nc.Close(); err == nil {
 		err = cerr
 	}
+	qc.stopLanes()
 	qc.wg.Wait()
 	return err
 }

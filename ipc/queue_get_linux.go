@@ -270,12 +270,17 @@ func (qc *QueueClient) giveBack() bool {
 	if !qc.revokeForClose() {
 		return true // the hub is gone: nothing to give back to
 	}
+	stop := make(chan struct{})
+	t := time.AfterFunc(laneGiveBackWait, func() { close(stop) })
+	defer t.Stop()
+	// Lanes end once the hub has had their producers close them (the
+	// revoke asked it to); their values are then here too.
+	if !qc.waitLanes(stop) {
+		return false
+	}
 	// Every value the hub handed here has arrived. A Get waiting for more
 	// wakes, takes what is here or fails: the client is closing.
 	signal(qc.avail)
-	stop := make(chan struct{})
-	t := time.AfterFunc(5*time.Second, func() { close(stop) })
-	defer t.Stop()
 	if !qc.lockGet(stop) {
 		return false
 	}

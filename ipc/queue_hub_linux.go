@@ -47,6 +47,14 @@ type Queue struct {
 	shutdown bool
 	conns    map[*hubConn]struct{}
 	wg       sync.WaitGroup
+
+	// Lanes (queue_lane_linux.go).
+	lanesOn     bool
+	laneSeq     uint32
+	lanes       []*hubLane // lanes whose producer has not closed them
+	lanesOpened int
+	laneValues  int // values counted on lanes
+	relayed     int // values handed through the hub
 }
 
 // QueueStats is a snapshot of a Queue's hub.
@@ -58,6 +66,10 @@ type QueueStats struct {
 	Clients     int  // attached endpoints still connected
 	Stranded    int  // values handed to endpoints that went away without Close (see QueueClient.Close)
 	Closed      bool // Close was called
+	Relayed     int  // values handed to consumers through the hub, in all
+	LaneValues  int  // values that went straight from a producer to a consumer on a lane, in all
+	Lanes       int  // lanes opened, in all (see Queue.EnableLanes)
+	OpenLanes   int  // lanes whose producer has not closed them yet
 }
 
 type pendingPut struct {
@@ -88,18 +100,23 @@ type hubConn struct {
 	done chan struct{} // closed when the endpoint is dropped
 
 	// Under Queue.mu.
-	grant  int  // values asked for and not yet handed (its entries in Queue.gets)
-	handed int  // values handed to it, less those it gave back
-	doneN  int  // TaskDones it sent
-	held   int  // its puts waiting for room (its entries in Queue.puts)
-	joins  int  // its entries in Queue.joins
-	clean  bool // it said goodbye
+	grant  int        // values asked for and not yet handed (its entries in Queue.gets)
+	handed int        // values handed to it, less those it gave back
+	doneN  int        // TaskDones it sent
+	held   int        // its puts waiting for room (its entries in Queue.puts)
+	joins  int        // its entries in Queue.joins
+	clean  bool       // it said goodbye
+	laneOK bool       // it reads lanes (a consumer with a GetWindow)
+	plane  *hubLane   // the lane it writes, if any
+	clanes int        // lanes it reads whose producer has not closed them
+	cread  []*hubLane // lanes closed by their producer, its final count not yet in
 
-	outMu   sync.Mutex
-	out     outBuf
-	spare   []byte
-	writing bool       // someone is in flushOut's write loop
-	wrote   *sync.Cond // on outMu: broadcast when a write ends
+	outMu    sync.Mutex
+	out      outBuf
+	outFiles []*os.File // to go with the next write (lane sockets)
+	spare    []byte
+	writing  bool       // someone is in flushOut's write loop
+	wrote    *sync.Cond // on outMu: broadcast when a write ends
 }
 
 // flushOut writes every queued reply, unless another goroutine is already
@@ -113,13 +130,19 @@ func (hc *hubConn) flushOut() {
 	hc.writing = true
 	for hc.out.len() > 0 {
 		b := hc.out.take(hc.spare)
+		files := hc.outFiles
+		hc.outFiles = nil
 		hc.outMu.Unlock()
-		_, err := hc.nc.Write(b) // an error means the endpoint is gone: its read loop drops it
+		err := hc.writeOut(b, files) // an error means the endpoint is gone: its read loop drops it
 		hc.outMu.Lock()
 		hc.spare = b[:0]
 		hc.wrote.Broadcast()
 		if err != nil {
 			hc.out.take(hc.out.b)
+			for _, f := range hc.outFiles {
+				f.Close()
+			}
+			hc.outFiles = nil
 			break
 		}
 	}
@@ -247,6 +270,7 @@ func (q *Queue) Close() error {
 		}
 		clear(q.puts)
 		q.puts = q.puts[:0]
+		q.laneClose(&t)
 		q.pump(&t)
 	}
 	q.mu.Unlock()
@@ -268,6 +292,12 @@ func (q *Queue) Shutdown() error {
 	q.mu.Lock()
 	q.buf.reset()
 	q.puts, q.gets, q.joins = nil, nil, nil
+	for hc := range q.conns {
+		for _, f := range hc.outFiles {
+			f.Close()
+		}
+		hc.outFiles = nil
+	}
 	q.mu.Unlock()
 	return nil
 }
@@ -282,6 +312,10 @@ func (q *Queue) Stats() QueueStats {
 		Clients:    len(q.conns),
 		Stranded:   q.stranded,
 		Closed:     q.closed,
+		Relayed:    q.relayed,
+		LaneValues: q.laneValues,
+		Lanes:      q.lanesOpened,
+		OpenLanes:  len(q.lanes),
 	}
 	for _, p := range q.puts {
 		st.PendingPuts += p.n
@@ -324,10 +358,19 @@ func (q *Queue) drop(hc *hubConn, t *touched) {
 	hc.nc.Close()
 	close(hc.done)
 	q.mu.Lock()
+	// Lane sockets that never went out; none is added once hc is gone
+	// from conns and gets (under q.mu), but one may have been until now.
+	hc.outMu.Lock()
+	for _, f := range hc.outFiles {
+		f.Close()
+	}
+	hc.outFiles = nil
+	hc.outMu.Unlock()
 	delete(q.conns, hc)
 	q.puts = slices.DeleteFunc(q.puts, func(p pendingPut) bool { return p.hc == hc })
 	q.unwait(hc)
 	q.joins = slices.DeleteFunc(q.joins, func(j pendingJoin) bool { return j.hc == hc })
+	q.laneDrop(hc, t)
 	if !hc.clean && hc.handed > 0 {
 		q.stranded += hc.handed
 		q.finish(min(q.unfin, max(0, hc.handed-hc.doneN)), t)
@@ -373,11 +416,13 @@ func (q *Queue) handle(hc *hubConn, op byte, p []byte, t *touched) error {
 			} else {
 				q.gets = append(q.gets, pendingGet{hc, n})
 			}
+			q.laneAfterAsk(hc, t)
 			q.pump(t)
 		}
 	case qRevoke:
 		n := hc.grant
 		q.unwait(hc)
+		q.laneRevoke(hc, t)
 		q.reply(hc, t, func(o *outBuf) { o.addCount(qRevoked, n, false) })
 	case qCancelPuts:
 		n := 0
@@ -443,6 +488,12 @@ func (q *Queue) handle(hc *hubConn, op byte, p []byte, t *touched) error {
 		// sent would be lost with the connection.
 		hc.clean = true
 		q.unwait(hc)
+	case qLaneAsk, qLaneStarved, qLaneWrote, qLaneDone:
+		return q.laneProducer(hc, op, p, t)
+	case qLaneRead, qLaneReadEnd:
+		return q.laneConsumer(hc, op, p, t)
+	case qLaneOK:
+		hc.laneOK = true
 	default:
 		q.reply(hc, t, func(o *outBuf) { o.addCount(qError, qErrUnknownOp, false) })
 	}
@@ -498,6 +549,7 @@ func (q *Queue) give(recs []byte, k int, t *touched) {
 	q.reply(g.hc, t, func(o *outBuf) { o.addRecords(qItems, recs, k) })
 	g.hc.grant -= k
 	g.hc.handed += k
+	q.relayed += k
 	if g.n -= k; g.n == 0 {
 		q.gets[0] = pendingGet{}
 		q.gets = q.gets[1:]
@@ -539,9 +591,16 @@ func (q *Queue) pump(t *touched) {
 			break
 		}
 	}
+	q.laneTick(t)
 	if q.closed && q.buf.n == 0 {
-		for len(q.gets) > 0 {
-			c := q.gets[0].hc
+		// A consumer with an open lane gets EOF once its producer closed
+		// it, after the lane's values.
+		for i := 0; i < len(q.gets); {
+			c := q.gets[i].hc
+			if c.clanes > 0 {
+				i++
+				continue
+			}
 			q.unwait(c)
 			q.reply(c, t, func(o *outBuf) { o.addEmpty(qEOF) })
 		}

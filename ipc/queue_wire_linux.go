@@ -31,6 +31,15 @@ const (
 	qRequeue    = 8 // records: values given back, to the front of the queue
 	qBye        = 9 // empty: a clean close; nothing the client holds is lost
 
+	// Lanes (queue_lane_linux.go), client to hub.
+	qLaneAsk     = 10 // empty: a producer asks for a lane; it sends no puts until answered
+	qLaneStarved = 11 // empty: a lane producer has values and no credit
+	qLaneWrote   = 12 // count: a lane producer's values written on its lane, in all
+	qLaneDone    = 13 // count: the same, and the producer closed its end of the lane
+	qLaneRead    = 14 // id, count: a consumer read that many values from lane id, in all
+	qLaneOK      = 15 // empty: a consumer that can read lanes
+	qLaneReadEnd = 16 // id, count: the same, and it read the lane to its end
+
 	// Hub to client.
 	qAck       = 20 // count: that many more puts taken, oldest first
 	qRefused   = 21 // count: that many puts refused, the queue is closed
@@ -40,6 +49,15 @@ const (
 	qRevoked   = 25 // count: answer to qRevoke, asks withdrawn
 	qJoined    = 26 // seq: answer to qJoin
 	qError     = 27 // code: a misuse, reported by the client's next TaskDone
+
+	// Lanes, hub to client.
+	qLaneOpenP  = 30 // id, with a socket (SCM_RIGHTS): the producer's end of lane id
+	qLaneOpenC  = 31 // id, with a socket: the consumer's end of lane id
+	qLaneCredit = 32 // count: that many more values may go on the producer's lane
+	qLaneNo     = 33 // empty: answer to qLaneAsk, no lane; send puts to the hub
+	qLaneEnd    = 34 // empty: stop using the lane, answer with qLaneDone
+	qLaneItems  = 35 // id, count: that many of the values asked for come on lane id
+	qLaneClosed = 36 // id: the producer of lane id closed it: what follows may come after its values
 )
 
 // Error codes of qError.

@@ -178,6 +178,9 @@ func runProcs(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	defer q.Shutdown()
+	if cfg.Lanes {
+		q.EnableLanes()
+	}
 	var g gate
 	defer g.close()
 	var k children
@@ -324,9 +327,11 @@ func runProcs(ctx context.Context, cfg Config) (Result, error) {
 	if last > first {
 		res.Elapsed = time.Duration(last - first)
 	}
-	// Each value crosses two sockets (producer to hub, hub to consumer) as
-	// a 4-byte length and its bytes; frame headers are shared by a batch.
-	res.Cost.Bytes = int64(res.Received) * 2 * int64(4+cfg.Size)
+	// A relayed value crosses two sockets (producer to hub, hub to
+	// consumer), one on a lane, as a 4-byte length and its bytes; frame
+	// headers are shared by a batch.
+	st := q.Stats()
+	res.Cost.Bytes = int64(res.Received-st.LaneValues)*2*int64(4+cfg.Size) + int64(st.LaneValues)*int64(4+cfg.Size)
 	return res, nil
 }
 

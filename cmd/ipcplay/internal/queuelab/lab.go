@@ -52,6 +52,7 @@ type Config struct {
 	Watchdog  time.Duration // how long consumers may take to stop before they are terminated; 0: no limit
 	Window    int           // puts in flight per producer and gets asked ahead per consumer (ipc.QueueOptions); <= 1: each waits for the hub
 	Batch     int           // values per PutBatch and GetBatch in a child; 0: min(256, Window)
+	Lanes     bool          // procs: ipc.Queue.EnableLanes, values straight from a producer to a consumer where the topology allows
 }
 
 // Validate reports a Config that cannot run.
