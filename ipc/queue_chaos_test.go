@@ -22,13 +22,7 @@ import (
 // and the queue ends empty with nothing unfinished. IPCPLAY_LONG=1 runs
 // 30 rounds of larger runs instead of 3.
 func TestQueueChaos(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("IPCPLAY_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatal(err)
-		}
-	}
+	seed := chaosSeed(t)
 	rounds, n := 3, 20_000
 	if raceEnabled {
 		n = 5_000
@@ -36,7 +30,6 @@ func TestQueueChaos(t *testing.T) {
 	if os.Getenv("IPCPLAY_LONG") == "1" {
 		rounds, n = 30, 100_000
 	}
-	t.Logf("seed %d (IPCPLAY_SEED=%d replays the kill schedule)", seed, seed)
 	kills := 0
 	for r := range rounds {
 		kills += queueChaosRound(t, rand.New(rand.NewPCG(seed, uint64(r))), r, n, false)
@@ -214,13 +207,7 @@ func queueChaosRound(t *testing.T, rng *rand.Rand, round, n int, lanes bool) int
 // and one producer SIGKILLed at random moments. IPCPLAY_LONG=1 runs 100
 // rounds instead of 3.
 func TestQueueLaneChaos(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("IPCPLAY_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatal(err)
-		}
-	}
+	seed := chaosSeed(t)
 	rounds, n := 3, 20_000
 	if raceEnabled {
 		n = 5_000
@@ -228,7 +215,6 @@ func TestQueueLaneChaos(t *testing.T) {
 	if os.Getenv("IPCPLAY_LONG") == "1" {
 		rounds, n = 100, 50_000
 	}
-	t.Logf("seed %d (IPCPLAY_SEED=%d replays the kill schedule)", seed, seed)
 	kills := 0
 	from := 0 // IPCPLAY_ROUND=r replays round r of the seed alone
 	if s := os.Getenv("IPCPLAY_ROUND"); s != "" {
@@ -274,4 +260,19 @@ func wasKilled(c *procs.Cmd) bool {
 	}
 	ws, ok := ps.Sys().(syscall.WaitStatus)
 	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
+}
+
+// chaosSeed is the seed of a chaos test's kill schedule: IPCPLAY_SEED, or
+// the clock. It logs it, so that a failed run can be replayed.
+func chaosSeed(t *testing.T) uint64 {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("IPCPLAY_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("seed %d (IPCPLAY_SEED=%d replays the kill schedule)", seed, seed)
+	return seed
 }
