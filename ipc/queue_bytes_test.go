@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -124,8 +125,21 @@ func bytesConsumerMain(ctx context.Context, args []string) error {
 	records := fs.Bool("records", false, "write a record per value as it comes")
 	taskDone := fs.Bool("taskdone", false, "call TaskDone after each value")
 	batch := fs.Int("batch", 0, "take up to this many values per GetBatch; 0: GetBytes")
+	holdLane := fs.Bool("hold-lane", false, "after each lane frame is taken, wait (up to 100ms) for a TaskDone before reading on")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	var dones atomic.Int64
+	if *holdLane {
+		// Widens the window between lane values becoming available to
+		// Get and anything else the lane reader does after that: a TaskDone
+		// for them must still reach the hub after their count.
+		testHookLaneTook = func() {
+			seen := dones.Load()
+			for deadline := time.Now().Add(100 * time.Millisecond); dones.Load() == seen && time.Now().Before(deadline); {
+				time.Sleep(50 * time.Microsecond)
+			}
+		}
 	}
 	f, err := procs.ChildFile(procs.FDControl, procs.Socket, "queue")
 	if err != nil {
@@ -192,6 +206,7 @@ func bytesConsumerMain(ctx context.Context, args []string) error {
 			if err := qc.TaskDone(); err != nil {
 				return err
 			}
+			dones.Add(1)
 		}
 	}
 	last = monoNow()

@@ -207,7 +207,6 @@ func queueChaosRound(t *testing.T, rng *rand.Rand, round, n int, lanes bool) int
 // and one producer SIGKILLed at random moments. IPCPLAY_LONG=1 runs 100
 // rounds instead of 3.
 func TestQueueLaneChaos(t *testing.T) {
-	skipLanes(t)
 	seed := chaosSeed(t)
 	rounds, n := 3, 20_000
 	if raceEnabled {

@@ -402,14 +402,20 @@ func (qc *QueueClient) laneTake(l *consumerLane, recs []byte, n int) bool {
 			qc.inN += k
 			l.got += k
 			recs, n = recs[size:], n-k
+			// Before the values can be taken: a Get that takes one
+			// holds qc.mu after this, so the TaskDone that follows it
+			// sees the flag and reports the count first.
+			qc.laneUntold.Store(true)
 		}
 		qc.mu.Unlock()
 		if stop {
 			return false
 		}
 		if k > 0 {
-			qc.laneUntold.Store(true)
 			signal(qc.avail)
+			if testHookLaneTook != nil {
+				testHookLaneTook()
+			}
 			continue
 		}
 		select {
@@ -483,6 +489,10 @@ func (qc *QueueClient) stopLanes() {
 // testHookLaneWrote, if set (by tests only), is called after each lane
 // write with the values written in all, before the hub is told.
 var testHookLaneWrote func(conn *net.UnixConn, total int)
+
+// testHookLaneTook, if set (by tests only), is called after a consumer
+// made values read from a lane available to Get.
+var testHookLaneTook func()
 
 // testHookLaneRead, if set (by tests only), is called before a consumer
 // takes a frame it read from a lane.

@@ -110,12 +110,6 @@ type hubLane struct {
 // socket pair of their own when the topology allows (see the package doc,
 // section Queue, and queue_lane_linux.go). Call it before the endpoints
 // start.
-//
-// Lanes are experimental. A known defect: a consumer's TaskDone for lane
-// values can reach the hub before its count of them, which the hub
-// refuses as too many TaskDones (seen once in about 200 chaos rounds
-// under the race detector); the consumer then fails, and producers with
-// nowhere to put wait. Relayed values never take that path.
 func (q *Queue) EnableLanes() {
 	q.mu.Lock()
 	q.lanesOn = true

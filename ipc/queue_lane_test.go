@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,7 +22,6 @@ import (
 // values in order (the consumers check), and some went on lanes.
 // 1,000,000 values; 10,000,000 with IPCPLAY_LONG=1.
 func TestQueueLanes(t *testing.T) {
-	skipLanes(t)
 	total := 1_000_000
 	if os.Getenv("IPCPLAY_LONG") == "1" {
 		total = 10_000_000
@@ -64,7 +64,6 @@ func TestQueueLaneConsumerKilled(t *testing.T) { consumerKilled(t, true) }
 // the hub counts the values it was not told of from the consumer's side
 // (the consumer's TaskDones would be refused otherwise) and Join returns.
 func TestQueueLaneProducerKilled(t *testing.T) {
-	skipLanes(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	const n, dieAfter = 1_000_000, 20_000
@@ -109,6 +108,57 @@ func TestQueueLaneProducerKilled(t *testing.T) {
 		t.Fatalf("join after the run: %v", err)
 	}
 	t.Logf("consumer got %d values, %d on lanes", got, st.LaneValues)
+}
+
+// TestQueueLaneTaskDoneAfterCount: a consumer that calls TaskDone for each
+// lane value the moment Get returns it, while the lane reader is held just
+// after it made the values available, still has every TaskDone accepted:
+// the count of lane values read reaches the hub first. (The flag that
+// says a count is owed was once set after the values were available, and
+// the hub refused such a TaskDone as one too many.)
+func TestQueueLaneTaskDoneAfterCount(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	const n = 200_000
+	q := newTestQueue(t, 4096)
+	q.EnableLanes()
+	out := new(bytes.Buffer)
+	cons := startQueueChild(t, ctx, q, out, bytesConsumerRole, "-window", "4096", "-batch", "100", "-records", "-taskdone",
+		"-hold-lane", "-producers", "1", "-n", strconv.Itoa(n))
+	prod := startQueueChild(t, ctx, q, nil, bytesProducerRole, "-id", "0", "-n", strconv.Itoa(n), "-size", "16",
+		"-window", "4096", "-batch", "100")
+	var wg sync.WaitGroup
+	defer wg.Wait() // after the deferred cancel has killed what is left
+	defer cancel()
+	consDone, prodDone := make(chan error, 1), make(chan error, 1)
+	wg.Go(func() { consDone <- cons.Wait() })
+	wg.Go(func() { prodDone <- prod.Wait() })
+	select {
+	case err := <-prodDone:
+		if err != nil {
+			t.Fatalf("producer: %v; hub: %+v", err, q.Stats())
+		}
+	case err := <-consDone:
+		// A consumer refused by the hub leaves the producer waiting for
+		// room for ever: fail at once (the cleanup kills the producer).
+		t.Fatalf("consumer ended before the producer: %v; hub: %+v", err, q.Stats())
+	}
+	q.Close()
+	if err := <-consDone; err != nil {
+		t.Fatalf("consumer: %v; hub: %+v", err, q.Stats())
+	}
+	if got := out.Len() / 8; got != n {
+		t.Fatalf("consumer got %d values, want %d", got, n)
+	}
+	st := q.Stats()
+	if st.LaneValues == 0 {
+		t.Fatalf("no value went on a lane: %+v", st)
+	}
+	j := testClient(t, q)
+	if err := j.Join(ctx); err != nil {
+		t.Fatalf("join after the run: %v; hub: %+v", err, q.Stats())
+	}
+	t.Logf("%d values, %d on lanes", n, st.LaneValues)
 }
 
 // openFDs counts this process's open files.
@@ -183,7 +233,6 @@ func laneSetup(t *testing.T, ctx context.Context) (*Queue, *QueueClient, *QueueC
 // ends the lane, the consumer gets io.EOF, a later put fails with
 // ErrQueueClosed, and no file is left open.
 func TestQueueLaneCloseWhileDelegated(t *testing.T) {
-	skipLanes(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	fds := openFDs(t)
@@ -212,7 +261,6 @@ func TestQueueLaneCloseWhileDelegated(t *testing.T) {
 // Shutdown with a lane open: both endpoints fail with ErrQueueGone, and no
 // file is left open.
 func TestQueueLaneShutdown(t *testing.T) {
-	skipLanes(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	fds := openFDs(t)
@@ -240,7 +288,6 @@ func TestQueueLaneShutdown(t *testing.T) {
 // stuck one closes, it gives back what it holds (relayed or from the lane),
 // and every value arrives exactly once.
 func TestQueueLaneStuckConsumerGivesBack(t *testing.T) {
-	skipLanes(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	const n = 5_000
@@ -339,7 +386,6 @@ func TestQueueLaneStuckConsumerGivesBack(t *testing.T) {
 // until the lane is read to its end, so that consumer still gets the
 // producer's values in order.
 func TestQueueLaneRelayAfterLaneWaits(t *testing.T) {
-	skipLanes(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	q := newTestQueue(t, 4096)
@@ -421,7 +467,6 @@ func TestQueueLaneRelayAfterLaneWaits(t *testing.T) {
 // consumer's later asks wait in the hub, and it gets io.EOF only after
 // the producer closed the lane, so every value written comes first.
 func TestQueueLaneNoEOFWhileLaneOpen(t *testing.T) {
-	skipLanes(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	wrote, hold := make(chan struct{}), make(chan struct{})
@@ -521,7 +566,6 @@ func TestQueueLaneNoEOFWhileLaneOpen(t *testing.T) {
 // Close still returns (it gives up on the lane), and once the consumer
 // reads again it gets every value exactly once, in order, then io.EOF.
 func TestQueueLaneCloseStuckConsumer(t *testing.T) {
-	skipLanes(t)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	hold, stuck := make(chan struct{}), make(chan struct{})
@@ -596,7 +640,6 @@ func TestQueueLaneCloseStuckConsumer(t *testing.T) {
 // and ended while its hub socket was full): the reader keeps them all, in
 // order.
 func TestQueueLaneManyFilesOneWrite(t *testing.T) {
-	skipLanes(t)
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -640,7 +683,6 @@ func TestQueueLaneManyFilesOneWrite(t *testing.T) {
 // A lane producer that goes idle holding credit (all of its consumer's
 // asks): a value another producer puts still reaches that consumer.
 func TestQueueLaneIdleProducerHoldsNoValue(t *testing.T) {
-	skipLanes(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	q, p, c := laneSetup(t, ctx)
@@ -660,16 +702,5 @@ func TestQueueLaneIdleProducerHoldsNoValue(t *testing.T) {
 	v, err := c.GetBytes(gctx, nil)
 	if err != nil || string(v) != "from b" {
 		t.Fatalf("get: %q, %v, want b's value (%+v)", v, err, q.Stats())
-	}
-}
-
-// skipLanes skips a lane test unless IPCPLAY_LANES=1: lanes are
-// experimental, with a known defect (a consumer's TaskDone for lane values
-// can reach the hub before its count of them; see Queue.EnableLanes) that
-// fails these tests now and then, in CI too.
-func skipLanes(t *testing.T) {
-	t.Helper()
-	if os.Getenv("IPCPLAY_LANES") != "1" {
-		t.Skip("lanes have a known TaskDone-ordering defect (Queue.EnableLanes); IPCPLAY_LANES=1 runs this test")
 	}
 }

@@ -54,7 +54,7 @@ Examples:
 	lab := base.ChoiceFlag(f, "lab", "throughput", []string{"throughput", "poison-pill", "join-deadlock"}, "what to show")
 	transport := base.ChoiceFlag(f, "transport", TransportSocket, []string{TransportSocket, TransportShm}, "procs: what carries the values between processes")
 	watchdog := base.DurationFlag(f, "watchdog", time.Second, time.Millisecond, 10*time.Minute, "poison-pill and join-deadlock: how long to wait for a child before acting")
-	lanes := f.Bool("lanes", false, "procs, socket transport: let values go straight from a producer to a consumer on a socket pair of their own (ipc.Queue.EnableLanes), the hub still counting and ending them; a windowed producer that streams (256 values in flight) asks for one, and gets it while the hub's buffer is empty and a consumer with a window is asking; otherwise, and for a lone message, values go through the hub; experimental: see ipc.Queue.EnableLanes for a known defect")
+	lanes := f.Bool("lanes", false, "procs, socket transport: let values go straight from a producer to a consumer on a socket pair of their own (ipc.Queue.EnableLanes), the hub still counting and ending them; a windowed producer that streams (256 values in flight) asks for one, and gets it while the hub's buffer is empty and a consumer with a window is asking; otherwise, and for a lone message, values go through the hub")
 	kills := base.IntFlag(f, "kill", 0, 0, MaxKills, "throughput: after the runs, time the recovery from this many SIGKILLs of a consumer and of a producer (0: none)")
 	cmd.Run = func(ctx context.Context, env *base.Env, args []string) error {
 		if len(args) > 0 {
