@@ -106,16 +106,57 @@ func (qc *QueueClient) waitGet(ctx context.Context) error {
 	if qc.closing.Load() {
 		return gone("get", errClientClosing)
 	}
-	if err := qc.ask(true); err != nil {
+	var later <-chan time.Time
+	if qc.askAhead() {
+		// A top-up now would only wake the hub and the producer: the
+		// values asked for are on their way. But asks given to a lane
+		// whose producer has nothing to send hold nothing back only if
+		// the consumer asks again, for values others put: so it does,
+		// if none came meanwhile.
+		if qc.hasLanes() {
+			t := time.NewTimer(dryAskDelay)
+			defer t.Stop()
+			later = t.C
+		}
+	} else if err := qc.ask(true); err != nil {
 		return err
 	}
-	select {
-	case <-qc.avail:
-	case <-qc.done:
-	case <-ctx.Done():
-		return errWithdraw
+	for {
+		select {
+		case <-qc.avail:
+			return nil
+		case <-qc.done:
+			return nil
+		case <-ctx.Done():
+			return errWithdraw
+		case <-later:
+			later = nil
+			if err := qc.ask(true); err != nil {
+				return err
+			}
+		}
 	}
-	return nil
+}
+
+// dryAskDelay is how long a Get with nothing to take, and more than half
+// its window asked for, waits for values before it asks again.
+const dryAskDelay = time.Millisecond
+
+// askAhead reports whether more than half of the get window is asked for
+// and not yet taken; getMu is held. A Get with nothing to take then waits
+// instead of topping the window up: with a consumer faster than its
+// producers, topping up each time it runs dry would send an ask (and wake
+// the hub and, on a lane, the producer) for every few values.
+func (qc *QueueClient) askAhead() bool {
+	return qc.getWindow > 1 && qc.asked-qc.taken > qc.getWindow/2
+}
+
+// hasLanes reports whether this endpoint reads a lane, or has hub events
+// waiting behind one.
+func (qc *QueueClient) hasLanes() bool {
+	qc.mu.Lock()
+	defer qc.mu.Unlock()
+	return len(qc.clanes) > 0 || len(qc.deferred) > 0
 }
 
 // lockGet takes the getting side, or gives up when stop is closed. A
