@@ -54,7 +54,7 @@ Examples:
 	lab := base.ChoiceFlag(f, "lab", "throughput", []string{"throughput", "poison-pill", "join-deadlock"}, "what to show")
 	transport := base.ChoiceFlag(f, "transport", TransportSocket, []string{TransportSocket, TransportShm}, "procs: what carries the values between processes")
 	watchdog := base.DurationFlag(f, "watchdog", time.Second, time.Millisecond, 10*time.Minute, "poison-pill and join-deadlock: how long to wait for a child before acting")
-	lanes := f.Bool("lanes", false, "procs, socket transport: let values go straight from a producer to a consumer on a socket pair of their own (ipc.Queue.EnableLanes), the hub still counting and ending them; a windowed producer that streams (256 values in flight) asks for one, and gets it while the hub's buffer is empty and a consumer with a window is asking; otherwise, and for a lone message, values go through the hub")
+	lanes := f.Bool("lanes", true, "procs, socket transport: let values go straight from a producer to a consumer on a socket pair of their own (ipc.Queue.EnableLanes), the hub still counting and ending them; a windowed producer that streams (256 values in flight) asks for one, and gets it while the hub's buffer is empty and a consumer with a window is asking; otherwise, and for a lone message, values go through the hub; --lanes=false relays every value through the hub")
 	kills := base.IntFlag(f, "kill", 0, 0, MaxKills, "throughput: after the runs, time the recovery from this many SIGKILLs of a consumer and of a producer (0: none)")
 	cmd.Run = func(ctx context.Context, env *base.Env, args []string) error {
 		if len(args) > 0 {
@@ -130,6 +130,7 @@ type throughput struct {
 	cfg     Config
 	repeat  int     // rounds of the compared rows; each keeps its best
 	queue   *Result // procs
+	relayed *Result // procs, lanes off, beside a queue with lanes
 	lab     *Result // goroutines
 	channel *Result // bare channel
 	raw     []ipc.RawFramesResult
@@ -174,6 +175,16 @@ func runThroughput(ctx context.Context, env *base.Env, out *base.Output, cfg Con
 				best(&th.queue, r)
 				return err
 			})
+			if cfg.Lanes {
+				steps = append(steps, func() error {
+					prog.Set(float64(i), float64(repeat), "queue: %s messages between processes, relayed", base.Count(int64(cfg.Messages)))
+					relay := cfg
+					relay.Lanes = false
+					r, err := Run(ctx, Procs, relay)
+					best(&th.relayed, r)
+					return err
+				})
+			}
 			for _, k := range RawPerWrite {
 				if k >= 256 || i == 0 {
 					steps = append(steps, func() error { return raw(k) })
@@ -239,7 +250,7 @@ func runThroughput(ctx context.Context, env *base.Env, out *base.Output, cfg Con
 		return err
 	}
 	var runs []Result
-	for _, r := range []*Result{th.queue, th.lab} {
+	for _, r := range []*Result{th.queue, th.relayed, th.lab} {
 		if r != nil {
 			runs = append(runs, *r)
 		}
@@ -278,6 +289,9 @@ func (th *throughput) report() *report.Report {
 	}
 	if th.queue != nil {
 		row("procs", "ipc.Queue "+topo, th.queue)
+	}
+	if th.relayed != nil {
+		row("procs", "ipc.Queue "+topo+" relayed", th.relayed)
 	}
 	if th.lab != nil {
 		row("goroutines", "lab channel "+topo, th.lab)
@@ -360,7 +374,7 @@ func (th *throughput) report() *report.Report {
 }
 
 func (th *throughput) verdict(r *report.Report, dominant []string) {
-	for _, x := range []*Result{th.queue, th.lab} {
+	for _, x := range []*Result{th.queue, th.relayed, th.lab} {
 		if x != nil && !x.OK() {
 			r.Verdictf("FAILED: %s lost %d and duplicated %d of %d messages (%d out of order)",
 				x.Mode, x.Lost, x.Duplicates, x.Sent, x.Reordered)
@@ -387,6 +401,9 @@ func (th *throughput) verdict(r *report.Report, dominant []string) {
 		}
 		if th.pyErr == nil && th.python > 0 {
 			s += fmt.Sprintf("; %.1fx Python's multiprocessing.Queue", rate/th.python)
+		}
+		if x := th.relayed; x != nil && x.OK() {
+			s += fmt.Sprintf("; every value relayed through the hub (--lanes=false), %s msgs/s", base.Count(int64(x.MessagesPerSecond())))
 		}
 		parts = append(parts, s)
 	}

@@ -53,13 +53,13 @@ func TestCmdJSON(t *testing.T) {
 		t.Fatalf("%v in %s", err, stdout)
 	}
 	runs := doc.Table("runs")
-	// procs, goroutines, the bare channel, four raw socket rows and
-	// Python's, unless python3 is missing.
-	if runs == nil || len(runs.Rows) < 7 || runs.String(0, "mode") != "procs" || runs.String(1, "mode") != "goroutines" ||
-		runs.String(2, "mode") != "channel" || runs.String(3, "mode") != "socket" {
+	// procs on lanes and relayed, goroutines, the bare channel, four raw
+	// socket rows and Python's, unless python3 is missing.
+	if runs == nil || len(runs.Rows) < 8 || runs.String(0, "mode") != "procs" || runs.String(1, "what") != "ipc.Queue 1->1 relayed" ||
+		runs.String(2, "mode") != "goroutines" || runs.String(3, "mode") != "channel" || runs.String(4, "mode") != "socket" {
 		t.Fatalf("runs: %+v", runs)
 	}
-	for i := range 2 {
+	for i := range 3 {
 		received, _ := runs.Int(i, "messages")
 		p50, _ := runs.Int(i, "latency_p50_ns")
 		p99, _ := runs.Int(i, "latency_p99_ns")
