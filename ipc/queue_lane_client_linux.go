@@ -175,7 +175,14 @@ func laneWrite(conn *net.UnixConn, recs []byte, k int) (int, int, error) {
 	var bufs net.Buffers
 	type part struct{ size, n int }
 	var parts []part
-	for off, left := 0, k; left > 0; {
+	left := k
+	if len(recs) <= laneFrame {
+		// One frame: no need to walk the records for a place to cut.
+		bufs = append(bufs, laneHdr(recs, k), recs)
+		parts = append(parts, part{len(recs), k})
+		left = 0
+	}
+	for off := 0; left > 0; {
 		size, n := 0, 0
 		for n < left && (n == 0 || size+recHdr+int(binary.LittleEndian.Uint32(recs[off+size:])) <= laneFrame) {
 			size += recHdr + int(binary.LittleEndian.Uint32(recs[off+size:]))
