@@ -155,6 +155,8 @@ func (q *Queue) laneAsk(hc *hubConn, t *touched) error {
 		no()
 		return nil
 	}
+	sizeStreamBuf(fds[0])
+	sizeStreamBuf(fds[1])
 	q.laneSeq++
 	l := &hubLane{id: q.laneSeq, p: hc, c: c}
 	q.lanes = append(q.lanes, l)

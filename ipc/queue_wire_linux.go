@@ -327,6 +327,8 @@ func socketPair() (*net.UnixConn, *os.File, error) {
 	if err != nil {
 		return nil, nil, os.NewSyscallError("socketpair", err)
 	}
+	sizeStreamBuf(fds[0])
+	sizeStreamBuf(fds[1])
 	mine := os.NewFile(uintptr(fds[0]), "queue-hub")
 	theirs := os.NewFile(uintptr(fds[1]), "queue-endpoint")
 	nc, err := net.FileConn(mine)

@@ -58,7 +58,9 @@ func (r RawFramesResult) MsgsPerSec() float64 {
 // cfg.Size bytes, cfg.PerWrite frames per write(2), and this process reads
 // them into a 256 KiB buffer and walks their lengths; nothing else (no
 // queue, no encoding, no flow control beyond the socket's own). Both ends
-// use plain blocking system calls on a socketpair with default buffers.
+// use plain blocking system calls on a socketpair whose send buffers are
+// sized as the queue's sockets are (streamBuf, 1 MiB where the kernel
+// allows it).
 func RawFrames(ctx context.Context, cfg RawFramesConfig) (RawFramesResult, error) {
 	cfg = cfg.withDefaults()
 	res := RawFramesResult{Config: cfg}
@@ -69,6 +71,8 @@ func RawFrames(ctx context.Context, cfg RawFramesConfig) (RawFramesResult, error
 	if err != nil {
 		return res, fmt.Errorf("raw frames: %w", os.NewSyscallError("socketpair", err))
 	}
+	sizeStreamBuf(fds[0])
+	sizeStreamBuf(fds[1])
 	mine := os.NewFile(uintptr(fds[0]), "raw-frames-reader")
 	theirs := os.NewFile(uintptr(fds[1]), "raw-frames-writer")
 	defer mine.Close()

@@ -312,7 +312,7 @@ func (th *throughput) report() *report.Report {
 	if th.repeat > 1 {
 		t.Notef("Best of %d interleaved rounds for the queue, raw 256 and 4096, the lab's channel and the bare channel; one round for the others.", th.repeat)
 	}
-	t.Notef("P50 and P99 are Put to Get of one message in %d (CLOCK_MONOTONIC through the vDSO), with the queue full: queueing delay, not a lone message's latency. Raw: a bare writer and reader of %d-byte length-prefixed frames on a socket pair, N frames per write(2).",
+	t.Notef("P50 and P99 are Put to Get of one message in %d (CLOCK_MONOTONIC through the vDSO), with the queue full: queueing delay, not a lone message's latency. Raw: a bare writer and reader of %d-byte length-prefixed frames on a socket pair with the queue's send buffer, N frames per write(2).",
 		sampleMask(cfg.Messages)+1, cfg.Size)
 
 	if th.queueRT != nil || th.chanRT != nil {
