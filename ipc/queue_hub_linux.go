@@ -531,6 +531,7 @@ func (q *Queue) put(hc *hubConn, recs []byte, n int, t *touched) error {
 	if taken > 0 {
 		q.unfin += taken
 		q.reply(hc, t, func(o *outBuf) { o.addCount(qAck, taken, true) })
+		q.laneTick(t)
 	}
 	if n > 0 {
 		if hc.held+n > MaxQueueWindow {

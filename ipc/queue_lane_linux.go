@@ -323,10 +323,20 @@ func (q *Queue) laneAfterAsk(hc *hubConn, t *touched) {
 }
 
 // laneTick serves starved lanes once the buffer is empty: with the
-// consumer's asks, or by ending the lane when another consumer waits;
+// consumer's asks, or by ending the lane when another consumer waits. And
+// when values wait in the buffer that nobody asks for, it ends the lanes
+// that may hold asks not met: their producer may be idle, and a consumer
+// whose whole window is delegated to one has nothing more to ask for.
 // q.mu is held.
 func (q *Queue) laneTick(t *touched) {
 	if q.buf.n != 0 {
+		if len(q.gets) == 0 {
+			for _, l := range q.lanes {
+				if l.c != nil && l.credited > l.counted {
+					q.endLane(l, t)
+				}
+			}
+		}
 		return
 	}
 	for _, l := range q.lanes {

@@ -704,3 +704,86 @@ func TestQueueLaneIdleProducerHoldsNoValue(t *testing.T) {
 		t.Fatalf("get: %q, %v, want b's value (%+v)", v, err, q.Stats())
 	}
 }
+
+// The same with the consumer's window full when the lane's producer goes
+// idle: every ask the consumer has out is delegated to the lane, so a Get
+// has nothing more to ask for; a value another producer puts must still
+// reach it.
+func TestQueueLaneIdleProducerHoldsFullWindow(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	q, err := NewQueue(4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Shutdown()
+	q.EnableLanes()
+	p, err := q.Client(QueueOptions{PutWindow: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	const win = 64
+	c, err := q.Client(QueueOptions{GetWindow: win})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	warmUp(t, ctx, p, c)
+	vs := laneVals(1000 + win)
+	if _, err := p.PutBatch(ctx, vs[:1000]); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1000 {
+		v, err := c.GetBytes(ctx, nil)
+		if err != nil || binary.LittleEndian.Uint64(v) != uint64(i) {
+			t.Fatalf("get %d: %x, %v", i, v, err)
+		}
+	}
+	// Values that arrive before the Gets that take them: the last take
+	// asks for the window's second half and no Get waits after it, so
+	// the whole window is asked for and delegated to the lane.
+	k := c.asked - c.taken - win/2
+	if _, err := p.PutBatch(ctx, vs[1000:1000+k]); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		c.mu.Lock()
+		in := c.inN
+		c.mu.Unlock()
+		if in == k {
+			break
+		}
+		select {
+		case <-c.avail:
+		case <-ctx.Done():
+			t.Fatalf("%d of %d values arrived", in, k)
+		}
+	}
+	for i := range k {
+		v, err := c.GetBytes(ctx, nil)
+		if err != nil || binary.LittleEndian.Uint64(v) != uint64(1000+i) {
+			t.Fatalf("get %d: %x, %v", 1000+i, v, err)
+		}
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := q.Stats(); c.asked-c.taken != win || st.OpenLanes != 1 || st.PendingGets != 0 {
+		t.Fatalf("want a lane holding the whole window (%d asked, %d taken): %+v", c.asked, c.taken, st)
+	}
+	b, err := q.Client(QueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.PutBytes(ctx, []byte("from b")); err != nil {
+		t.Fatal(err)
+	}
+	gctx, gcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer gcancel()
+	v, err := c.GetBytes(gctx, nil)
+	if err != nil || string(v) != "from b" {
+		t.Fatalf("get: %q, %v, want b's value (%+v)", v, err, q.Stats())
+	}
+}
