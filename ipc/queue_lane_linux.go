@@ -162,10 +162,8 @@ func (q *Queue) laneAsk(hc *hubConn, t *touched) error {
 	hc.plane = l
 	c.clanes++
 	pf, cf := os.NewFile(uintptr(fds[0]), "lane-p"), os.NewFile(uintptr(fds[1]), "lane-c")
-	q.reply(hc, t, func(o *outBuf) { o.addCount(qLaneOpenP, int(l.id), false) })
-	hc.addFile(pf)
-	q.reply(c, t, func(o *outBuf) { o.addCount(qLaneOpenC, int(l.id), false) })
-	c.addFile(cf)
+	q.replyFile(hc, t, qLaneOpenP, l.id, pf)
+	q.replyFile(c, t, qLaneOpenC, l.id, cf)
 	q.delegate(l, t)
 	return nil
 }
@@ -386,12 +384,23 @@ func (q *Queue) laneClose(t *touched) {
 	}
 }
 
-// addFile queues f to go with the next write to hc (SCM_RIGHTS); the hub
-// closes its copy once it is sent.
-func (hc *hubConn) addFile(f *os.File) {
+// testHookLaneOpen, if set (by tests only), is called once a lane's
+// opening message is queued for hc; q.mu is held.
+var testHookLaneOpen func(hc *hubConn)
+
+// replyFile queues the message op(id) to hc with f (SCM_RIGHTS), which
+// the hub closes once it is sent. Both are queued at once: a write that
+// takes the message takes its file, or the endpoint would read the message
+// before the file arrives. q.mu is held.
+func (q *Queue) replyFile(hc *hubConn, t *touched, op byte, id uint32, f *os.File) {
 	hc.outMu.Lock()
+	hc.out.addCount(op, int(id), false)
 	hc.outFiles = append(hc.outFiles, f)
 	hc.outMu.Unlock()
+	t.add(hc)
+	if testHookLaneOpen != nil {
+		testHookLaneOpen(hc)
+	}
 }
 
 // writeOut writes b to hc, with files if any, and closes them.

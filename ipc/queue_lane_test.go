@@ -787,3 +787,50 @@ func TestQueueLaneIdleProducerHoldsFullWindow(t *testing.T) {
 		t.Fatalf("get: %q, %v, want b's value (%+v)", v, err, q.Stats())
 	}
 }
+
+// A lane's socket goes in the same write as the message that opens it:
+// the endpoint's writer may send what is queued at any moment, and an
+// endpoint that read the message without its socket broke. Here the hub
+// writes to the consumer right after the message is queued, and the
+// consumer reads that write before the hub goes on.
+func TestQueueLaneOpenWithItsSocket(t *testing.T) {
+	q, err := NewQueue(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Shutdown()
+	q.EnableLanes()
+	fds := openFDs(t)
+	c := newRawEnd(t, q)
+	defer c.close()
+	var o outBuf
+	o.addEmpty(qLaneOK)
+	o.addCount(qGrant, 64, false)
+	c.send(&o)
+	c.sync()
+	testHookLaneOpen = func(hc *hubConn) {
+		if hc.clanes > 0 { // the consumer
+			hc.flushOut()
+			c.read()
+		}
+	}
+	defer func() { testHookLaneOpen = nil }()
+	p := newRawEnd(t, q)
+	defer p.close()
+	o.addEmpty(qLaneAsk)
+	p.send(&o)
+	p.sync()
+	for _, f := range c.sync() {
+		if f.op == qLaneItems {
+			testHookLaneOpen = nil
+			c.close()
+			p.close()
+			q.Shutdown()
+			if n := openFDs(t); n != fds {
+				t.Fatalf("%d files open, %d before", n, fds)
+			}
+			return
+		}
+	}
+	t.Fatalf("no lane opened: %+v", q.Stats())
+}
