@@ -808,10 +808,12 @@ func TestQueueLaneOpenWithItsSocket(t *testing.T) {
 	o.addCount(qGrant, 64, false)
 	c.send(&o)
 	c.sync()
+	read := make(chan struct{}) // c is the hook's until closed
 	testHookLaneOpen = func(hc *hubConn) {
 		if hc.clanes > 0 { // the consumer
 			hc.flushOut()
 			c.read()
+			close(read)
 		}
 	}
 	defer func() { testHookLaneOpen = nil }()
@@ -820,6 +822,11 @@ func TestQueueLaneOpenWithItsSocket(t *testing.T) {
 	o.addEmpty(qLaneAsk)
 	p.send(&o)
 	p.sync()
+	select {
+	case <-read:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no lane opened: %+v", q.Stats())
+	}
 	for _, f := range c.sync() {
 		if f.op == qLaneItems {
 			testHookLaneOpen = nil
