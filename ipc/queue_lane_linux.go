@@ -41,7 +41,10 @@ package ipc
 //     same way. A producer writes at most its credit on the lane; with
 //     values and no credit it says qLaneStarved once, and the hub ends the
 //     lane if another consumer is waiting (a stuck consumer holds up its
-//     lane's producer only until someone else wants values).
+//     lane's producer only until someone else wants values). And it ends
+//     a lane that may hold asks not yet met when values wait in the
+//     buffer that nobody asks for: the lane's producer may be idle, and a
+//     consumer whose whole window went to the lane asks for nothing more.
 //  4. Counting: the producer reports the total it wrote (qLaneWrote, in
 //     bulk: once a quarter of its PutWindow is unreported, at once while a
 //     Put or Flush waits, and at the lane's end) and the hub counts values
@@ -56,7 +59,7 @@ package ipc
 //     of the two totals, and drops an endpoint that claims more than the
 //     lane was given.
 //  5. End: the hub sends qLaneEnd (Close, the consumer's revoke or death,
-//     another consumer starving); the producer writes what its credit
+//     another consumer starving, values waiting); the producer writes what its credit
 //     allows, closes its end, sends qLaneDone(total) and goes back to
 //     relaying what is left. The hub then tells the consumer qLaneClosed
 //     in its hub stream. The consumer takes nothing that follows
