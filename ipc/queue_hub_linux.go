@@ -488,7 +488,7 @@ func (q *Queue) handle(hc *hubConn, op byte, p []byte, t *touched) error {
 		// sent would be lost with the connection.
 		hc.clean = true
 		q.unwait(hc)
-	case qLaneAsk, qLaneStarved, qLaneWrote, qLaneDone:
+	case qLaneAsk, qLaneStarved, qLaneBlocked, qLaneWrote, qLaneDone:
 		return q.laneProducer(hc, op, p, t)
 	case qLaneRead, qLaneReadEnd:
 		return q.laneConsumer(hc, op, p, t)

@@ -132,6 +132,10 @@ func FuzzQueueLaneOps(f *testing.F) {
 				}
 			case 7:
 				o.addEmpty(qLaneStarved)
+				if arg&1 != 0 {
+					o = outBuf{}
+					o.addEmpty(qLaneBlocked)
+				}
 				lie = 0
 			case 8, 9, 19:
 				id, total := uint32(1+arg>>4), arg&15

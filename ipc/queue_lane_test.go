@@ -841,3 +841,42 @@ func TestQueueLaneOpenWithItsSocket(t *testing.T) {
 	}
 	t.Fatalf("no lane opened: %+v", q.Stats())
 }
+
+// A lane producer that waits for room while its consumer asks for nothing
+// (it takes values only after the producer's Flush): the buffer has room
+// for them all, so the Flush returns, as it does without lanes.
+func TestQueueLaneFlushWithRoom(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	q, err := NewQueue(4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Shutdown()
+	q.EnableLanes()
+	p, err := q.Client(QueueOptions{PutWindow: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c, err := q.Client(QueueOptions{GetWindow: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	warmUp(t, ctx, p, c)
+	if _, err := p.PutBatch(ctx, laneVals(1000)); err != nil {
+		t.Fatal(err)
+	}
+	fctx, fcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer fcancel()
+	if err := p.Flush(fctx); err != nil {
+		t.Fatalf("flush: %v (%+v)", err, q.Stats())
+	}
+	for i := range 1000 {
+		v, err := c.GetBytes(ctx, nil)
+		if err != nil || binary.LittleEndian.Uint64(v) != uint64(i) {
+			t.Fatalf("get %d: %x, %v", i, v, err)
+		}
+	}
+}
