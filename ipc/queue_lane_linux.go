@@ -46,10 +46,10 @@ package ipc
 //     buffer that nobody asks for: the lane's producer may be idle, and a
 //     consumer whose whole window went to the lane asks for nothing more.
 //     A producer whose Put or Flush has waited laneStallWait with values
-//     and no credit says qLaneBlocked once, and the hub ends the lane
-//     unless it can give it credit: without it, a consumer that takes
-//     values only after that Flush would wait for ever, though the
-//     buffer had room for them.
+//     and no credit says qLaneBlocked once, and the hub ends the lane if
+//     nobody asks for values: without it, a consumer that takes values
+//     only after that Flush would wait for ever, though the buffer had
+//     room for them.
 //  4. Counting: the producer reports the total it wrote (qLaneWrote, in
 //     bulk: once a quarter of its PutWindow is unreported, at once while a
 //     Put or Flush waits, and at the lane's end) and the hub counts values
@@ -228,28 +228,21 @@ func (q *Queue) laneProducer(hc *hubConn, op byte, p []byte, t *touched) error {
 	switch op {
 	case qLaneAsk:
 		return q.laneAsk(hc, t)
-	case qLaneStarved:
+	case qLaneStarved, qLaneBlocked:
 		l := hc.plane
 		if l == nil {
 			return nil
 		}
 		if l.c != nil && l.c.grant > 0 && q.buf.n == 0 {
 			q.delegate(l, t)
-		} else if q.othersAsking(l.c) {
+		} else if q.othersAsking(l.c) || op == qLaneBlocked && len(q.gets) == 0 {
+			// Blocked with nobody asking: nothing moves until the values
+			// go to the buffer, which may have room for them. (With
+			// someone asking, the buffer drains and laneTick serves the
+			// starved lane.)
 			q.endLane(l, t)
 		} else {
 			l.starved = true
-		}
-		return nil
-	case qLaneBlocked:
-		// Its consumer asks for nothing, yet the producer waits: the
-		// values go to the buffer, which may have room for them.
-		if l := hc.plane; l != nil {
-			if l.c != nil && l.c.grant > 0 && q.buf.n == 0 {
-				q.delegate(l, t)
-			} else {
-				q.endLane(l, t)
-			}
 		}
 		return nil
 	}
