@@ -531,8 +531,10 @@ const closeWriteWait = 5 * time.Second
 
 // laneStallWait is how long a Put or Flush waits, while its lane has
 // values and no credit, before the producer asks the hub to let the values
-// go to the buffer instead (qLaneBlocked).
-const laneStallWait = 50 * time.Millisecond
+// go to the buffer instead (qLaneBlocked). It is a way out of a wait that
+// would never end, not a pace: a consumer that is only slow (a loaded
+// machine, -race) must not lose its lane to it.
+const laneStallWait = time.Second
 
 // laneGiveBackWait is how long Close waits for lanes to end before it
 // gives up giving values back.
