@@ -76,22 +76,23 @@ type QueueClient struct {
 	closeErr  error
 
 	// The sending side: the frames being built and the puts in flight.
-	wmu      sync.Mutex
-	out      outBuf
-	spare    []byte
-	writing  bool       // someone is in flushLocked's write loop
-	flushed  *sync.Cond // on wmu: broadcast when a flushLocked write loop ends
-	kicked   bool       // the writer goroutine has a kick pending
-	kick     chan struct{}
-	werr     error // the first write error
-	inflight int   // puts sent (or buffered) and not yet answered
-	sticky   error // a windowed put refused
-	outcome  byte  // how the last put was answered: qAck, qRefused or qCancelled
-	putRoom  chan struct{}
-	putWait  int // Puts and Flushes waiting on putRoom
-	tdArmed  bool
-	tdTimer  *time.Timer
-	asking   bool // an ask was ever sent: Close must withdraw and give back
+	wmu       sync.Mutex
+	out       outBuf
+	spare     []byte
+	writing   bool       // someone is in flushLocked's write loop
+	flushed   *sync.Cond // on wmu: broadcast when a flushLocked write loop ends
+	kicked    bool       // the writer goroutine has a kick pending
+	kick      chan struct{}
+	werr      error // the first write error
+	inflight  int   // puts sent (or buffered) and not yet answered
+	sticky    error // a windowed put refused
+	outcome   byte  // how the last put was answered: qAck, qRefused or qCancelled
+	putRoom   chan struct{}
+	putWait   int // Puts and Flushes waiting on putRoom
+	tdArmed   bool
+	tdTimer   *time.Timer
+	laneTimer *time.Timer // the lane's stall timer (laneStallLocked)
+	asking    bool        // an ask was ever sent: Close must withdraw and give back
 
 	lane    producerLane // under wmu
 	closeBy time.Time    // under wmu: set by Close, the deadline of every later write
@@ -179,6 +180,8 @@ func OpenQueue(f *os.File, opt QueueOptions) (*QueueClient, error) {
 		qc.wmu.Unlock()
 	})
 	qc.tdTimer.Stop()
+	qc.laneTimer = time.AfterFunc(time.Hour, qc.laneStalled)
+	qc.laneTimer.Stop()
 	qc.wg.Go(qc.readLoop)
 	qc.wg.Go(qc.writeLoop)
 	return qc, nil
@@ -466,6 +469,7 @@ func (qc *QueueClient) waitRoomLocked(ctx context.Context) error {
 			return nil
 		}
 		qc.laneReportLocked()
+		qc.laneStallLocked()
 		qc.kickLocked() // what is gathered must go, or no answer frees the window
 		qc.putWait++
 		qc.wmu.Unlock()
@@ -541,6 +545,7 @@ func (qc *QueueClient) Flush(ctx context.Context) error {
 		if err := qc.connErr("flush"); err != nil {
 			return err
 		}
+		qc.laneStallLocked()
 		qc.wmu.Unlock()
 		select {
 		case <-qc.putRoom:
@@ -638,6 +643,7 @@ func (qc *QueueClient) Close() error {
 
 func (qc *QueueClient) close() error {
 	qc.tdTimer.Stop()
+	qc.laneTimer.Stop()
 	qc.wmu.Lock()
 	qc.closing.Store(true) // under wmu: every ask is sent before the revoke below
 	asking := qc.asking

@@ -488,7 +488,7 @@ func (q *Queue) handle(hc *hubConn, op byte, p []byte, t *touched) error {
 		// sent would be lost with the connection.
 		hc.clean = true
 		q.unwait(hc)
-	case qLaneAsk, qLaneStarved, qLaneWrote, qLaneDone:
+	case qLaneAsk, qLaneStarved, qLaneBlocked, qLaneWrote, qLaneDone:
 		return q.laneProducer(hc, op, p, t)
 	case qLaneRead, qLaneReadEnd:
 		return q.laneConsumer(hc, op, p, t)
@@ -531,6 +531,7 @@ func (q *Queue) put(hc *hubConn, recs []byte, n int, t *touched) error {
 	if taken > 0 {
 		q.unfin += taken
 		q.reply(hc, t, func(o *outBuf) { o.addCount(qAck, taken, true) })
+		q.laneTick(t)
 	}
 	if n > 0 {
 		if hc.held+n > MaxQueueWindow {

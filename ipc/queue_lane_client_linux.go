@@ -28,6 +28,8 @@ type producerLane struct {
 	written int  // values written on the lane, in all
 	told    int  // of those, reported to the hub
 	starved bool // qLaneStarved sent since the last credit
+	blocked bool // qLaneBlocked sent since the last credit
+	armed   bool // the stall timer runs
 	end     bool // the hub asked to end the lane
 	wait    int  // puts to relay before asking again
 	never   bool // the hub has lanes off
@@ -156,7 +158,32 @@ func (qc *QueueClient) laneRelayLocked() {
 	}
 	pl.recs, pl.n = pl.recs[:0], 0
 	pl.mode, pl.credit, pl.written, pl.told, pl.starved, pl.end = laneRelay, 0, 0, 0, false, false
+	pl.blocked = false
 	pl.wait = laneRetry
+}
+
+// laneStallLocked starts the stall timer when a Put or Flush is about to
+// wait while the lane has values and no credit; qc.wmu is held.
+func (qc *QueueClient) laneStallLocked() {
+	pl := &qc.lane
+	if pl.mode == laneOn && pl.credit == 0 && pl.n > 0 && !pl.blocked && !pl.armed {
+		pl.armed = true
+		qc.laneTimer.Reset(laneStallWait)
+	}
+}
+
+// laneStalled says qLaneBlocked if a Put or Flush still waits while the
+// lane has values and no credit; the stall timer calls it.
+func (qc *QueueClient) laneStalled() {
+	qc.wmu.Lock()
+	defer qc.wmu.Unlock()
+	pl := &qc.lane
+	pl.armed = false
+	if pl.mode == laneOn && pl.credit == 0 && pl.n > 0 && !pl.blocked && !pl.end && qc.putWait > 0 {
+		pl.blocked = true
+		qc.out.addEmpty(qLaneBlocked)
+		qc.kickLocked()
+	}
 }
 
 // laneReportLocked tells the hub the values written on the lane so far,
@@ -249,7 +276,7 @@ func (qc *QueueClient) handleLane(op byte, p []byte) error {
 		qc.wmu.Lock()
 		if op == qLaneCredit {
 			qc.lane.credit += n
-			qc.lane.starved = false
+			qc.lane.starved, qc.lane.blocked = false, false
 		} else if qc.lane.mode == laneAsking {
 			qc.laneRelayLocked()
 			qc.lane.never = n == 1
@@ -508,6 +535,13 @@ var testHookLaneRead func()
 // closeWriteWait is how long Close waits for writes to the hub and on a
 // lane, in all (a peer that is alive and reads nothing).
 const closeWriteWait = 5 * time.Second
+
+// laneStallWait is how long a Put or Flush waits, while its lane has
+// values and no credit, before the producer asks the hub to let the values
+// go to the buffer instead (qLaneBlocked). It is a way out of a wait that
+// would never end, not a pace: a consumer that is only slow (a loaded
+// machine, -race) must not lose its lane to it.
+const laneStallWait = time.Second
 
 // laneGiveBackWait is how long Close waits for lanes to end before it
 // gives up giving values back.

@@ -41,7 +41,15 @@ package ipc
 //     same way. A producer writes at most its credit on the lane; with
 //     values and no credit it says qLaneStarved once, and the hub ends the
 //     lane if another consumer is waiting (a stuck consumer holds up its
-//     lane's producer only until someone else wants values).
+//     lane's producer only until someone else wants values). And it ends
+//     a lane that may hold asks not yet met when values wait in the
+//     buffer that nobody asks for: the lane's producer may be idle, and a
+//     consumer whose whole window went to the lane asks for nothing more.
+//     A producer whose Put or Flush has waited laneStallWait with values
+//     and no credit says qLaneBlocked once, and the hub ends the lane if
+//     nobody asks for values: without it, a consumer that takes values
+//     only after that Flush would wait for ever, though the buffer had
+//     room for them.
 //  4. Counting: the producer reports the total it wrote (qLaneWrote, in
 //     bulk: once a quarter of its PutWindow is unreported, at once while a
 //     Put or Flush waits, and at the lane's end) and the hub counts values
@@ -56,7 +64,7 @@ package ipc
 //     of the two totals, and drops an endpoint that claims more than the
 //     lane was given.
 //  5. End: the hub sends qLaneEnd (Close, the consumer's revoke or death,
-//     another consumer starving); the producer writes what its credit
+//     another consumer starving, values waiting); the producer writes what its credit
 //     allows, closes its end, sends qLaneDone(total) and goes back to
 //     relaying what is left. The hub then tells the consumer qLaneClosed
 //     in its hub stream. The consumer takes nothing that follows
@@ -164,10 +172,8 @@ func (q *Queue) laneAsk(hc *hubConn, t *touched) error {
 	hc.plane = l
 	c.clanes++
 	pf, cf := os.NewFile(uintptr(fds[0]), "lane-p"), os.NewFile(uintptr(fds[1]), "lane-c")
-	q.reply(hc, t, func(o *outBuf) { o.addCount(qLaneOpenP, int(l.id), false) })
-	hc.addFile(pf)
-	q.reply(c, t, func(o *outBuf) { o.addCount(qLaneOpenC, int(l.id), false) })
-	c.addFile(cf)
+	q.replyFile(hc, t, qLaneOpenP, l.id, pf)
+	q.replyFile(c, t, qLaneOpenC, l.id, cf)
 	q.delegate(l, t)
 	return nil
 }
@@ -224,14 +230,18 @@ func (q *Queue) laneProducer(hc *hubConn, op byte, p []byte, t *touched) error {
 	switch op {
 	case qLaneAsk:
 		return q.laneAsk(hc, t)
-	case qLaneStarved:
+	case qLaneStarved, qLaneBlocked:
 		l := hc.plane
 		if l == nil {
 			return nil
 		}
 		if l.c != nil && l.c.grant > 0 && q.buf.n == 0 {
 			q.delegate(l, t)
-		} else if q.othersAsking(l.c) {
+		} else if q.othersAsking(l.c) || op == qLaneBlocked && len(q.gets) == 0 {
+			// Blocked with nobody asking: nothing moves until the values
+			// go to the buffer, which may have room for them. (With
+			// someone asking, the buffer drains and laneTick serves the
+			// starved lane.)
 			q.endLane(l, t)
 		} else {
 			l.starved = true
@@ -325,10 +335,20 @@ func (q *Queue) laneAfterAsk(hc *hubConn, t *touched) {
 }
 
 // laneTick serves starved lanes once the buffer is empty: with the
-// consumer's asks, or by ending the lane when another consumer waits;
+// consumer's asks, or by ending the lane when another consumer waits. And
+// when values wait in the buffer that nobody asks for, it ends the lanes
+// that may hold asks not met: their producer may be idle, and a consumer
+// whose whole window is delegated to one has nothing more to ask for.
 // q.mu is held.
 func (q *Queue) laneTick(t *touched) {
 	if q.buf.n != 0 {
+		if len(q.gets) == 0 {
+			for _, l := range q.lanes {
+				if l.c != nil && l.credited > l.counted {
+					q.endLane(l, t)
+				}
+			}
+		}
 		return
 	}
 	for _, l := range q.lanes {
@@ -378,12 +398,23 @@ func (q *Queue) laneClose(t *touched) {
 	}
 }
 
-// addFile queues f to go with the next write to hc (SCM_RIGHTS); the hub
-// closes its copy once it is sent.
-func (hc *hubConn) addFile(f *os.File) {
+// testHookLaneOpen, if set (by tests only), is called once a lane's
+// opening message is queued for hc; q.mu is held.
+var testHookLaneOpen func(hc *hubConn)
+
+// replyFile queues the message op(id) to hc with f (SCM_RIGHTS), which
+// the hub closes once it is sent. Both are queued at once: a write that
+// takes the message takes its file, or the endpoint would read the message
+// before the file arrives. q.mu is held.
+func (q *Queue) replyFile(hc *hubConn, t *touched, op byte, id uint32, f *os.File) {
 	hc.outMu.Lock()
+	hc.out.addCount(op, int(id), false)
 	hc.outFiles = append(hc.outFiles, f)
 	hc.outMu.Unlock()
+	t.add(hc)
+	if testHookLaneOpen != nil {
+		testHookLaneOpen(hc)
+	}
 }
 
 // writeOut writes b to hc, with files if any, and closes them.

@@ -704,3 +704,179 @@ func TestQueueLaneIdleProducerHoldsNoValue(t *testing.T) {
 		t.Fatalf("get: %q, %v, want b's value (%+v)", v, err, q.Stats())
 	}
 }
+
+// The same with the consumer's window full when the lane's producer goes
+// idle: every ask the consumer has out is delegated to the lane, so a Get
+// has nothing more to ask for; a value another producer puts must still
+// reach it.
+func TestQueueLaneIdleProducerHoldsFullWindow(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	q, err := NewQueue(4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Shutdown()
+	q.EnableLanes()
+	p, err := q.Client(QueueOptions{PutWindow: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	const win = 64
+	c, err := q.Client(QueueOptions{GetWindow: win})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	warmUp(t, ctx, p, c)
+	vs := laneVals(1000 + win)
+	if _, err := p.PutBatch(ctx, vs[:1000]); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1000 {
+		v, err := c.GetBytes(ctx, nil)
+		if err != nil || binary.LittleEndian.Uint64(v) != uint64(i) {
+			t.Fatalf("get %d: %x, %v", i, v, err)
+		}
+	}
+	// Values that arrive before the Gets that take them: the last take
+	// asks for the window's second half and no Get waits after it, so
+	// the whole window is asked for and delegated to the lane.
+	k := c.asked - c.taken - win/2
+	if _, err := p.PutBatch(ctx, vs[1000:1000+k]); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		c.mu.Lock()
+		in := c.inN
+		c.mu.Unlock()
+		if in == k {
+			break
+		}
+		select {
+		case <-c.avail:
+		case <-ctx.Done():
+			t.Fatalf("%d of %d values arrived", in, k)
+		}
+	}
+	for i := range k {
+		v, err := c.GetBytes(ctx, nil)
+		if err != nil || binary.LittleEndian.Uint64(v) != uint64(1000+i) {
+			t.Fatalf("get %d: %x, %v", 1000+i, v, err)
+		}
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := q.Stats(); c.asked-c.taken != win || st.OpenLanes != 1 || st.PendingGets != 0 {
+		t.Fatalf("want a lane holding the whole window (%d asked, %d taken): %+v", c.asked, c.taken, st)
+	}
+	b, err := q.Client(QueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.PutBytes(ctx, []byte("from b")); err != nil {
+		t.Fatal(err)
+	}
+	gctx, gcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer gcancel()
+	v, err := c.GetBytes(gctx, nil)
+	if err != nil || string(v) != "from b" {
+		t.Fatalf("get: %q, %v, want b's value (%+v)", v, err, q.Stats())
+	}
+}
+
+// A lane's socket goes in the same write as the message that opens it:
+// the endpoint's writer may send what is queued at any moment, and an
+// endpoint that read the message without its socket broke. Here the hub
+// writes to the consumer right after the message is queued, and the
+// consumer reads that write before the hub goes on.
+func TestQueueLaneOpenWithItsSocket(t *testing.T) {
+	q, err := NewQueue(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Shutdown()
+	q.EnableLanes()
+	fds := openFDs(t)
+	c := newRawEnd(t, q)
+	defer c.close()
+	var o outBuf
+	o.addEmpty(qLaneOK)
+	o.addCount(qGrant, 64, false)
+	c.send(&o)
+	c.sync()
+	read := make(chan struct{}) // c is the hook's until closed
+	testHookLaneOpen = func(hc *hubConn) {
+		if hc.clanes > 0 { // the consumer
+			hc.flushOut()
+			c.read()
+			close(read)
+		}
+	}
+	defer func() { testHookLaneOpen = nil }()
+	p := newRawEnd(t, q)
+	defer p.close()
+	o.addEmpty(qLaneAsk)
+	p.send(&o)
+	p.sync()
+	select {
+	case <-read:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no lane opened: %+v", q.Stats())
+	}
+	for _, f := range c.sync() {
+		if f.op == qLaneItems {
+			testHookLaneOpen = nil
+			c.close()
+			p.close()
+			q.Shutdown()
+			if n := openFDs(t); n != fds {
+				t.Fatalf("%d files open, %d before", n, fds)
+			}
+			return
+		}
+	}
+	t.Fatalf("no lane opened: %+v", q.Stats())
+}
+
+// A lane producer that waits for room while its consumer asks for nothing
+// (it takes values only after the producer's Flush): the buffer has room
+// for them all, so the Flush returns, as it does without lanes.
+func TestQueueLaneFlushWithRoom(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	q, err := NewQueue(4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Shutdown()
+	q.EnableLanes()
+	p, err := q.Client(QueueOptions{PutWindow: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c, err := q.Client(QueueOptions{GetWindow: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	warmUp(t, ctx, p, c)
+	if _, err := p.PutBatch(ctx, laneVals(1000)); err != nil {
+		t.Fatal(err)
+	}
+	fctx, fcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer fcancel()
+	if err := p.Flush(fctx); err != nil {
+		t.Fatalf("flush: %v (%+v)", err, q.Stats())
+	}
+	for i := range 1000 {
+		v, err := c.GetBytes(ctx, nil)
+		if err != nil || binary.LittleEndian.Uint64(v) != uint64(i) {
+			t.Fatalf("get %d: %x, %v", i, v, err)
+		}
+	}
+}
