@@ -106,20 +106,24 @@ func (qc *QueueClient) waitGet(ctx context.Context) error {
 	if qc.closing.Load() {
 		return gone("get", errClientClosing)
 	}
-	var later <-chan time.Time
-	if qc.askAhead() {
-		// A top-up now would only wake the hub and the producer: the
-		// values asked for are on their way. But asks given to a lane
-		// whose producer has nothing to send hold nothing back only if
-		// the consumer asks again, for values others put: so it does,
-		// if none came meanwhile.
-		if qc.hasLanes() {
-			t := time.NewTimer(dryAskDelay)
-			defer t.Stop()
-			later = t.C
+	// With more than half the window asked for, a top-up now would only
+	// wake the hub and the producer: the values asked for are on their
+	// way.
+	if !qc.askAhead() {
+		if err := qc.ask(true); err != nil {
+			return err
 		}
-	} else if err := qc.ask(true); err != nil {
-		return err
+	}
+	// But asks the hub gave to a lane whose producer has nothing to send
+	// hold back values others put in the hub's buffer, and asking again
+	// does not help (the window may be all on the lane, or a new ask goes
+	// to the lane too): if nothing came meanwhile, the consumer tells the
+	// hub it is dry, and the hub ends its lanes once values wait there.
+	var later <-chan time.Time
+	if qc.hasLanes() {
+		t := time.NewTimer(dryAskDelay)
+		defer t.Stop()
+		later = t.C
 	}
 	for {
 		select {
@@ -131,16 +135,36 @@ func (qc *QueueClient) waitGet(ctx context.Context) error {
 			return errWithdraw
 		case <-later:
 			later = nil
-			if err := qc.ask(true); err != nil {
+			if err := qc.askDry(); err != nil {
 				return err
 			}
 		}
 	}
 }
 
-// dryAskDelay is how long a Get with nothing to take, and more than half
-// its window asked for, waits for values before it asks again.
+// dryAskDelay is how long a Get with nothing to take, on an endpoint that
+// reads lanes, waits for values before it tops its window up and says it
+// is dry.
 const dryAskDelay = time.Millisecond
+
+// askDry tops the window up and tells the hub (qLaneDry) that this
+// endpoint has nothing to take; getMu is held.
+func (qc *QueueClient) askDry() error {
+	if err := qc.ask(true); err != nil {
+		return err
+	}
+	qc.wmu.Lock()
+	defer qc.wmu.Unlock()
+	if err := qc.connErr("get"); err != nil {
+		return err
+	}
+	if qc.closing.Load() {
+		return gone("get", errClientClosing)
+	}
+	qc.out.addEmpty(qLaneDry)
+	qc.flushLocked()
+	return nil
+}
 
 // askAhead reports whether more than half of the get window is asked for
 // and not yet taken; getMu is held. A Get with nothing to take then waits

@@ -107,6 +107,7 @@ type hubConn struct {
 	joins  int        // its entries in Queue.joins
 	clean  bool       // it said goodbye
 	laneOK bool       // it reads lanes (a consumer with a GetWindow)
+	dry    bool       // it reads lanes and said it has nothing to take (qLaneDry)
 	plane  *hubLane   // the lane it writes, if any
 	clanes int        // lanes it reads whose producer has not closed them
 	cread  []*hubLane // lanes closed by their producer, its final count not yet in
@@ -401,6 +402,7 @@ func (q *Queue) handle(hc *hubConn, op byte, p []byte, t *touched) error {
 		if err := q.put(hc, recs, n, t); err != nil {
 			return err
 		}
+		q.laneTick(t) // values in the buffer: a dry lane consumer wants them
 	case qGrant:
 		n, err := parseCount(p)
 		if err != nil {
@@ -410,6 +412,7 @@ func (q *Queue) handle(hc *hubConn, op byte, p []byte, t *touched) error {
 			return fmt.Errorf("asked for %d values at once: %w", hc.grant+n, errBadFrame)
 		}
 		if n > 0 {
+			hc.dry = false // it took values: not dry
 			hc.grant += n
 			if k := len(q.gets); k > 0 && q.gets[k-1].hc == hc {
 				q.gets[k-1].n += n
@@ -494,6 +497,9 @@ func (q *Queue) handle(hc *hubConn, op byte, p []byte, t *touched) error {
 		return q.laneConsumer(hc, op, p, t)
 	case qLaneOK:
 		hc.laneOK = true
+	case qLaneDry:
+		hc.dry = true
+		q.laneTick(t)
 	default:
 		q.reply(hc, t, func(o *outBuf) { o.addCount(qError, qErrUnknownOp, false) })
 	}

@@ -228,6 +228,9 @@ func (qc *QueueClient) handleLane(op byte, p []byte) error {
 			qc.mu.Lock()
 			qc.laneEvent(laneEvent{op: op, id: uint32(id), conn: conn})
 			qc.mu.Unlock()
+			// A Get that began waiting before it read a lane looks again:
+			// its asks may go to the lane (waitGet's dry ask).
+			signal(qc.avail)
 			return nil
 		}
 		qc.wmu.Lock()

@@ -41,7 +41,11 @@ package ipc
 //     same way. A producer writes at most its credit on the lane; with
 //     values and no credit it says qLaneStarved once, and the hub ends the
 //     lane if another consumer is waiting (a stuck consumer holds up its
-//     lane's producer only until someone else wants values).
+//     lane's producer only until someone else wants values). A consumer
+//     whose Get has waited dryAskDelay with nothing to take says qLaneDry:
+//     its asks may be on a lane whose producer is idle, so once values
+//     wait in the hub's buffer (another producer's) the hub ends its lanes
+//     and the asks come back (step 5). A later ask clears the flag.
 //  4. Counting: the producer reports the total it wrote (qLaneWrote, in
 //     bulk: once a quarter of its PutWindow is unreported, at once while a
 //     Put or Flush waits, and at the lane's end) and the hub counts values
@@ -163,6 +167,7 @@ func (q *Queue) laneAsk(hc *hubConn, t *touched) error {
 	q.lanesOpened++
 	hc.plane = l
 	c.clanes++
+	c.dry = false // said of the lanes it had
 	pf, cf := os.NewFile(uintptr(fds[0]), "lane-p"), os.NewFile(uintptr(fds[1]), "lane-c")
 	q.reply(hc, t, func(o *outBuf) { o.addCount(qLaneOpenP, int(l.id), false) })
 	hc.addFile(pf)
@@ -325,10 +330,18 @@ func (q *Queue) laneAfterAsk(hc *hubConn, t *touched) {
 }
 
 // laneTick serves starved lanes once the buffer is empty: with the
-// consumer's asks, or by ending the lane when another consumer waits;
-// q.mu is held.
+// consumer's asks, or by ending the lane when another consumer waits. With
+// values in the buffer it ends the lanes of consumers that said they are
+// dry: their asks are on those lanes, whose producers have nothing to
+// send, and only the end of the lane gives them back (the consumer then
+// asks again, and gets the buffer's values). q.mu is held.
 func (q *Queue) laneTick(t *touched) {
 	if q.buf.n != 0 {
+		for _, l := range q.lanes {
+			if l.c != nil && l.c.dry {
+				q.endLane(l, t)
+			}
+		}
 		return
 	}
 	for _, l := range q.lanes {

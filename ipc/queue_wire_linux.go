@@ -39,6 +39,7 @@ const (
 	qLaneRead    = 14 // id, count: a consumer read that many values from lane id, in all
 	qLaneOK      = 15 // empty: a consumer that can read lanes
 	qLaneReadEnd = 16 // id, count: the same, and it read the lane to its end
+	qLaneDry     = 17 // empty: a lane consumer has nothing to take (its asks may be on an idle lane)
 
 	// Hub to client.
 	qAck       = 20 // count: that many more puts taken, oldest first
