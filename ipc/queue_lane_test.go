@@ -604,6 +604,16 @@ func TestQueueLaneCloseStuckConsumer(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the consumer read nothing from the lane")
 	}
+	// The lane's socket is full, so the producer's lane write waits for
+	// room (the socket's buffer must be smaller than the lane's credit).
+	for !laneSendFull(t, p) {
+		select {
+		case <-ctx.Done():
+			release()
+			t.Fatalf("the lane's socket never filled: %+v", q.Stats())
+		case <-time.After(time.Millisecond):
+		}
+	}
 	cerr := make(chan error, 1)
 	go func() { cerr <- p.Close() }()
 	select {
@@ -634,6 +644,35 @@ func TestQueueLaneCloseStuckConsumer(t *testing.T) {
 	if st.Unfinished != 1+int(next) || st.OpenLanes != 0 || st.Len != 0 { // 1: the warm-up value
 		t.Fatalf("got up to %d: %+v", next, st)
 	}
+}
+
+// laneSendFull reports whether the socket of the lane p writes is full: a
+// write to it waits until the consumer reads (the kernel lets a writer on
+// while what it holds is under the send buffer).
+func laneSendFull(t *testing.T, p *QueueClient) bool {
+	t.Helper()
+	p.wmu.Lock()
+	conn := p.lane.conn
+	p.wmu.Unlock()
+	if conn == nil {
+		return false
+	}
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var queued, size int
+	var qerr, serr error
+	if err := rc.Control(func(fd uintptr) {
+		queued, qerr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
+		size, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF)
+	}); err != nil {
+		return false // closed meanwhile
+	}
+	if qerr != nil || serr != nil {
+		t.Fatalf("lane socket: outq %v, sndbuf %v", qerr, serr)
+	}
+	return queued >= size
 }
 
 // Several lane sockets can go to an endpoint with one write (lanes opened
