@@ -1,9 +1,14 @@
 package ipc
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"os"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The get window's top-up rule (waitGet, askAhead): a Get with nothing to
@@ -118,5 +123,76 @@ func TestQueueLaneFullWindowOnIdleLane(t *testing.T) {
 	r := <-getFrom(gctx, c)
 	if r.err != nil || string(r.v) != "from b" {
 		t.Fatalf("get: %q, %v, want b's value (%+v)", r.v, r.err, q.Stats())
+	}
+}
+
+// laneWrite's count of what went out whole, when a write fails partway
+// (here its deadline, with a small socket buffer and nobody reading): the
+// reader gets exactly the whole frames of that many values and bytes, on
+// the one-frame path and on the path that cuts records into frames.
+func TestLaneWritePartialCount(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		k, size    int
+		sndbuf     int // the kernel doubles it
+		wantWholes bool
+	}{{"one frame", 1000, 100, 4096, false}, {"frames", 3000, 100, 100 << 10, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF, tc.sndbuf)
+			w, err := laneConn(os.NewFile(uintptr(fds[0]), "w"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			r, err := laneConn(os.NewFile(uintptr(fds[1]), "r"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			var recs []byte
+			for i := range tc.k {
+				v := make([]byte, tc.size)
+				binary.LittleEndian.PutUint64(v, uint64(i))
+				recs = binary.LittleEndian.AppendUint32(recs, uint32(len(v)))
+				recs = append(recs, v...)
+			}
+			if (len(recs) <= laneFrame) != (tc.name == "one frame") {
+				t.Fatalf("%d bytes of records: not the %s path", len(recs), tc.name)
+			}
+			w.SetWriteDeadline(time.Now().Add(20 * time.Millisecond))
+			n, nsize, werr := laneWrite(w, recs, tc.k)
+			if werr == nil {
+				t.Fatal("the write did not fail: the socket held it all")
+			}
+			w.Close()
+			r.SetReadDeadline(time.Now().Add(10 * time.Second))
+			fr := newFrameReader(r, readBuf)
+			got, gotSize := 0, 0
+			for {
+				op, p, err := fr.next()
+				if err != nil {
+					break // the end, or a torn last frame
+				}
+				k, rs, err := parseRecords(p)
+				if op != qItems || err != nil {
+					t.Fatalf("frame op %d: %v", op, err)
+				}
+				if !bytes.Equal(rs, recs[gotSize:gotSize+len(rs)]) {
+					t.Fatalf("frame after %d values is not the records written", got)
+				}
+				got, gotSize = got+k, gotSize+len(rs)
+			}
+			if n != got || nsize != gotSize {
+				t.Fatalf("laneWrite says %d values, %d bytes went out whole; the reader got %d, %d (%v)", n, nsize, got, gotSize, werr)
+			}
+			if tc.wantWholes && (n == 0 || n == tc.k) {
+				t.Fatalf("%d of %d values whole: want some frames whole and one torn", n, tc.k)
+			}
+			t.Logf("%d of %d values whole (%v)", n, tc.k, werr)
+		})
 	}
 }
