@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"net"
 	"os"
 	"testing"
 	"time"
@@ -136,7 +137,7 @@ func TestLaneWritePartialCount(t *testing.T) {
 		k, size    int
 		sndbuf     int // the kernel doubles it
 		wantWholes bool
-	}{{"one frame", 1000, 100, 4096, false}, {"frames", 3000, 100, 100 << 10, true}} {
+	}{{"one frame", 1000, 100, 4096, false}, {"frames", 8000, 100, 256 << 10, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 			if err != nil {
@@ -163,8 +164,30 @@ func TestLaneWritePartialCount(t *testing.T) {
 			if (len(recs) <= laneFrame) != (tc.name == "one frame") {
 				t.Fatalf("%d bytes of records: not the %s path", len(recs), tc.name)
 			}
-			w.SetWriteDeadline(time.Now().Add(20 * time.Millisecond))
-			n, nsize, werr := laneWrite(w, recs, tc.k)
+			type result struct {
+				n, size int
+				err     error
+			}
+			done := make(chan result, 1)
+			go func() {
+				n, size, err := laneWrite(w, recs, tc.k)
+				done <- result{n, size, err}
+			}()
+			// Once the socket is full the write waits for the reader:
+			// a deadline in the past then fails it where it is.
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			for !sendFull(t, w) {
+				select {
+				case <-ctx.Done():
+					w.SetWriteDeadline(time.Now())
+					t.Fatalf("the socket never filled: %+v", <-done)
+				case <-time.After(time.Millisecond):
+				}
+			}
+			w.SetWriteDeadline(time.Now())
+			res := <-done
+			n, nsize, werr := res.n, res.size, res.err
 			if werr == nil {
 				t.Fatal("the write did not fail: the socket held it all")
 			}
@@ -195,4 +218,28 @@ func TestLaneWritePartialCount(t *testing.T) {
 			t.Logf("%d of %d values whole (%v)", n, tc.k, werr)
 		})
 	}
+}
+
+// sendFull reports whether conn's send buffer is full enough that a
+// writer may be waiting for room: at half of SO_SNDBUF (a writer was seen
+// waiting at 89% of it, not at 100%). Callers write more than the socket
+// can hold, so their writes cannot end before the reader reads.
+func sendFull(t *testing.T, conn *net.UnixConn) bool {
+	t.Helper()
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var queued, size int
+	var qerr, serr error
+	if err := rc.Control(func(fd uintptr) {
+		queued, qerr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
+		size, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF)
+	}); err != nil {
+		return false // closed meanwhile
+	}
+	if qerr != nil || serr != nil {
+		t.Fatalf("socket: outq %v, sndbuf %v", qerr, serr)
+	}
+	return queued >= size/2
 }

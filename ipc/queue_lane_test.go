@@ -589,6 +589,16 @@ func TestQueueLaneCloseStuckConsumer(t *testing.T) {
 	defer q.Shutdown()
 	defer c.Close()
 	defer p.Close()
+	// A lane socket's 1 MiB send buffer (streamBuf) would take most of
+	// the puts: a small one makes the first lane write wait for room,
+	// whatever the kernel allows.
+	p.wmu.Lock()
+	if rc, err := p.lane.conn.SyscallConn(); err != nil {
+		t.Fatal(err)
+	} else {
+		rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, 64<<10) })
+	}
+	p.wmu.Unlock()
 	armed.Store(true)
 	const n = 4000
 	vals := make([][]byte, n)
@@ -646,33 +656,14 @@ func TestQueueLaneCloseStuckConsumer(t *testing.T) {
 	}
 }
 
-// laneSendFull reports whether the socket of the lane p writes is full: a
-// write to it waits until the consumer reads (the kernel lets a writer on
-// while what it holds is under the send buffer).
+// laneSendFull reports whether the socket of the lane p writes is full
+// (see sendFull).
 func laneSendFull(t *testing.T, p *QueueClient) bool {
 	t.Helper()
 	p.wmu.Lock()
 	conn := p.lane.conn
 	p.wmu.Unlock()
-	if conn == nil {
-		return false
-	}
-	rc, err := conn.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var queued, size int
-	var qerr, serr error
-	if err := rc.Control(func(fd uintptr) {
-		queued, qerr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
-		size, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF)
-	}); err != nil {
-		return false // closed meanwhile
-	}
-	if qerr != nil || serr != nil {
-		t.Fatalf("lane socket: outq %v, sndbuf %v", qerr, serr)
-	}
-	return queued >= size
+	return conn != nil && sendFull(t, conn)
 }
 
 // Several lane sockets can go to an endpoint with one write (lanes opened
