@@ -589,6 +589,16 @@ func TestQueueLaneCloseStuckConsumer(t *testing.T) {
 	defer q.Shutdown()
 	defer c.Close()
 	defer p.Close()
+	// A lane socket's 1 MiB send buffer (streamBuf) would take most of
+	// the puts: a small one makes the first lane write wait for room,
+	// whatever the kernel allows.
+	p.wmu.Lock()
+	if rc, err := p.lane.conn.SyscallConn(); err != nil {
+		t.Fatal(err)
+	} else {
+		rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, 64<<10) })
+	}
+	p.wmu.Unlock()
 	armed.Store(true)
 	const n = 4000
 	vals := make([][]byte, n)
@@ -603,6 +613,16 @@ func TestQueueLaneCloseStuckConsumer(t *testing.T) {
 	case <-stuck:
 	case <-ctx.Done():
 		t.Fatal("the consumer read nothing from the lane")
+	}
+	// The lane's socket is full, so the producer's lane write waits for
+	// room (the socket's buffer must be smaller than the lane's credit).
+	for !laneSendFull(t, p) {
+		select {
+		case <-ctx.Done():
+			release()
+			t.Fatalf("the lane's socket never filled: %+v", q.Stats())
+		case <-time.After(time.Millisecond):
+		}
 	}
 	cerr := make(chan error, 1)
 	go func() { cerr <- p.Close() }()
@@ -634,6 +654,16 @@ func TestQueueLaneCloseStuckConsumer(t *testing.T) {
 	if st.Unfinished != 1+int(next) || st.OpenLanes != 0 || st.Len != 0 { // 1: the warm-up value
 		t.Fatalf("got up to %d: %+v", next, st)
 	}
+}
+
+// laneSendFull reports whether the socket of the lane p writes is full
+// (see sendFull).
+func laneSendFull(t *testing.T, p *QueueClient) bool {
+	t.Helper()
+	p.wmu.Lock()
+	conn := p.lane.conn
+	p.wmu.Unlock()
+	return conn != nil && sendFull(t, conn)
 }
 
 // Several lane sockets can go to an endpoint with one write (lanes opened
