@@ -140,6 +140,11 @@
 // follows a lane's end in its hub stream before it has read that lane to
 // its end. A lane producer's Put counts as taken when written to the lane,
 // so puts it wrote before it learned of Close are delivered, not refused.
-// The full protocol is in queue_lane_linux.go.
+// The hub ends a lane on Close, on its consumer's revoke or death, when
+// another consumer starves, when values wait in its buffer that nobody
+// asks for (the lane's producer may be idle, holding the consumer's asks),
+// and when its producer's Put or Flush has waited a second with values
+// and no credit while nobody asks. The full protocol is in
+// queue_lane_linux.go.
 // [QueueStats] counts values relayed and on lanes.
 package ipc
